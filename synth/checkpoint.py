@@ -93,7 +93,7 @@ def _unsafe_globals(data: bytes) -> list[str]:
     except ValueError:
         return []  # legacy (non-zip) format: torch's restricted unpickler still guards it
     except (RuntimeError, zipfile.BadZipFile, EOFError) as e:
-        raise CheckpointError(f"not a readable checkpoint (truncated or corrupt: {e})") from None
+        raise CheckpointError(f"not a readable checkpoint (truncated or corrupt: {_first_reason(e)})") from None
 
 
 def load_checkpoint(path: str | os.PathLike | BinaryIO, map_location: str | torch.device = "cpu") -> Any:
@@ -113,6 +113,8 @@ def load_checkpoint(path: str | os.PathLike | BinaryIO, map_location: str | torc
     if not data:
         raise CheckpointError(f"{label}: file is empty")
 
+    if not data.startswith((b"PK\x03\x04", b"\x80")):  # zip (torch ≥ 1.6) or a legacy pickle
+        raise CheckpointError(f"{label}: not a PyTorch checkpoint (.pth/.pt)")
     try:
         names = _unsafe_globals(data)
     except CheckpointError as e:
@@ -128,7 +130,10 @@ def load_checkpoint(path: str | os.PathLike | BinaryIO, map_location: str | torc
         with torch.serialization.safe_globals(stand_ins):
             return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise UnsafeCheckpointError(f"{label}: refused to load: {_first_reason(e)}") from None
+        reason = _first_reason(e)
+        if "GLOBAL" in reason:
+            raise UnsafeCheckpointError(f"{label}: refused to load: {reason}") from None
+        raise CheckpointError(f"{label}: not a readable checkpoint (truncated or corrupt: {reason})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, KeyError) as e:
         raise CheckpointError(f"{label}: not a readable checkpoint (truncated or corrupt: {_first_reason(e)})") from None
 

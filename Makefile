@@ -1,0 +1,33 @@
+# Two entry points: `make run` (install and open rvclora) and `make test` (install and run the suite).
+# Both set up a fresh Debian machine from nothing: apt packages, a virtual environment, pip.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+# rvc==0.3.5 is RVC-Project's own package: the tests compare against its models (installed without its deps).
+RVC_REFERENCE ?= rvc==0.3.5
+
+APT_RUN  := libportaudio2 libsndfile1 libasound2-plugins
+APT_TEST := $(APT_RUN) espeak-ng sox
+
+.PHONY: run test setup setup-test clean
+
+run: $(VENV)/.ready-run
+	$(VENV)/bin/rvclora
+
+test: $(VENV)/.ready-test
+	bash scripts/run_tests.sh $(VENV)
+
+setup: $(VENV)/.ready-run
+setup-test: $(VENV)/.ready-test
+
+$(VENV)/.ready-run: pyproject.toml Makefile scripts/setup.sh
+	bash scripts/setup.sh "$(PYTHON)" "$(VENV)" "$(TORCH_VERSION)" "." "" $(APT_RUN)
+	touch $@
+
+$(VENV)/.ready-test: pyproject.toml Makefile scripts/setup.sh
+	bash scripts/setup.sh "$(PYTHON)" "$(VENV)" "$(TORCH_VERSION)" ".[test]" "$(RVC_REFERENCE)" $(APT_TEST)
+	touch $@ $(VENV)/.ready-run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,24 @@
+"""Shared fixtures: real speech shipped by pytest-audioeval (MIT-licensed, 16 kHz)."""
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def speech_path(name: str = "en/quick_brown_fox.wav") -> Path:
+    return Path(str(resources.files("pytest_audioeval") / "samples" / "audio" / name))
+
+
+@pytest.fixture(scope="session")
+def speech() -> tuple[np.ndarray, int]:
+    """About 3 s of English speech, mono float32 at 16 kHz."""
+    audio, sr = sf.read(speech_path(), dtype="float32")
+    return audio, sr
+
+
+@pytest.fixture(scope="session")
+def speech_file() -> Path:
+    return speech_path()
