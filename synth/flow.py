@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils import weight_norm
+from .legacy_weight_norm import weight_norm
 
 from .text_encoder import sequence_mask
 

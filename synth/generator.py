@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import weight_norm
+from .legacy_weight_norm import weight_norm
 
 LRELU_SLOPE = 0.1
 

@@ -1,0 +1,205 @@
+"""The `convert`, `info` and `assets` subcommands of `rvclora`."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from .errors import USER_ERRORS  # noqa: F401  (re-exported for the top-level command)
+from .home import Home
+
+F0_METHODS = ("auto", "rmvpe", "pm", "fcpe")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this package's subcommands to the `rvclora` parser."""
+    _add_convert(sub)
+    _add_info(sub)
+    _add_assets(sub)
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert a recording with a voice model (offline)",
+        description="Convert a recording with an RVC voice model, exactly as RVC's offline inference does.",
+    )
+    p.add_argument("input", type=Path, help="input audio (wav, flac, ogg; any rate and channel count)")
+    p.add_argument("output", type=Path, help="output audio file (.wav, .flac or .ogg)")
+    p.add_argument("--model", "-m", type=Path, required=True, help="RVC voice model (.pth) or pretrained base G*.pth")
+    p.add_argument("--pitch", "-p", type=float, default=0.0, help="transpose in semitones, e.g. 12 for male→female (default 0)")
+    p.add_argument(
+        "--f0-method",
+        choices=F0_METHODS,
+        default="auto",
+        help="pitch estimator: rmvpe (best; needs rmvpe.pt), pm (Praat, no weights), fcpe (needs torchfcpe); "
+        "auto = rmvpe when rmvpe.pt is present, else pm",
+    )
+    p.add_argument("--index", type=Path, help="feature index (added_*.index) of the voice, for timbre retrieval")
+    p.add_argument("--index-rate", type=float, default=0.75, help="how much retrieved timbre to blend in, 0–1 (default 0.75)")
+    p.add_argument(
+        "--protect",
+        type=float,
+        default=0.33,
+        help="keep breaths and voiceless consonants from the index blend, 0–0.5; 0.5 turns it off (default 0.33)",
+    )
+    p.add_argument("--noise-scale", type=float, default=0.66666, help="latent noise scale; RVC uses 0.66666 (default)")
+    p.add_argument("--speaker", type=int, default=0, help="speaker id for multi-speaker models (default 0)")
+    p.add_argument("--seed", type=int, help="random seed, for reproducible output")
+    p.add_argument("--sr", type=int, help="output sample rate (default: the model's own)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="auto = fp16 on CUDA, fp32 on CPU")
+    p.add_argument("--hubert", type=Path, help="content encoder: hubert_base.pt or a Hugging Face folder (default: assets)")
+    p.add_argument("--rmvpe", type=Path, help="rmvpe.pt (default: assets)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.set_defaults(func=cmd_convert)
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="describe a voice model as JSON", description="Print what a voice model file holds, as JSON.")
+    p.add_argument("model", type=Path, help="RVC voice .pth or pretrained G*.pth")
+    p.set_defaults(func=cmd_info)
+
+
+def _add_assets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "assets",
+        help="download or check the shared model files",
+        description="Manage the shared model files (content encoder, RMVPE, pretrained bases) in RVCLORA_HOME/assets.",
+    )
+    asub = p.add_subparsers(dest="assets_command", metavar="ACTION", required=True)
+    d = asub.add_parser(
+        "download",
+        help="fetch missing assets from the Hugging Face Hub",
+        description="Fetch missing assets from the Hugging Face Hub (repo lj1995/VoiceConversionWebUI). "
+        "Honours HF_ENDPOINT for mirrors. Files already present are kept.",
+    )
+    d.add_argument("names", nargs="*", help="asset names or groups (default: the 'default' group)")
+    d.set_defaults(func=cmd_assets_download)
+    c = asub.add_parser("check", help="list assets and whether they are present", description="List assets and whether they are present.")
+    c.set_defaults(func=cmd_assets_check)
+
+
+def _asset_or_flag(flag: Path | None, default: Path, what: str, hint: str) -> Path:
+    path = flag if flag is not None else default
+    if not path.exists():
+        from .errors import MissingAssetError
+
+        raise MissingAssetError(f"{what} not found at {path}; {hint}")
+    return path
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .audio_io import load_mono, resample, write_audio
+    from .content_encoder import load_content_encoder
+    from .device import resolve_device, resolve_dtype
+    from .index import FeatureIndex
+    from .pipeline import SR_16K, ConvertSettings, VoiceConverter
+    from .pitch import make_pitch_estimator
+    from .voice_file import load_voice
+
+    if args.output.exists() and not args.overwrite:
+        from .errors import OutputExistsError
+
+        raise OutputExistsError(f"{args.output}: already exists; pass --overwrite to replace it")
+    if not 0 <= args.index_rate <= 1:
+        raise ValueError(f"--index-rate {args.index_rate}: must be between 0 and 1")
+    if not 0 <= args.protect <= 0.5:
+        raise ValueError(f"--protect {args.protect}: must be between 0 and 0.5")
+    home = Home.from_env()
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.precision, device)
+    audio = load_mono(args.input, SR_16K)
+    voice = load_voice(args.model, device=device, dtype=dtype)
+    if not 0 <= args.speaker < voice.n_speakers:
+        raise ValueError(f"--speaker {args.speaker}: this model has speakers 0–{voice.n_speakers - 1}")
+    hubert = _asset_or_flag(
+        args.hubert, home.assets / "hubert_base.pt", "content encoder", "run `rvclora assets download` or pass --hubert"
+    )
+    encoder = load_content_encoder(hubert, version=voice.version, device=device, dtype=dtype)
+    estimator = None
+    if voice.f0:
+        method = args.f0_method
+        rmvpe = args.rmvpe if args.rmvpe is not None else home.assets / "rmvpe.pt"
+        if method == "auto":
+            method = "rmvpe" if rmvpe.exists() else "pm"
+        estimator = make_pitch_estimator(method, rmvpe_path=rmvpe, device=device, dtype=dtype)
+    index = FeatureIndex.load(args.index) if args.index is not None else None
+    converter = VoiceConverter(voice, encoder, estimator, index)
+    settings = ConvertSettings(
+        pitch=args.pitch,
+        index_rate=args.index_rate,
+        protect=args.protect,
+        noise_scale=args.noise_scale,
+        speaker=args.speaker,
+        seed=args.seed,
+    )
+    with tqdm(total=None, desc="converting", unit="segment", disable=not sys.stderr.isatty()) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        out = converter.convert(audio, settings, progress=progress)
+    out_sr = args.sr or converter.sr
+    write_audio(args.output, resample(out, converter.sr, out_sr), out_sr)
+    print(f"wrote {args.output} ({len(out) / converter.sr:.2f} s at {out_sr} Hz)")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .voice_file import load_voice
+
+    voice = load_voice(args.model)
+    raw = load_checkpoint(args.model)
+    weights = raw.get("weight") or raw.get("model") or {}
+    dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in weights.values() if hasattr(t, "dtype")})
+    digest = hashlib.sha256()
+    with open(args.model, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    info = {
+        "path": str(args.model),
+        "kind": "voice" if "weight" in raw else "pretrained base",
+        "version": voice.version,
+        "sample_rate": voice.sr,
+        "f0": voice.f0,
+        "speakers": voice.n_speakers,
+        "parameters": sum(t.numel() for t in weights.values() if hasattr(t, "numel")),
+        "dtype": dtypes[0] if len(dtypes) == 1 else dtypes,
+        "info": voice.info,
+        "sha256": digest.hexdigest(),
+    }
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_assets_download(args: argparse.Namespace) -> int:
+    from .assets import download_assets, select_assets
+
+    home = Home.from_env()
+    paths = download_assets(select_assets(args.names or ["default"]), home)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def cmd_assets_check(args: argparse.Namespace) -> int:
+    from .assets import ASSETS, check_assets
+
+    home = Home.from_env()
+    missing = 0
+    print(f"assets folder: {home.assets}")
+    for asset, present, size in check_assets(home, ASSETS):
+        state = f"ok  {size / 1e6:8.1f} MB" if present else "missing"
+        missing += not present
+        print(f"  {asset.name:<14} {state:<14} {asset.local_path(home)}")
+    if missing:
+        print(f"{missing} missing: run `rvclora assets download` (or copy the files to the paths above)")
+    return 0
