@@ -1,0 +1,49 @@
+"""Write a voice with adapters merged in, as an official RVC voice `.pth`.
+
+The result loads in RVC's own tools (and in rvclora without any adapter): weight
+norm is kept (the merge re-derives ``weight_g``/``weight_v`` from ``W + Σ wᵢΔWᵢ``),
+keys and config are the official ones, tensors fp16 like every released voice.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..lora import BaseInfo, apply_adapters, bake, check_adapter, load_adapter, model_fingerprint
+from ..synth.voice_file import load_voice, save_voice
+
+AdapterSpec = tuple[str | os.PathLike, float]
+
+
+def write_merged_voice(
+    voice_path: str | os.PathLike,
+    adapters: Sequence[AdapterSpec],
+    out_path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    force: bool = False,
+    info: str | None = None,
+) -> Path:
+    """Merge ``[(adapter.safetensors, weight), …]`` into the voice at ``voice_path``
+    and write the official-format voice to ``out_path``; returns ``out_path``.
+
+    Every adapter is checked against the voice first (version, sample rate, f0,
+    shapes, fingerprint; ``force`` accepts a fingerprint-only mismatch).  Errors
+    are one-line: ``AdapterError``, ``VoiceFileError``, ``FileExistsError``."""
+    out_path = Path(out_path)
+    if not adapters:
+        raise ValueError("no adapters to merge")
+    if out_path.exists() and not overwrite:
+        raise FileExistsError(f"{out_path} already exists; pass overwrite=True (--overwrite) to replace it")
+    voice = load_voice(voice_path)  # fp32, weight norm kept: the merge is done in fp32
+    base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
+    loaded = [(load_adapter(path), float(weight)) for path, weight in adapters]
+    for adapter, _ in loaded:
+        check_adapter(adapter, voice.model, base, force=force)
+    apply_adapters(voice.model, loaded, merged=True)
+    bake(voice.model)
+    if info is None:
+        parts = ", ".join(f"{a.source}×{w:g}" for a, w in loaded)
+        info = f"{voice.info} + rvclora LoRA: {parts}".lstrip(" +")
+    return save_voice(out_path, voice.model, config=voice.config, version=voice.version, f0=voice.f0, info=info)
