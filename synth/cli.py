@@ -8,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import USER_ERRORS  # noqa: F401  (re-exported for the top-level command)
 from .home import Home
 
 F0_METHODS = ("auto", "rmvpe", "pm", "fcpe")

@@ -6,6 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    # The suite's models are small: intra-op threads gain little and, on a shared CPU,
+    # OpenMP spin-waiting makes tiny ops orders of magnitude slower.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def speech_path(name: str = "en/quick_brown_fox.wav") -> Path:

@@ -1,7 +1,6 @@
 """The `rvclora` command as a user runs it: convert, info, assets, and its errors."""
 
 import json
-import math
 import subprocess
 import sys
 

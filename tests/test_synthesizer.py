@@ -20,15 +20,6 @@ RATES = (32000, 40000, 48000)
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a busy shared CPU OpenMP
-    # spin-waiting makes them ~50x slower; restored after this module.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def reference_class(version: str, f0: bool) -> type:
     return {

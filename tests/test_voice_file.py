@@ -17,14 +17,6 @@ from rvclora.tests.rvc_fixtures import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models: intra-op threads only add OpenMP contention on a shared CPU.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def run(model: Synthesizer, inp: dict, seed: int = 0) -> torch.Tensor:
     torch.manual_seed(seed)
