@@ -7,8 +7,8 @@ TORCH_VERSION ?= 2.13.0
 # rvc==0.3.5 is RVC-Project's own package: the tests compare against its models (installed without its deps).
 RVC_REFERENCE ?= rvc==0.3.5
 
-APT_RUN  := libportaudio2 libsndfile1 libasound2-plugins
-APT_TEST := $(APT_RUN) espeak-ng sox
+APT_RUN  := libportaudio2 libsndfile1 libasound2-plugins libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3
+APT_TEST := $(APT_RUN) espeak-ng sox pulseaudio pulseaudio-utils xvfb xauth
 
 .PHONY: run test setup setup-test clean
 
@@ -22,11 +22,11 @@ setup: $(VENV)/.ready-run
 setup-test: $(VENV)/.ready-test
 
 $(VENV)/.ready-run: pyproject.toml Makefile scripts/setup.sh
-	bash scripts/setup.sh "$(PYTHON)" "$(VENV)" "$(TORCH_VERSION)" "." "" $(APT_RUN)
+	bash scripts/setup.sh "$(PYTHON)" "$(VENV)" "$(TORCH_VERSION)" ".[onnx,gui]" "" $(APT_RUN)
 	touch $@
 
 $(VENV)/.ready-test: pyproject.toml Makefile scripts/setup.sh
-	bash scripts/setup.sh "$(PYTHON)" "$(VENV)" "$(TORCH_VERSION)" ".[test]" "$(RVC_REFERENCE)" $(APT_TEST)
+	bash scripts/setup.sh "$(PYTHON)" "$(VENV)" "$(TORCH_VERSION)" ".[onnx,gui,test]" "$(RVC_REFERENCE)" $(APT_TEST)
 	touch $@ $(VENV)/.ready-run
 
 clean:
