@@ -10,10 +10,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..lora import BaseInfo, apply_adapters, bake, check_adapter, load_adapter, model_fingerprint
+from ..lora import apply_adapters, bake
+from ..synth.voice_adapters import AdapterSpec, load_checked_adapters
 from ..synth.voice_file import load_voice, save_voice
-
-AdapterSpec = tuple[str | os.PathLike, float]
 
 
 def write_merged_voice(
@@ -37,10 +36,7 @@ def write_merged_voice(
     if out_path.exists() and not overwrite:
         raise FileExistsError(f"{out_path} already exists; pass overwrite=True (--overwrite) to replace it")
     voice = load_voice(voice_path)  # fp32, weight norm kept: the merge is done in fp32
-    base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
-    loaded = [(load_adapter(path), float(weight)) for path, weight in adapters]
-    for adapter, _ in loaded:
-        check_adapter(adapter, voice.model, base, force=force)
+    loaded = load_checked_adapters(voice, adapters, force=force)
     apply_adapters(voice.model, loaded, merged=True)
     bake(voice.model)
     if info is None:

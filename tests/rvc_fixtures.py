@@ -172,3 +172,22 @@ __all__ = [
     "randomize_",
     "tiny_config",
 ]
+
+
+def make_adapter_file(voice_path: str | Path, path: str | Path, seed: int = 0, targets: str = "all", rank: int = 4) -> Path:
+    """An adapter for the voice at `voice_path`, as after training: random non-zero B on every
+    targeted module and a changed speaker embedding (a trained extra tensor)."""
+    from rvclora.lora import BaseInfo, LoRAConfig, extract_adapter, inject, lora_modules, model_fingerprint, save_adapter
+    from rvclora.synth.voice_file import load_voice
+
+    voice = load_voice(voice_path)
+    model, config = voice.model, LoRAConfig(rank=rank, alpha=2.0 * rank)
+    base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(model))
+    inject(model, targets, config, extras=["emb_g.weight"], generator=torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in lora_modules(model).values():
+            m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * 0.1)
+        model.emb_g.weight.add_(torch.randn(model.emb_g.weight.shape, generator=g) * 0.2)
+    adapter = extract_adapter(model, config, base=base, targets=targets, extras=["emb_g.weight"])
+    return save_adapter(path, adapter)

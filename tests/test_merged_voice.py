@@ -4,23 +4,11 @@ import pytest
 import torch
 
 from rvclora.export.merged_voice import write_merged_voice
-from rvclora.lora import (
-    AdapterError,
-    BaseInfo,
-    LoRAConfig,
-    apply_adapters,
-    bake,
-    extract_adapter,
-    inject,
-    load_adapter,
-    lora_modules,
-    model_fingerprint,
-    save_adapter,
-)
+from rvclora.lora import AdapterError, apply_adapters, bake, load_adapter
 from rvclora.synth.checkpoint import load_checkpoint
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.rvc_fixtures import make_inputs, make_voice_file
+from rvclora.tests.rvc_fixtures import make_adapter_file, make_inputs, make_voice_file
 
 FRAMES = 40
 
@@ -33,27 +21,12 @@ def _run(model):
         return model.infer(**inputs, noise=noise)
 
 
-def _train(voice, path, seed, targets="all"):
-    """An adapter for this voice with non-zero B and a changed speaker embedding, as after training."""
-    config = LoRAConfig(rank=4, alpha=8.0)
-    model = voice.model
-    base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(model))
-    inject(model, targets, config, extras=["emb_g.weight"], generator=torch.Generator().manual_seed(seed))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in lora_modules(model).values():
-            m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * 0.1)
-        model.emb_g.weight.add_(torch.randn(model.emb_g.weight.shape, generator=g) * 0.2)
-    adapter = extract_adapter(model, config, base=base, targets=targets, extras=["emb_g.weight"])
-    return save_adapter(path, adapter)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp("merged")
     voice_path = make_voice_file(d)
-    a1 = _train(load_voice(voice_path), d / "a1.safetensors", 1)
-    a2 = _train(load_voice(voice_path), d / "a2.safetensors", 2, targets="decoder,encoder")
+    a1 = make_adapter_file(voice_path, d / "a1.safetensors", 1)
+    a2 = make_adapter_file(voice_path, d / "a2.safetensors", 2, targets="decoder,encoder")
     return d, voice_path, a1, a2
 
 

@@ -1,0 +1,268 @@
+"""The user's voices in RVCLORA_HOME/voices: one folder per voice with a `voice.json`.
+
+    voices/<name>/voice.json        what is in the folder and the voice's defaults
+    voices/<name>/<model>.pth|.onnx the voice model (an RVC voice, or an exported ONNX one)
+    voices/<name>/<index>.index     optional feature index
+    voices/<name>/<adapter>.safetensors  optional LoRA adapters, each with a weight and on/off
+
+Files are copied in, never moved, so the user's originals stay where they were; nothing
+in the library is replaced without an explicit call, and names never collide silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .home import Home
+
+VOICE_JSON = "voice.json"
+FORMAT = "rvclora-voice"
+FORMAT_VERSION = 1
+MODEL_SUFFIXES = (".pth", ".onnx")
+_BAD_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+class VoiceLibraryError(ValueError):
+    """A library operation could not be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class VoiceDefaults:
+    """Per-voice settings the panel and `rvclora run` start from."""
+
+    pitch: float = 0.0
+    formant: float = 0.0
+    f0_method: str = "rmvpe"
+    index_rate: float = 0.0
+    protect: float = 0.33
+
+
+@dataclass(frozen=True)
+class AdapterSlot:
+    file: str
+    weight: float = 1.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class VoiceEntry:
+    name: str
+    folder: Path
+    model: str | None = None
+    index: str | None = None
+    adapters: tuple[AdapterSlot, ...] = ()
+    defaults: VoiceDefaults = field(default_factory=VoiceDefaults)
+    base: str | None = None  # for adapter-only voices: the base model they apply to
+
+    @property
+    def model_path(self) -> Path | None:
+        return self.folder / self.model if self.model else None
+
+    @property
+    def index_path(self) -> Path | None:
+        return self.folder / self.index if self.index else None
+
+    def active_adapters(self) -> list[tuple[Path, float]]:
+        return [(self.folder / a.file, a.weight) for a in self.adapters if a.enabled]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "model": self.model,
+            "base": self.base,
+            "index": self.index,
+            "adapters": [asdict(a) for a in self.adapters],
+            "defaults": asdict(self.defaults),
+        }
+
+
+def read_voice_json(folder: Path) -> VoiceEntry:
+    path = folder / VOICE_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VoiceLibraryError(f"{folder}: no {VOICE_JSON}; not a voice folder") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise VoiceLibraryError(f"{path}: not valid JSON ({e}); fix or delete the file") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise VoiceLibraryError(f"{path}: not an rvclora voice description")
+    try:
+        known = {f for f in VoiceDefaults.__dataclass_fields__}
+        defaults = VoiceDefaults(**{k: v for k, v in (data.get("defaults") or {}).items() if k in known})
+        adapters = tuple(AdapterSlot(**a) for a in data.get("adapters") or ())
+    except TypeError as e:
+        raise VoiceLibraryError(f"{path}: malformed entry ({e})") from None
+    return VoiceEntry(
+        name=str(data.get("name") or folder.name),
+        folder=folder,
+        model=data.get("model"),
+        index=data.get("index"),
+        adapters=adapters,
+        defaults=defaults,
+        base=data.get("base"),
+    )
+
+
+def write_voice_json(entry: VoiceEntry) -> Path:
+    """Write atomically: a crash never leaves half a voice.json."""
+    path = entry.folder / VOICE_JSON
+    fd, tmp = tempfile.mkstemp(prefix=".voice.", suffix=".json", dir=entry.folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(entry.to_json(), f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name or name in (".", "..") or _BAD_NAME.search(name):
+        raise VoiceLibraryError(f"'{name}' is not a usable voice name (avoid / \\ : * ? \" < > |)")
+    return name
+
+
+class VoiceLibrary:
+    """Voices under `home.voices`; every method re-reads the disk, so several views stay in sync."""
+
+    def __init__(self, home: Home) -> None:
+        self.root = home.voices
+
+    def list(self) -> list[VoiceEntry]:
+        """All readable voices, by name; unreadable folders are skipped (see `problems`)."""
+        entries = []
+        for folder in sorted(self.root.glob("*/")) if self.root.is_dir() else []:
+            try:
+                entries.append(read_voice_json(folder))
+            except VoiceLibraryError:
+                continue
+        return sorted(entries, key=lambda e: e.name.lower())
+
+    def problems(self) -> list[str]:
+        """One line per voice folder that cannot be read."""
+        out = []
+        for folder in sorted(self.root.glob("*/")) if self.root.is_dir() else []:
+            try:
+                read_voice_json(folder)
+            except VoiceLibraryError as e:
+                out.append(str(e))
+        return out
+
+    def get(self, name: str) -> VoiceEntry:
+        for entry in self.list():
+            if entry.name == name:
+                return entry
+        raise VoiceLibraryError(f"no voice named '{name}' in {self.root}; import it first")
+
+    def _free_name(self, wanted: str) -> str:
+        taken = {e.name.lower() for e in self.list()} | (
+            {p.name.lower() for p in self.root.iterdir()} if self.root.is_dir() else set()
+        )
+        name, n = wanted, 2
+        while name.lower() in taken:
+            name, n = f"{wanted} ({n})", n + 1
+        return name
+
+    def create(self, model: Path, name: str | None = None, defaults: VoiceDefaults | None = None) -> VoiceEntry:
+        """Copy a model file (.pth / .onnx) into a new voice folder; a taken name gets a suffix."""
+        model = Path(model)
+        if model.suffix.lower() not in MODEL_SUFFIXES:
+            raise VoiceLibraryError(f"{model}: a voice model is a .pth or .onnx file")
+        if not model.is_file():
+            raise VoiceLibraryError(f"{model}: no such file")
+        if model.suffix.lower() == ".pth":
+            from .voice_file import load_voice
+
+            load_voice(model)  # refuses corrupt files and non-voices before anything is copied
+        name = self._free_name(check_name(name or model.stem))
+        folder = self.root / name
+        folder.mkdir(parents=True)
+        try:
+            shutil.copy2(model, folder / model.name)
+            entry = VoiceEntry(name=name, folder=folder, model=model.name, defaults=defaults or VoiceDefaults())
+            write_voice_json(entry)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return entry
+
+    def _attach(self, name: str, path: Path, suffixes: tuple[str, ...], what: str) -> tuple[VoiceEntry, str]:
+        entry = self.get(name)
+        path = Path(path)
+        if path.suffix.lower() not in suffixes:
+            raise VoiceLibraryError(f"{path}: a {what} is a {' or '.join(suffixes)} file")
+        if not path.is_file():
+            raise VoiceLibraryError(f"{path}: no such file")
+        target = entry.folder / path.name
+        if target.exists() and target.read_bytes() != path.read_bytes():
+            stem, n = path.stem, 2
+            while target.exists():
+                target, n = entry.folder / f"{stem}-{n}{path.suffix}", n + 1
+        if not target.exists():
+            shutil.copy2(path, target)
+        return entry, target.name
+
+    def add_index(self, name: str, index: Path) -> VoiceEntry:
+        from .index import FeatureIndex
+
+        FeatureIndex.load(index)  # refuses trained-only and non-faiss files
+        entry, file = self._attach(name, index, (".index",), "feature index")
+        entry = replace(entry, index=file)
+        write_voice_json(entry)
+        return entry
+
+    def add_adapter(self, name: str, adapter: Path, weight: float = 1.0) -> VoiceEntry:
+        from ..lora import load_adapter
+
+        entry = self.get(name)
+        if entry.model_path is not None and entry.model_path.suffix == ".pth":
+            from .voice_adapters import load_checked_adapters
+            from .voice_file import load_voice
+
+            load_checked_adapters(load_voice(entry.model_path), [(adapter, weight)])  # made for this base?
+        else:
+            load_adapter(adapter)  # at least a readable rvclora adapter
+        entry, file = self._attach(name, adapter, (".safetensors",), "LoRA adapter")
+        if any(a.file == file for a in entry.adapters):
+            return entry
+        entry = replace(entry, adapters=entry.adapters + (AdapterSlot(file, weight, True),))
+        write_voice_json(entry)
+        return entry
+
+    def update(self, entry: VoiceEntry) -> VoiceEntry:
+        """Save changed defaults or adapter weights of an existing voice."""
+        if not (entry.folder / VOICE_JSON).is_file():
+            raise VoiceLibraryError(f"no voice named '{entry.name}' in {self.root}")
+        write_voice_json(entry)
+        return entry
+
+    def rename(self, name: str, new_name: str) -> VoiceEntry:
+        entry = self.get(name)
+        new_name = check_name(new_name)
+        if new_name == name:
+            return entry
+        if any(e.name.lower() == new_name.lower() for e in self.list() if e.name != name) or (
+            (self.root / new_name).exists() and (self.root / new_name) != entry.folder
+        ):
+            raise VoiceLibraryError(f"a voice named '{new_name}' already exists; choose another name")
+        folder = entry.folder.with_name(new_name)
+        entry.folder.rename(folder)
+        entry = replace(entry, name=new_name, folder=folder)
+        write_voice_json(entry)
+        return entry
+
+    def remove(self, name: str) -> None:
+        """Delete a voice folder with everything in it. Callers confirm with the user first."""
+        entry = self.get(name)
+        shutil.rmtree(entry.folder)
