@@ -58,8 +58,12 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="describe a voice model as JSON", description="Print what a voice model file holds, as JSON.")
-    p.add_argument("model", type=Path, help="RVC voice .pth or pretrained G*.pth")
+    p = sub.add_parser(
+        "info",
+        help="describe a voice model or adapter as JSON",
+        description="Print what a voice model (.pth) or LoRA adapter (.safetensors) holds, as JSON.",
+    )
+    p.add_argument("model", type=Path, help="RVC voice .pth, pretrained G*.pth, or an rvclora adapter .safetensors")
     p.set_defaults(func=cmd_info)
 
 
@@ -151,18 +155,48 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _adapter_info(path: Path) -> dict:
+    from ..lora import load_adapter
+
+    adapter = load_adapter(path)
+    return {
+        "path": str(path),
+        "kind": "adapter",
+        "rank": adapter.rank,
+        "alpha": adapter.alpha,
+        "rslora": adapter.rslora,
+        "targets": adapter.targets,
+        "modules": len(adapter.lora),
+        "extra_tensors": sorted(adapter.extras),
+        "parameters": adapter.num_parameters(),
+        "base": {"version": adapter.base.version, "sample_rate": adapter.base.sr, "f0": adapter.base.f0,
+                 "fingerprint": adapter.base.fingerprint},
+        "created_by": adapter.created_by,
+        "size_bytes": path.stat().st_size,
+        "sha256": _sha256(path),
+    }
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
+
+    if args.model.suffix.lower() == ".safetensors":
+        print(json.dumps(_adapter_info(args.model), indent=2))
+        return 0
     from .voice_file import load_voice
 
     voice = load_voice(args.model)
     raw = load_checkpoint(args.model)
     weights = raw.get("weight") or raw.get("model") or {}
     dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in weights.values() if hasattr(t, "dtype")})
-    digest = hashlib.sha256()
-    with open(args.model, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
     info = {
         "path": str(args.model),
         "kind": "voice" if "weight" in raw else "pretrained base",
@@ -173,7 +207,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "parameters": sum(t.numel() for t in weights.values() if hasattr(t, "numel")),
         "dtype": dtypes[0] if len(dtypes) == 1 else dtypes,
         "info": voice.info,
-        "sha256": digest.hexdigest(),
+        "sha256": _sha256(args.model),
     }
     print(json.dumps(info, indent=2))
     return 0

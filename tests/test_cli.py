@@ -13,7 +13,7 @@ from rvclora.gui.main import main
 from rvclora.synth.index import build_index
 from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_voice_file
+from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +117,15 @@ def test_info_prints_json(models, capsys):
     assert info["version"] == "v1" and info["sample_rate"] == 40000 and info["f0"] is True
     assert info["dtype"] == "float16" and len(info["sha256"]) == 64 and info["speakers"] >= 1
     assert info["parameters"] > 1000
+
+
+def test_info_on_an_adapter(models, tmp_path, capsys):
+    adapter = make_adapter_file(models["voice"], tmp_path / "a.safetensors", rank=4, targets="decoder")
+    assert run("info", adapter) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "adapter" and info["rank"] == 4 and info["targets"] == "decoder"
+    assert info["base"]["version"] == "v1" and info["base"]["sample_rate"] == 40000
+    assert info["parameters"] > 0 and info["size_bytes"] == adapter.stat().st_size
 
 
 def _error(capsys):
