@@ -1,0 +1,262 @@
+"""Audio devices: list them, find the one a user named, flag virtual cables.
+
+PortAudio (through sounddevice) lists what the host APIs show. On Linux that is
+ALSA only (Debian's libportaudio2 has no PulseAudio host API): a PulseAudio or
+PipeWire desktop appears as the two ALSA devices "pulse" and "default", and the
+individual Pulse sinks and sources (null sinks, the rvclora virtual mic, …) are
+not listed at all (research/lora-onnx-audio.md §C1). So on Linux ``list_devices``
+adds one entry per Pulse sink (output) and source (input) reached through the ALSA
+"pulse" device; such an entry carries ``pulse`` = the sink/source name, and a
+stream opened on it must be opened with ``pulse_device_env`` applied (libpulse
+reads PULSE_SINK / PULSE_SOURCE when the ALSA plugin opens its stream):
+
+    dev = find_device("rvclora_sink", "output")
+    with pulse_env(dev, "output"):
+        stream = sd.OutputStream(device=dev.index, ...)
+        stream.start()          # the env only matters while the stream opens
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import sounddevice as sd
+
+PULSE_HOSTAPI = "PulseAudio (via ALSA)"
+
+
+class DeviceError(OSError):
+    """A device that cannot be found or used; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class AudioDevice:
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+    virtual: str | None
+    pulse: str | None = None  # Pulse sink/source name, for entries reached through ALSA "pulse"
+
+    def can(self, kind: str) -> bool:
+        return (self.max_input_channels if kind == "input" else self.max_output_channels) > 0
+
+
+# Name patterns of the virtual cables users route into Discord/OBS, most specific first.
+_VIRTUAL_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"rvclora", "rvclora"),
+    (r"voicemeeter", "VoiceMeeter"),
+    (r"vb-audio|vb-cable|\bcable (input|output)\b|\bcable-[a-d]\b", "VB-CABLE"),
+    (r"blackhole", "BlackHole"),
+    (r"virtual audio cable|\bline \d+ \(virtual", "Virtual Audio Cable"),
+    (r"soundflower", "Soundflower"),
+    (r"loopback audio", "Loopback"),
+    (r"null sink|null output|null-sink|dummy output", "PulseAudio null sink"),
+)
+
+
+def virtual_kind(name: str) -> str | None:
+    """Which virtual-cable product a device name belongs to, or None for real hardware."""
+    low = name.lower()
+    for pattern, kind in _VIRTUAL_PATTERNS:
+        if re.search(pattern, low):
+            return kind
+    return None
+
+
+# -- PulseAudio / PipeWire (Linux) ------------------------------------------------
+
+@dataclass(frozen=True)
+class PulseNode:
+    kind: str            # "sink" or "source"
+    name: str
+    description: str
+    driver: str          # e.g. module-null-sink.c, module-remap-source.c
+    monitor_of: str | None
+    virtual: str | None
+
+
+def _pactl(*args: str, timeout: float = 5.0) -> str | None:
+    """pactl's stdout, or None when pactl or the server is missing (not an error here)."""
+    exe = shutil.which("pactl")
+    if exe is None:
+        return None
+    env = dict(os.environ, LC_ALL="C")  # pactl translates its field labels
+    try:
+        res = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return res.stdout if res.returncode == 0 else None
+
+
+def _parse_pactl_list(text: str, kind: str) -> list[dict[str, str]]:
+    heading = "Sink #" if kind == "sink" else "Source #"
+    items: list[dict[str, str]] = []
+    for chunk in text.split(heading)[1:]:
+        fields: dict[str, str] = {}
+        for line in chunk.splitlines():
+            m = re.match(r"^\t([A-Za-z][A-Za-z ]*): (.*)$", line)
+            if m:
+                fields.setdefault(m.group(1), m.group(2).strip())
+        items.append(fields)
+    return items
+
+
+def pulse_virtual_sources() -> list[PulseNode]:
+    """Pulse/PipeWire sinks and sources, with virtual ones flagged; [] without a server.
+
+    Virtual: null sinks, their monitors, and sources remapped from a null sink's
+    monitor (the rvclora virtual mic), besides the name patterns of ``virtual_kind``.
+    """
+    nodes: list[PulseNode] = []
+    null_sinks: set[str] = set()
+    for kind in ("sink", "source"):
+        out = _pactl("list", kind + "s")
+        if out is None:
+            return []
+        for f in _parse_pactl_list(out, kind):
+            name, desc, driver = f.get("Name", ""), f.get("Description", ""), f.get("Driver", "")
+            monitor_of = f.get("Monitor of Sink")
+            if monitor_of in ("n/a", ""):
+                monitor_of = None
+            virtual = virtual_kind(name) or virtual_kind(desc)
+            if "null-sink" in driver:
+                null_sinks.add(name)
+                virtual = virtual or "PulseAudio null sink"
+            nodes.append(PulseNode(kind, name, desc, driver, monitor_of, virtual))
+    flagged = []
+    for n in nodes:
+        v = n.virtual
+        if v is None and n.monitor_of in null_sinks:
+            v = "PulseAudio null sink"
+        if v is None and "remap-source" in n.driver:
+            v = "PulseAudio remapped source"
+        flagged.append(PulseNode(n.kind, n.name, n.description, n.driver, n.monitor_of, v))
+    return flagged
+
+
+def pulse_device_env(sink: str | None = None, source: str | None = None) -> dict[str, str]:
+    """Environment that points the ALSA "pulse"/"default" device at a given sink/source."""
+    env = {}
+    if sink:
+        env["PULSE_SINK"] = sink
+    if source:
+        env["PULSE_SOURCE"] = source
+    return env
+
+
+@contextlib.contextmanager
+def pulse_env(device: AudioDevice | None, kind: str):
+    """Apply ``pulse_device_env`` for ``device`` while a stream is being opened."""
+    env = {}
+    if device is not None and device.pulse:
+        env = pulse_device_env(sink=device.pulse if kind == "output" else None,
+                               source=device.pulse if kind == "input" else None)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# -- listing and lookup -------------------------------------------------------------
+
+def list_devices(include_pulse: bool = True) -> list[AudioDevice]:
+    """All PortAudio devices, plus (Linux) the Pulse sinks/sources behind ALSA "pulse"."""
+    try:
+        raw = sd.query_devices()
+        apis = sd.query_hostapis()
+    except sd.PortAudioError as e:  # PortAudio itself failed to start
+        raise DeviceError(f"cannot list audio devices: {e}") from None
+    devices = [
+        AudioDevice(
+            index=int(d["index"]), name=d["name"], hostapi=apis[d["hostapi"]]["name"],
+            max_input_channels=int(d["max_input_channels"]),
+            max_output_channels=int(d["max_output_channels"]),
+            default_samplerate=float(d["default_samplerate"]), virtual=virtual_kind(d["name"]),
+        )
+        for d in raw
+    ]
+    if include_pulse and sys.platform.startswith("linux"):
+        pulse = next((d for d in devices if d.name == "pulse"), None)
+        if pulse is not None:
+            for node in pulse_virtual_sources():
+                if node.kind == "source" and node.monitor_of is not None and node.virtual is None:
+                    continue  # monitors of real outputs: rarely wanted, clutter the list
+                is_out = node.kind == "sink"
+                devices.append(AudioDevice(
+                    index=pulse.index, name=f"{node.description or node.name} [{node.name}]",
+                    hostapi=PULSE_HOSTAPI,
+                    max_input_channels=0 if is_out else pulse.max_input_channels,
+                    max_output_channels=pulse.max_output_channels if is_out else 0,
+                    default_samplerate=pulse.default_samplerate, virtual=node.virtual, pulse=node.name,
+                ))
+    return devices
+
+
+def _default_index(kind: str) -> int:
+    try:
+        idx = sd.default.device[0 if kind == "input" else 1]
+    except Exception:
+        idx = -1
+    if idx is None or int(idx) < 0:
+        try:
+            idx = sd.query_devices(kind=kind)["index"]
+        except Exception:
+            idx = -1
+    return int(idx)
+
+
+def find_device(spec: str | int | None, kind: str) -> AudioDevice:
+    """The device a user named: None = system default, an index, or part of a name.
+
+    A name matches case-insensitively; an exact name (or Pulse sink/source name) wins
+    over a substring. Raises DeviceError with a one-line message.
+    """
+    if kind not in ("input", "output"):
+        raise ValueError("kind must be 'input' or 'output'")
+    hint = "run `rvclora devices` to list them"
+    devices = list_devices()
+    if not devices:
+        raise DeviceError(f"no audio devices found (is a sound server running?); {hint}")
+    candidates = [d for d in devices if d.can(kind)]
+    if spec is None:
+        idx = _default_index(kind)
+        for d in candidates:
+            if d.index == idx and d.pulse is None:
+                return d
+        raise DeviceError(f"no default {kind} device; {hint}")
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        idx = int(spec)
+        match = [d for d in devices if d.index == idx and d.pulse is None]
+        if not match:
+            raise DeviceError(f"no audio device #{idx}; {hint}")
+        if not match[0].can(kind):
+            raise DeviceError(f"device #{idx} ({match[0].name}) has no {kind} channels; {hint}")
+        return match[0]
+    want = spec.strip().lower()
+    exact = [d for d in candidates if want in (d.name.lower(), (d.pulse or "").lower())]
+    if exact:
+        return exact[0]
+    sub = [d for d in candidates if want in d.name.lower()]
+    if len(sub) == 1 or (sub and len({d.name for d in sub}) == 1):
+        return sub[0]
+    if len(sub) > 1:
+        names = ", ".join(repr(d.name) for d in sub[:4])
+        raise DeviceError(f"{kind} device {spec!r} is ambiguous ({names}); {hint}")
+    if any(want in d.name.lower() or want == (d.pulse or "").lower() for d in devices):
+        raise DeviceError(f"device {spec!r} has no {kind} channels; {hint}")
+    raise DeviceError(f"no {kind} device matches {spec!r}; {hint}")

@@ -1,0 +1,129 @@
+"""A virtual microphone on Linux that Discord and OBS can select.
+
+PulseAudio and PipeWire (through pipewire-pulse) both take the same two modules:
+a null sink ``<name>_sink`` that rvclora plays into, and a source ``<name>``
+remapped from that sink's monitor. Apps that hide monitor sources (Discord does)
+still list a remapped source as an ordinary microphone, shown by its description.
+Everything goes through ``pactl``, so it works on either server and needs no
+privileges; the modules live until removed or until the sound server restarts.
+
+Windows and macOS have no equivalent rvclora can create: there users install
+VB-CABLE or BlackHole (README, "Routing to Discord/OBS").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+
+class VirtualMicError(OSError):
+    """One line for the user: why the virtual microphone cannot be made or removed."""
+
+
+@dataclass(frozen=True)
+class VirtualMic:
+    name: str            # the source apps select ("rvclora")
+    sink: str            # the sink rvclora plays into ("rvclora_sink")
+    sink_module: int | None
+    source_module: int | None
+
+
+def _check_platform() -> None:
+    if not sys.platform.startswith("linux"):
+        where = "macOS: install BlackHole" if sys.platform == "darwin" else "Windows: install VB-CABLE"
+        raise VirtualMicError(
+            f"rvclora creates virtual microphones on Linux only; on {where} and pick it as rvclora's output")
+
+
+def _pactl(*args: str) -> str:
+    exe = shutil.which("pactl")
+    if exe is None:
+        raise VirtualMicError("pactl not found: install pulseaudio-utils (it works with PipeWire too)")
+    env = dict(os.environ, LC_ALL="C")
+    try:
+        res = subprocess.run([exe, *args], capture_output=True, text=True, timeout=10, env=env)
+    except subprocess.TimeoutExpired:
+        raise VirtualMicError("pactl did not answer within 10 s: is the sound server stuck?") from None
+    if res.returncode != 0:
+        msg = (res.stderr or res.stdout).strip().splitlines()
+        first = msg[-1] if msg else f"exit status {res.returncode}"
+        if args and args[0] == "info" or "Connection" in first or "connect" in first.lower():
+            raise VirtualMicError(f"no PulseAudio/PipeWire server answers ({first})")
+        raise VirtualMicError(f"pactl {' '.join(args[:2])} failed: {first}")
+    return res.stdout
+
+
+def _modules() -> list[tuple[int, str, str]]:
+    """(id, module name, arguments) of loaded modules."""
+    mods = []
+    for line in _pactl("list", "short", "modules").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[0].isdigit():
+            mods.append((int(parts[0]), parts[1], parts[2] if len(parts) > 2 else ""))
+    return mods
+
+
+def _arg(args: str, key: str) -> str | None:
+    m = re.search(rf"(?:^|\s){re.escape(key)}=(\S+)", args)
+    return m.group(1).strip("'\"") if m else None
+
+
+def _find(name: str, mods: list[tuple[int, str, str]]) -> tuple[int | None, int | None]:
+    sink_mod = src_mod = None
+    for mid, mname, args in mods:
+        if mname == "module-null-sink" and _arg(args, "sink_name") == f"{name}_sink":
+            sink_mod = mid
+        elif mname == "module-remap-source" and _arg(args, "source_name") == name:
+            src_mod = mid
+    return sink_mod, src_mod
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
+        raise VirtualMicError(f"invalid virtual microphone name {name!r}: use letters, digits, '_', '-', '.'")
+
+
+def find_virtual_mic(name: str = "rvclora") -> VirtualMic | None:
+    """The virtual microphone ``name`` if both its modules are loaded, else None."""
+    _check_platform()
+    _check_name(name)
+    sink_mod, src_mod = _find(name, _modules())
+    if sink_mod is None or src_mod is None:
+        return None
+    return VirtualMic(name, f"{name}_sink", sink_mod, src_mod)
+
+
+def create_virtual_mic(name: str = "rvclora") -> VirtualMic:
+    """Create (or return the existing) null sink ``<name>_sink`` + remapped source ``<name>``."""
+    _check_platform()
+    _check_name(name)
+    _pactl("info")  # one clear error when no server runs
+    sink = f"{name}_sink"
+    sink_mod, src_mod = _find(name, _modules())
+    if sink_mod is None:
+        # Descriptions are what Discord/OBS show; quotes keep the space inside one property.
+        out = _pactl("load-module", "module-null-sink", f"sink_name={sink}",
+                     f"sink_properties=device.description='{name}\\ output\\ (feed)'")
+        sink_mod = int(out.strip().split()[0])
+    if src_mod is None:
+        out = _pactl("load-module", "module-remap-source", f"master={sink}.monitor",
+                     f"source_name={name}", f"source_properties=device.description={name}")
+        src_mod = int(out.strip().split()[0])
+    return VirtualMic(name, sink, sink_mod, src_mod)
+
+
+def remove_virtual_mic(name: str = "rvclora") -> bool:
+    """Unload the virtual microphone's modules; False when there was nothing to remove."""
+    _check_platform()
+    _check_name(name)
+    sink_mod, src_mod = _find(name, _modules())
+    # The source first: it depends on the sink's monitor.
+    for mid in (src_mod, sink_mod):
+        if mid is not None:
+            _pactl("unload-module", str(mid))
+    return sink_mod is not None or src_mod is not None
