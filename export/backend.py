@@ -1,0 +1,165 @@
+"""The ONNX Runtime backend: session factory and a Synthesizer-compatible wrapper.
+
+``make_session`` is what the live engine and ``rvclora convert --backend onnx``
+use.  It never trusts ``ort.get_available_providers()`` (onnxruntime-gpu lists
+CUDA even without a GPU or cuDNN) nor ``ort.get_device()``: it asks for CUDA,
+then reads ``sess.get_providers()``, which names the providers the session
+really runs on (ORT silently falls back to CPU when the CUDA libraries fail).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class BackendError(RuntimeError):
+    """The ONNX backend cannot run as asked; the one-line message says why."""
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendError("onnxruntime is not installed; pip install 'rvclora[onnx]' (or [gpu] for CUDA)") from None
+    return onnxruntime
+
+
+def make_session(
+    path: str | os.PathLike,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    log_level: int = 3,
+) -> tuple[Any, list[str]]:
+    """An ``onnxruntime.InferenceSession`` for ``path`` and the providers it really uses.
+
+    - ``device="auto"``: CUDA when onnxruntime-gpu can run on a GPU here, CPU otherwise.
+    - ``"cuda"``: CUDA or a BackendError (never a silent CPU fallback).
+    - ``"cpu"``: CPU only.
+    ``threads`` sets intra-op threads (None: ORT's default).  ``log_level`` 3
+    (errors only) hides ORT's warnings, e.g. about the exported ``dec_noise``
+    initializer that doubles as an optional input.
+    """
+    if device not in DEVICES:
+        raise BackendError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    ort = _ort()
+    if not Path(path).is_file():
+        raise BackendError(f"{path}: ONNX model not found")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = log_level
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    compiled = ort.get_available_providers()
+    want_cuda = device in ("auto", "cuda") and CUDA in compiled
+    if device == "cuda" and not want_cuda:
+        raise BackendError("CUDA requested but this onnxruntime has no CUDA provider; install rvclora[gpu] (onnxruntime-gpu)")
+    providers = [CUDA, CPU] if want_cuda else [CPU]
+    try:
+        with warnings.catch_warnings():
+            # "Specified provider ... not in available provider names": checked just below.
+            warnings.filterwarnings("ignore", message="Specified provider")
+            session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as e:  # ORT raises its own exception types; keep the first line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BackendError(f"{path}: ONNX Runtime cannot load it ({msg})") from None
+    in_use = list(session.get_providers())
+    if device == "cuda" and CUDA not in in_use:
+        raise BackendError(
+            "CUDA requested but ONNX Runtime fell back to CPU (no GPU, or CUDA/cuDNN libraries "
+            "missing for onnxruntime-gpu); use --device cpu or install the CUDA runtime"
+        )
+    return session, in_use
+
+
+class OnnxSynthesizer:
+    """An exported synthesizer behind ``Synthesizer.infer``'s signature, so callers swap backends.
+
+    Reads the model's metadata (sample rate, version, f0, hop, streaming).  Inputs
+    and output are torch tensors (CPU); batches run item by item (the ONNX contract
+    is batch 1).  ``skip_head``/``return_length`` need a ``--streaming`` export.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, device: str = "auto", threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.session, self.providers = make_session(path, device=device, threads=threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("rvclora_component", "synth") != "synth" or "sr" not in meta:
+            raise BackendError(f"{path}: not an rvclora synthesizer export (no synth metadata)")
+        self.metadata: dict[str, str] = dict(meta)
+        self.sr = int(meta["sr"])
+        self.version = meta["version"]
+        self.f0 = meta["f0"] == "1"
+        self.hop = int(meta["hop"])
+        self.inter_channels = int(meta["inter_channels"])
+        self.streaming = meta.get("streaming") == "1"
+        self._inputs = {i.name for i in self.session.get_inputs()}
+        self._optional = {i.name for i in self.session.get_overridable_initializers()}
+
+    @property
+    def device(self) -> str:
+        return "cuda" if CUDA in self.providers else "cpu"
+
+    def infer(
+        self,
+        phone: Tensor,
+        phone_lengths: Tensor,
+        pitch: Tensor | None,
+        pitchf: Tensor | None,
+        sid: Tensor,
+        *,
+        noise_scale: float = 0.66666,
+        noise: Tensor | None = None,
+        skip_head: int | Tensor | None = None,
+        return_length: int | Tensor | None = None,
+        return_length2: int | Tensor | None = None,
+        dec_noise: float = 1.0,
+    ) -> Tensor:
+        """Same as ``Synthesizer.infer`` (audio [B, 1, samples], float32 CPU).
+
+        ``noise`` is standard normal [B, inter, T] (drawn when None) and scaled by
+        ``noise_scale`` here, as the graph takes it scaled.  ``dec_noise`` scales
+        the NSF source's random draws inside the graph (0: deterministic)."""
+        if return_length2 is not None:
+            raise BackendError("formant shift (return_length2) is not supported by the ONNX backend")
+        if (skip_head is not None or return_length is not None) and not self.streaming:
+            raise BackendError(f"{self.path.name} was exported without --streaming; it cannot take skip_head/return_length")
+        if self.f0 and (pitch is None or pitchf is None):
+            raise ValueError("this voice model needs pitch and pitchf")
+        b, t = phone.shape[0], phone.shape[1]
+        if noise is None:
+            noise = torch.randn(b, self.inter_channels, t)
+        outs = []
+        for i in range(b):
+            feed: dict[str, np.ndarray] = {
+                "phone": phone[i : i + 1].float().cpu().numpy(),
+                "phone_lengths": phone_lengths[i : i + 1].long().cpu().numpy(),
+                "ds": sid[i : i + 1].long().cpu().numpy(),
+                "rnd": (noise[i : i + 1].float().cpu() * noise_scale).numpy(),
+            }
+            if self.f0:
+                feed["pitch"] = pitch[i : i + 1].long().cpu().numpy()
+                feed["pitchf"] = pitchf[i : i + 1].float().cpu().numpy()
+            if self.streaming:
+                head = int(skip_head or 0)
+                length = int(return_length) if return_length is not None else t - head
+                feed["skip_head"] = np.array([head], dtype=np.int64)
+                feed["return_length"] = np.array([length], dtype=np.int64)
+            if "dec_noise" in self._optional or "dec_noise" in self._inputs:
+                feed["dec_noise"] = np.array([dec_noise], dtype=np.float32)
+            outs.append(torch.from_numpy(self.session.run(None, feed)[0]))
+        return torch.cat(outs, 0)
+
+    __call__ = infer
+
+
+__all__ = ["BackendError", "CPU", "CUDA", "DEVICES", "OnnxSynthesizer", "make_session"]

@@ -1,0 +1,176 @@
+"""``rvclora-export``: merge LoRA adapters into a voice and write ONNX or an official RVC .pth.
+
+    rvclora-export --model BASE.pth [--adapter A.safetensors[:WEIGHT]]… --out FILE.onnx|FILE.pth
+
+Bad input ends with one line on stderr and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_ERROR = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def parse_adapter(spec: str) -> tuple[str, float]:
+    """``A.safetensors`` → (A, 1.0); ``A.safetensors:0.5`` → (A, 0.5).  Only a final
+    ``:NUMBER`` is a weight, so ``C:\\voices\\a.safetensors`` stays a path."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and head:
+        try:
+            return head, float(tail)
+        except ValueError:
+            pass
+    return spec, 1.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .onnx_export import DEFAULT_OPSET, EMBEDDERS, MAX_OPSET, MIN_OPSET
+
+    p = _Parser(
+        prog="rvclora-export",
+        description=(
+            "Merge LoRA adapters into an RVC voice and export it: FILE.onnx writes an ONNX model "
+            "(RVC's input/output contract, time axis dynamic) for ONNX Runtime and other RVC tools; "
+            "FILE.pth writes an official-format RVC voice with the adapters merged in. Each ONNX "
+            "export runs in a fresh process and is verified against PyTorch unless --no-verify."
+        ),
+    )
+    p.add_argument("--model", required=True, metavar="PATH",
+                   help="the voice (.pth, released voice or pretrained G*.pth) for --component synth; "
+                        "hubert_base.pt / ContentVec for --component content; rmvpe.pt for --component pitch")
+    p.add_argument("--adapter", action="append", default=[], metavar="A.safetensors[:WEIGHT]",
+                   help="a LoRA adapter to merge in, optionally with a blend weight (default 1); repeat to blend several")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="output file; the suffix picks the format: .onnx (ONNX model) or .pth (merged RVC voice, synth only)")
+    p.add_argument("--component", choices=("synth", "content", "pitch"), default="synth",
+                   help="what to export to ONNX: the synthesizer (default), the content encoder (HuBERT/ContentVec) or RMVPE")
+    p.add_argument("--streaming", action="store_true",
+                   help="synthesizer graph for the live engine: extra inputs skip_head and return_length "
+                        "(frames of context to skip, frames to decode)")
+    p.add_argument("--fp16", action="store_true",
+                   help="ONNX weights and compute in float16 (inputs/outputs stay float32; meant for CUDA). "
+                        "A .pth is always written in fp16, as every RVC voice")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
+                   help=f"ONNX opset version, {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET}, as RVC; "
+                        "22+ breaks the noise op in current onnxruntime)")
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="run ONNX Runtime and PyTorch on the same inputs at two lengths and print the max abs "
+                        "difference; fail above 1e-4 (fp32) or 5e-2 (fp16). For .pth: load the result back "
+                        "and compare with the unmerged model (default: on)")
+    p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists (default: refuse)")
+    p.add_argument("--force", action="store_true",
+                   help="apply adapters whose base fingerprint differs from this voice (same version, rate, f0 and shapes)")
+    p.add_argument("--embedder", choices=EMBEDDERS, default="hubert_base",
+                   help="content encoder the voice was trained with, recorded in the ONNX metadata (default hubert_base)")
+    p.add_argument("--version", choices=("v1", "v2"), default="v2",
+                   help="--component content only: export v1 (256-d, layer 9 + final_proj) or v2 (768-d, layer 12) features")
+    p.add_argument("--info", default=None, metavar="TEXT", help=".pth only: the voice's info string (default: base info + adapters)")
+    return p
+
+
+def _export_pth(args, adapters: list[tuple[str, float]]) -> str:
+    import torch
+
+    from .merged_voice import write_merged_voice
+    from .onnx_export import ExportError, check_output_path
+    from .verify import reference_synth, source_noise_off
+    from ..synth.voice_file import load_voice
+
+    out = Path(args.out)
+    if args.component != "synth" or args.streaming:
+        raise ExportError("a .pth output is a merged voice: --component content/pitch and --streaming need a .onnx output")
+    if not adapters:
+        raise ExportError("nothing to merge: a .pth export needs at least one --adapter")
+    for path in [args.model, *(p for p, _ in adapters)]:
+        if not Path(path).is_file():
+            raise ExportError(f"{path}: file not found")
+    check_output_path(out, overwrite=args.overwrite)
+    # Write next to the target, then rename: a failed write never damages an existing file.
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        write_merged_voice(args.model, adapters, tmp, overwrite=True, force=args.force, info=args.info)
+        if args.verify:
+            merged = load_voice(tmp).model
+            live = reference_synth(args.model, adapters, force=args.force)
+            from .onnx_export import synth_inputs
+
+            x = synth_inputs(live, 50, seed=5)
+            with torch.no_grad(), source_noise_off():
+                run = lambda m: m.infer(x["phone"], x["phone_lengths"], x.get("pitch"), x.get("pitchf"), x["ds"],  # noqa: E731
+                                        noise=x["rnd"], noise_scale=1.0)
+                diff = float((run(merged) - run(live)).abs().max())
+        os.replace(tmp, out)
+    except OSError as e:
+        raise ExportError(f"{out}: cannot write ({e.strerror or e})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    names = ", ".join(f"{Path(p).name}×{w:g}" for p, w in adapters)
+    line = f"wrote {out} (official RVC voice, fp16; merged {names})"
+    if args.verify:
+        line += f"; loads back, max abs diff vs unmerged {diff:.2e} (fp16 weights)"
+    return line
+
+
+def _export_onnx(args, adapters: list[tuple[str, float]]) -> str:
+    from tqdm import tqdm
+
+    from .onnx_export import export_onnx
+
+    with tqdm(total=1, desc=f"exporting {args.component} to ONNX", unit="step", leave=False,
+              disable=not sys.stderr.isatty()) as bar:
+        result = export_onnx(
+            args.model, args.out, component=args.component, adapters=adapters, streaming=args.streaming,
+            fp16=args.fp16, opset=args.opset, verify=args.verify, overwrite=args.overwrite, force=args.force,
+            embedder=args.embedder, version=args.version,
+        )
+        bar.update(1)
+    meta = result.metadata
+    what = args.component
+    if what == "synth":
+        what = f"synthesizer {meta['version']} {int(meta['sr']) // 1000}k {'f0' if meta['f0'] == '1' else 'no-f0'}"
+        what += ", streaming" if args.streaming else ""
+        if adapters:
+            what += f", {len(adapters)} adapter(s) merged"
+    line = f"wrote {result.path} ({what}, {meta.get('precision', 'fp32')}, opset {meta['opset']}, {result.seconds:.1f} s)"
+    if result.max_abs_diff is not None:
+        lengths = ",".join(str(n) for n in result.lengths)
+        line += f"; verified: ONNX Runtime vs PyTorch max abs diff {result.max_abs_diff:.2e} at lengths {lengths}"
+    return line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    adapters = [parse_adapter(s) for s in args.adapter]
+    suffix = Path(args.out).suffix.lower()
+    try:
+        if suffix == ".pth":
+            print(_export_pth(args, adapters))
+        elif suffix == ".onnx":
+            print(_export_onnx(args, adapters))
+        else:
+            print(f"rvclora-export: error: {args.out}: the output must end in .onnx or .pth", file=sys.stderr)
+            return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rvclora-export: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as e:  # our errors are ValueErrors with one line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"rvclora-export: error: {msg}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
