@@ -238,10 +238,23 @@ def infer_config(state: Mapping[str, torch.Tensor], version: str, f0: bool, sr: 
 # --------------------------------------------------------------------------- load
 
 
+# Widths beyond any real RVC model: refuse them before allocating (a crafted config
+# list could otherwise ask for gigabytes before the shape check can say no).
+_MAX_WIDTH = 8192
+
+
+def _build(config: SynthConfig, version: str, f0: bool, posterior: bool) -> Synthesizer:
+    """The model a config describes, on the CPU. (Building on the meta device looks cheaper but
+    is ~40x slower for small models: weight norm runs through Python decompositions there.)"""
+    widths = (config.inter_channels, config.hidden_channels, config.filter_channels,
+              config.upsample_initial_channel, config.gin_channels, config.spk_embed_dim)
+    if max(widths) > _MAX_WIDTH or config.n_layers > 64:
+        raise ValueError(f"implausible model size in the config ({widths}, {config.n_layers} layers)")
+    return Synthesizer(config, version=version, f0=f0, posterior=posterior)
+
+
 def _expected(config: SynthConfig, version: str, f0: bool, posterior: bool) -> dict[str, torch.Tensor]:
-    # Shapes only: build on the meta device (no memory, no init cost).
-    with torch.device("meta"):
-        return Synthesizer(config, version=version, f0=f0, posterior=posterior).state_dict()
+    return _build(config, version, f0, posterior).state_dict()
 
 
 def load_voice(
@@ -329,9 +342,10 @@ def load_voice(
 
     posterior = any(k.startswith("enc_q.") for k in state)
     try:
-        expected = _expected(config, version, f0, posterior)
+        model = _build(config, version, f0, posterior)
     except (ValueError, RuntimeError) as e:
         raise VoiceFileError(f"{label}: its config cannot build a model ({e}); re-export the voice") from None
+    expected = model.state_dict()
     state = split_folded_weights(state, expected)
     reason = check_state_dict(state, expected)
     if reason:
@@ -340,7 +354,6 @@ def load_voice(
             f"({reason}); the file is damaged or was not written by RVC, re-export it"
         )
 
-    model = Synthesizer(config, version=version, f0=f0, posterior=posterior)
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     if remove_weight_norm:
         model.remove_weight_norm()  # fold in fp32, before any cast
