@@ -1,0 +1,377 @@
+"""The live subcommands of `rvclora`: run, devices, bench, latency, virtual-mic.
+
+`register(sub)` adds them to the `rvclora` parser. Errors are ValueError/OSError
+with a one-line message; the `rvclora` entry point prints them without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .settings import F0_METHODS, EngineSettings
+
+_D = EngineSettings()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add run, devices, bench, latency and virtual-mic to the `rvclora` parser."""
+    _add_run(sub)
+    _add_devices(sub)
+    _add_bench(sub)
+    _add_latency(sub)
+    _add_virtual_mic(sub)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _adapter_spec(text: str) -> tuple[Path, float]:
+    """FILE or FILE:WEIGHT (a Windows drive letter's colon is not a weight)."""
+    path, sep, weight = text.rpartition(":")
+    if sep and path and not (len(path) == 1 and path.isalpha()):
+        try:
+            return Path(path), float(weight)
+        except ValueError:
+            pass
+    return Path(text), 1.0
+
+
+def _add_voice_options(p: argparse.ArgumentParser, *, random_model: bool = False) -> None:
+    g = p.add_argument_group("voice")
+    choice = g.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--model", "-m", metavar="VOICE", help="RVC voice: a .pth (or streaming .onnx export) file, or a voice name in the library")
+    from .builtin_voices import BUILTIN_VOICES
+
+    names = ", ".join(BUILTIN_VOICES)
+    choice.add_argument("--builtin", metavar="NAME", choices=list(BUILTIN_VOICES), help=f"a built-in voice that needs no model files: {names}")
+    if random_model:
+        choice.add_argument("--random-model", action="store_true", help="a generated full-size v2 40k voice and HuBERT-base with random weights (same cost as real ones)")
+    g.add_argument("--adapter", "-a", action="append", default=[], type=_adapter_spec, metavar="FILE[:WEIGHT]",
+                   help="LoRA adapter on top of the voice, weight 1 by default; repeat to blend several")
+    g.add_argument("--force", action="store_true", help="accept adapters made on a base with a different fingerprint")
+    g.add_argument("--index", type=Path, help="feature index of the voice (added_*.index), used with --index-rate")
+    g.add_argument("--hubert", type=Path, help="content encoder hubert_base.pt or Hugging Face folder (default: assets)")
+    g.add_argument("--rmvpe", type=Path, help="rmvpe.pt (default: assets)")
+    g.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="inference backend (an .onnx model implies onnx)")
+    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    g.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="auto = fp16 on CUDA, fp32 on CPU")
+
+
+def _add_settings_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("timing (milliseconds, multiples of 10; latency = block + crossfade + search)")
+    g.add_argument("--block-ms", type=int, default=_D.block_ms, help=f"audio converted per step; compute must fit inside it (default {_D.block_ms})")
+    g.add_argument("--crossfade-ms", type=int, default=_D.crossfade_ms, help=f"fade between blocks, 10–40 (default {_D.crossfade_ms})")
+    g.add_argument("--search-ms", type=int, default=_D.search_ms, help=f"how far the seam may slide to line up waveforms (default {_D.search_ms})")
+    g.add_argument("--context-ms", type=int, default=_D.context_ms, help=f"past audio the model listens to; more = steadier but slower (default {_D.context_ms})")
+    g.add_argument("--buffer-ms", type=int, default=_D.buffer_ms, help=f"output safety margin against slow blocks; adds latency (default {_D.buffer_ms})")
+    g = p.add_argument_group("sound")
+    g.add_argument("--pitch", "-p", type=float, default=_D.pitch, help="transpose in semitones, e.g. 12 for male→female (default 0)")
+    g.add_argument("--formant", type=float, default=_D.formant, help="formant (timbre) shift in semitones, −5…5 (default 0)")
+    g.add_argument("--index-rate", type=float, default=_D.index_rate, help="share of timbre retrieved from --index, 0–1 (default 0)")
+    g.add_argument("--f0-method", choices=F0_METHODS, default=_D.f0_method, help="pitch estimator; auto = rmvpe when rmvpe.pt is present, else pm")
+    g.add_argument("--threshold-db", type=float, default=_D.threshold_db, help="noise gate: mute 10 ms frames quieter than this, −60 = off (default −60)")
+    g.add_argument("--rms-mix-rate", type=float, default=_D.rms_mix_rate, help="1 = the model's loudness, 0 = follow your voice's loudness (default 1)")
+    g.add_argument("--input-gain-db", type=float, default=_D.input_gain_db, help="gain before conversion (default 0)")
+    g.add_argument("--output-gain-db", type=float, default=_D.output_gain_db, help="gain on the output device (default 0)")
+    g.add_argument("--monitor-gain-db", type=float, default=_D.monitor_gain_db, help="gain on the monitor device (default 0)")
+    g.add_argument("--passthrough", action="store_true", help="send your voice through unconverted (to check levels and routing)")
+    g.add_argument("--noise-scale", type=float, default=_D.noise_scale, help="synthesizer latent noise; 0 = deterministic (default 0.66666, RVC's)")
+    g.add_argument("--speaker", type=int, default=_D.speaker, help="speaker id for multi-speaker models (default 0)")
+
+
+def _settings_from(args: argparse.Namespace) -> EngineSettings:
+    return EngineSettings(
+        block_ms=args.block_ms, crossfade_ms=args.crossfade_ms, search_ms=args.search_ms, context_ms=args.context_ms,
+        buffer_ms=args.buffer_ms, pitch=args.pitch, formant=args.formant, index_rate=args.index_rate,
+        f0_method=args.f0_method, threshold_db=args.threshold_db, rms_mix_rate=args.rms_mix_rate,
+        input_gain_db=args.input_gain_db, output_gain_db=args.output_gain_db, monitor_gain_db=args.monitor_gain_db,
+        passthrough=args.passthrough, noise_scale=args.noise_scale, speaker=args.speaker,
+    )
+
+
+def _resolve_model(spec: str) -> tuple[Path, Path | None, list[tuple[Path, float]]]:
+    """A file path, or a voice name in the library (its model, index and active adapters)."""
+    path = Path(spec)
+    if path.exists():
+        return path, None, []
+    try:
+        from ..synth.home import Home
+        from ..synth.voice_library import VoiceLibrary
+    except ImportError:
+        raise FileNotFoundError(f"{spec}: no such voice model file") from None
+    try:
+        entry = VoiceLibrary(Home.from_env()).get(spec)
+    except ValueError:
+        raise FileNotFoundError(f"{spec}: no such voice model file or library voice") from None
+    if entry.model_path is None:
+        raise FileNotFoundError(f"voice {spec!r} has no model file")
+    return entry.model_path, entry.index_path, list(entry.active_adapters())
+
+
+def _load_source(args: argparse.Namespace):
+    from .block_converter import BuiltinSource, load_rvc_source
+
+    if getattr(args, "builtin", None):
+        return BuiltinSource(args.builtin)
+    if getattr(args, "random_model", False):
+        from ..synth.device import resolve_device, resolve_dtype
+        from .bench import make_random_source
+
+        dev = resolve_device(args.device)
+        f0 = args.f0_method if args.f0_method != "auto" else "pm"
+        return make_random_source("v2", 40000, device=dev, dtype=resolve_dtype(args.precision, dev), f0_method=f0)
+    model, index, adapters = _resolve_model(args.model)
+    return load_rvc_source(
+        model, hubert=args.hubert, rmvpe=args.rmvpe, index=args.index or index,
+        adapters=args.adapter or adapters, device=args.device, precision=args.precision,
+        backend=args.backend, force=args.force,
+    )
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="convert your microphone live (or a file through the live engine)",
+        description="Convert live from an input device to an output device (e.g. the rvclora virtual mic), "
+        "printing latency and load once a second; Ctrl-C stops. With --input-file/--output-file the same "
+        "engine converts a file instead of devices.",
+    )
+    _add_voice_options(p)
+    g = p.add_argument_group("devices (names, parts of names or numbers from `rvclora devices`)")
+    g.add_argument("--input", "-i", help="microphone (default: the system default input)")
+    g.add_argument("--output", "-o", help="output, e.g. the rvclora virtual mic's sink (default: the system default output)")
+    g.add_argument("--monitor", help="a second output to hear yourself (e.g. headphones)")
+    g.add_argument("--samplerate", type=int, help="open every device at this rate (default: each device's own)")
+    g.add_argument("--latency", default="low", help="device buffer size: low, high or seconds (default low)")
+    g.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    g.add_argument("--threads", type=int, help="torch CPU threads for inference (default: torch's choice; 1 is often "
+                   "steadier on a busy CPU, where idle threads spin-waiting make every small op slow)")
+    g = p.add_argument_group("files instead of devices")
+    g.add_argument("--input-file", type=Path, help="read the input from this audio file")
+    g.add_argument("--output-file", type=Path, help="write the converted audio here (.wav, .flac, .ogg)")
+    g.add_argument("--realtime", action="store_true", help="pace the file like a device (default: as fast as possible)")
+    _add_settings_options(p)
+    p.set_defaults(func=cmd_run)
+
+
+def _latency_arg(text: str) -> str | float:
+    if text in ("low", "high"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--latency {text!r}: use low, high or a number of seconds") from None
+    if not 0 < value < 2:
+        raise ValueError(f"--latency {text}: must be between 0 and 2 seconds")
+    return value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .engine import Engine, EngineDevices
+
+    settings = _settings_from(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if (args.input_file is None) != (args.output_file is None):
+        raise ValueError("--input-file and --output-file go together")
+    source = _load_source(args)
+    if args.input_file is not None:
+        engine = Engine(source, settings)
+        t0 = time.perf_counter()
+        out = engine.process_file(args.input_file, args.output_file, realtime=args.realtime)
+        st = engine.stats
+        seconds = len(out) / st.output_sr
+        print(
+            f"wrote {args.output_file} ({seconds:.2f} s at {st.output_sr} Hz) in {time.perf_counter() - t0:.1f} s; "
+            f"{st.blocks} blocks, compute p50 {st.compute_ms_p50:.1f} ms / p95 {st.compute_ms_p95:.1f} ms "
+            f"per {st.block_ms:.0f} ms block, {st.overruns} over budget"
+        )
+        return 0
+    devices = EngineDevices(args.input, args.output, args.monitor, args.samplerate, _latency_arg(args.latency))
+    engine = Engine(source, settings, devices)
+    engine.start()
+    t_end = time.monotonic() + args.duration if args.duration else None
+    failed = None
+    try:
+        while engine.running and (t_end is None or time.monotonic() < t_end):
+            time.sleep(1.0)
+            for ev in engine.drain_events():
+                if ev.kind == "error":
+                    failed = ev.message
+                print(f"[{ev.kind}] {ev.message}", file=sys.stderr)
+            st = engine.stats
+            print(
+                f"latency ~{st.latency_ms:.0f} ms (algorithmic {st.algorithmic_latency_ms:.0f}) | "
+                f"load {100 * st.load:.0f}% (p95 {st.compute_ms_p95:.0f} ms / {st.block_ms:.0f} ms) | "
+                f"overruns {st.overruns} underflows {st.underflows} xruns {st.input_xruns + st.output_xruns} | "
+                f"in {st.input_level_db:.0f} dB out {st.output_level_db:.0f} dB",
+                file=sys.stderr, flush=True,
+            )
+    except KeyboardInterrupt:
+        print("stopping…", file=sys.stderr)
+    finally:
+        engine.stop()
+    for ev in engine.drain_events():
+        if ev.kind == "error":
+            failed = ev.message
+    if failed:
+        raise OSError(failed)
+    return 0
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def _add_devices(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("devices", help="list audio inputs and outputs", description="List audio devices with host API, channels and default rate; virtual cables are flagged.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_devices)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from .devices import list_devices
+
+    devices = list_devices()
+    if args.json:
+        print(json.dumps([d.__dict__ for d in devices], indent=2))
+        return 0
+    if not devices:
+        print("no audio devices found (is a sound server running?)")
+        return 0
+    print(f"{'#':>3}  {'in':>3} {'out':>3}  {'rate':>6}  {'host API':<22} name")
+    for d in devices:
+        flag = f"  [virtual: {d.virtual}]" if d.virtual else ""
+        print(f"{d.index:>3}  {d.max_input_channels:>3} {d.max_output_channels:>3}  {d.default_samplerate:>6.0f}  {d.hostapi[:22]:<22} {d.name}{flag}")
+    return 0
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure per-block compute (JSON)",
+        description="Run the live chain on a generated voice-like signal without devices and print JSON: "
+        "per-block compute p50/p95/p99, real-time factor, algorithmic latency, overruns, and the cost of a "
+        "naive full-window pass for comparison.",
+    )
+    _add_voice_options(p, random_model=True)
+    for name in ("block_ms", "crossfade_ms", "search_ms", "context_ms"):
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(flag, type=int, default=getattr(_D, name), help=f"(default {getattr(_D, name)})")
+    p.add_argument("--f0-method", choices=F0_METHODS, default="auto", help="pitch estimator (random models: pm, or rmvpe with random weights)")
+    p.add_argument("--pitch", type=float, default=0.0, help="transpose in semitones (default 0)")
+    p.add_argument("--formant", type=float, default=0.0, help="formant shift in semitones (default 0)")
+    p.add_argument("--index-rate", type=float, default=0.0, help="index blend rate, with --index (default 0)")
+    p.add_argument("--blocks", type=int, default=30, help="timed blocks (default 30)")
+    p.add_argument("--naive-blocks", type=int, default=8, help="timed blocks of the naive full-window pass; 0 skips it (default 8)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--input-file", type=Path, help="time on this recording instead of the generated signal")
+    p.add_argument("--out", type=Path, help="also write the JSON to this file")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from .bench import run_bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.blocks < 1:
+        raise ValueError("--blocks must be at least 1")
+    settings = EngineSettings(
+        block_ms=args.block_ms, crossfade_ms=args.crossfade_ms, search_ms=args.search_ms, context_ms=args.context_ms,
+        f0_method=args.f0_method, pitch=args.pitch, formant=args.formant, index_rate=args.index_rate,
+    )
+    source = _load_source(args)
+    signal = None
+    if args.input_file is not None:
+        from ..synth.audio_io import load_mono
+
+        signal = load_mono(args.input_file, source.make_converter(settings).input_sr)
+    result = run_bench(source, settings, blocks=args.blocks, naive_blocks=args.naive_blocks, signal=signal)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+# --------------------------------------------------------------------------- latency
+
+
+def _add_latency(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "latency",
+        help="measure true end-to-end latency through devices",
+        description="Play a click into OUTPUT, find it in what INPUT records, and print the round-trip delay. "
+        "Loop the output back to the input (a cable, or a virtual sink and its monitor) first.",
+    )
+    p.add_argument("--input", "-i", help="device that hears the click (default: system default input)")
+    p.add_argument("--output", "-o", help="device that plays the click (default: system default output)")
+    p.add_argument("--samplerate", type=int, default=48000, help="rate for both streams (default 48000)")
+    p.add_argument("--tries", type=int, default=3, help="clicks to play; the median is reported (default 3)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_latency)
+
+
+def cmd_latency(args: argparse.Namespace) -> int:
+    from .latency import measure_latency
+
+    if args.tries < 1:
+        raise ValueError("--tries must be at least 1")
+    result = measure_latency(args.input, args.output, sr=args.samplerate, tries=args.tries)
+    if args.json:
+        print(json.dumps({"ms": result.ms, "tries": list(result.tries)}))
+    else:
+        tries = ", ".join(f"{t:.1f}" for t in result.tries)
+        print(f"end-to-end latency {result.ms:.1f} ms (tries: {tries})")
+    return 0
+
+
+# --------------------------------------------------------------------------- virtual mic
+
+
+def _add_virtual_mic(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "virtual-mic",
+        help="create or remove the rvclora virtual microphone (Linux)",
+        description="Manage a virtual microphone for Discord/OBS (Linux, PulseAudio or PipeWire): a null sink "
+        "that rvclora plays into and a source that apps record from.",
+    )
+    vsub = p.add_subparsers(dest="vmic_command", metavar="ACTION", required=True)
+    for action, text in (
+        ("create", "create the virtual mic (kept until removed or the sound server restarts)"),
+        ("remove", "remove the virtual mic"),
+        ("status", "say whether the virtual mic exists"),
+    ):
+        a = vsub.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
+        a.add_argument("--name", default="rvclora", help="name of the sink and source (default rvclora)")
+        a.set_defaults(func=cmd_virtual_mic)
+
+
+def cmd_virtual_mic(args: argparse.Namespace) -> int:
+    from . import virtual_mic as vm
+
+    if args.vmic_command == "create":
+        mic = vm.create_virtual_mic(args.name)
+        print(f"virtual mic {mic.name!r} is ready: select {mic.name!r} as the microphone in Discord/OBS")
+        print(f"  and convert into it with: rvclora run --model VOICE --output {mic.sink}")
+    elif args.vmic_command == "remove":
+        removed = vm.remove_virtual_mic(args.name)
+        print(f"removed virtual mic {args.name!r}" if removed else f"no virtual mic named {args.name!r} to remove")
+    else:
+        mic = vm.find_virtual_mic(args.name)
+        print(f"virtual mic {mic.name!r} present (rvclora plays into {mic.sink!r})" if mic else f"no virtual mic named {args.name!r}")
+    return 0
