@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..realtime import cli as realtime_cli
     from ..synth import cli as synth_cli
 
     parser = argparse.ArgumentParser(
@@ -15,8 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Run without a command to open the panel.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    panel = parser.add_argument_group("panel (when no command is given)")
+    panel.add_argument("--voice", help="voice to select: a built-in voice (e.g. deep) or one of your voices")
+    panel.add_argument("--start", action="store_true", help="start the voice changer right away")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     synth_cli.register(sub)
+    realtime_cli.register(sub)
     return parser
 
 
@@ -27,9 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        # The panel arrives with the GUI issue; until then the bare command explains itself.
-        parser.print_help()
-        return 0
+        from .app import run_panel
+
+        shown = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")  # the last: offscreen/VNC set explicitly
+        if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in shown):
+            print("rvclora: error: no desktop display for the panel; use `rvclora run` for the headless engine", file=sys.stderr)
+            return 2
+        return run_panel((["--voice", args.voice] if args.voice else []) + (["--start"] if args.start else []))
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -41,11 +41,19 @@ def convert(models, src, dst, *extra):
     return run("convert", src, dst, "--model", models["voice"], "--hubert", models["hubert"], *extra)
 
 
-def test_bare_command_prints_help(capsys):
-    assert main([]) == 0
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
     out = capsys.readouterr().out
-    for command in ("convert", "info", "assets"):
+    for command in ("convert", "info", "assets", "run", "devices", "bench", "latency", "virtual-mic"):
         assert command in out
+
+
+def test_bare_command_without_a_display_says_what_to_do(monkeypatch, capsys):
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    assert main([]) == 2
+    assert "rvclora run" in _error(capsys)
 
 
 @pytest.mark.parametrize("command", [[], ["convert"], ["info"], ["assets"], ["assets", "download"], ["assets", "check"]])

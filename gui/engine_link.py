@@ -1,0 +1,242 @@
+"""The panel's one link to `rvclora.realtime`: engine, devices, virtual microphone, built-in voices.
+
+Everything the panel needs from the live engine goes through this module, in the
+panel's own small frozen types, so a change in the engine's API is fixed here and
+nowhere else. Slow calls (`EngineLink.start`, `stop`, `list_devices`,
+`create_virtual_mic`) are plain blocking functions: the window runs them on its
+worker pool, never on the UI thread. `update`, `stats` and `drain_messages` are cheap
+and thread-safe, so the UI calls them directly.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..realtime.settings import EngineSettings
+from ..synth.voice_library import VoiceEntry
+from .voice_choice import VoiceChoice
+
+# --------------------------------------------------------------------------- devices
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str
+    hostapi: str
+    inputs: int
+    outputs: int
+    samplerate: float
+    virtual: str | None  # e.g. "VB-CABLE", "PulseAudio null sink"; None for real hardware
+    pulse: str | None = None  # the PulseAudio sink/source behind the entry (Linux), e.g. "rvclora_sink"
+
+    @property
+    def label(self) -> str:
+        """What the picker shows: virtual devices are marked so users find their Discord route."""
+        return f"{self.name} (virtual)" if self.virtual else self.name
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    input: str | None = None  # device names; None = the system default
+    output: str | None = None
+    monitor: str | None = None  # None = no monitor
+
+
+def list_devices() -> list[DeviceInfo]:
+    """Every audio device, inputs and outputs together (slow: PortAudio rescans; run off the UI thread)."""
+    from ..realtime import devices
+
+    _rescan_portaudio()
+    return [
+        DeviceInfo(
+            name=d.name,
+            hostapi=str(d.hostapi),
+            inputs=int(d.max_input_channels),
+            outputs=int(d.max_output_channels),
+            samplerate=float(d.default_samplerate),
+            virtual=d.virtual,
+            pulse=d.pulse,
+        )
+        for d in devices.list_devices()
+    ]
+
+
+def _rescan_portaudio() -> None:
+    # PortAudio lists devices once per initialisation; a new virtual sink or a plugged-in
+    # headset shows up only after a re-init. Only safe while no stream is open.
+    try:
+        import sounddevice
+
+        sounddevice._terminate()
+        sounddevice._initialize()
+    except Exception:  # noqa: BLE001 - a stale list is better than no list
+        pass
+
+
+def virtual_mic_supported() -> bool:
+    return sys.platform.startswith("linux")
+
+
+def create_virtual_mic() -> str:
+    """Create (or find) the "rvclora" virtual microphone; returns the sink to send the voice to."""
+    from ..realtime import virtual_mic
+
+    return virtual_mic.create_virtual_mic().sink
+
+
+# --------------------------------------------------------------------------- voices
+
+
+def builtin_voices() -> list[tuple[str, str]]:
+    """(name, one-line description) of the built-in voices, in the engine's order."""
+    from ..realtime.builtin_voices import BUILTIN_VOICES
+
+    return [(name, preset.description) for name, preset in BUILTIN_VOICES.items()]
+
+
+def builtin_preset(name: str) -> tuple[float, float]:
+    """The preset's own (pitch, formant); the panel's sliders add to these."""
+    from ..realtime.builtin_voices import BUILTIN_VOICES
+
+    preset = BUILTIN_VOICES[name]
+    return preset.pitch, preset.formant
+
+
+def load_voice_source(choice: VoiceChoice, entry: VoiceEntry | None) -> Any:
+    """The engine's voice source for a choice (slow for library voices: loads the models)."""
+    from ..realtime.block_converter import BuiltinSource, load_rvc_source
+
+    if choice.is_builtin:
+        return BuiltinSource(choice.name)
+    if entry is None or entry.model_path is None:
+        raise ValueError(f"voice '{choice.name}' has no model file; import a .pth or .onnx model for it")
+    return load_rvc_source(
+        entry.model_path,
+        index=entry.index_path,
+        adapters=[(str(p), w) for p, w in entry.active_adapters()],
+    )
+
+
+# --------------------------------------------------------------------------- engine
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """One snapshot for the readout, in the panel's terms."""
+
+    blocks: int = 0
+    compute_ms: float = 0.0  # the latest block's compute time (what the chart plots)
+    compute_p50_ms: float = 0.0
+    compute_p95_ms: float = 0.0
+    budget_ms: float = 0.0  # the block length: compute must stay under it
+    overruns: int = 0  # blocks whose compute exceeded the budget
+    glitches: int = 0  # device over/underflows and gaps the listener may have heard
+    algorithmic_latency_ms: float = 0.0  # block + crossfade + search (+ converter look-ahead)
+    latency_ms: float = 0.0  # the engine's end-to-end estimate, device buffers included
+    input_db: float | None = None
+    output_db: float | None = None
+
+
+@dataclass(frozen=True)
+class EngineMessage:
+    kind: str  # the engine's event kind: started, stopped, error, warning, settings, adapters
+    text: str
+
+    @property
+    def is_problem(self) -> bool:
+        return self.kind in ("error", "warning")
+
+
+class EngineLink:
+    """Owns at most one running engine. `start`/`stop` block (worker pool); the rest is cheap."""
+
+    def __init__(self, engine_factory: Callable[..., Any] | None = None) -> None:
+        self._factory = engine_factory or _default_factory
+        self._lock = threading.Lock()  # start/stop come from pool threads; never two at once
+        self._engine: Any = None
+        self._messages: list[EngineMessage] = []
+
+    @property
+    def engine(self) -> Any:
+        """The running engine itself (for tests and diagnostics), or None."""
+        return self._engine
+
+    @property
+    def running(self) -> bool:
+        engine = self._engine
+        return engine is not None and bool(engine.running)
+
+    @property
+    def settings(self) -> EngineSettings | None:
+        engine = self._engine
+        return None if engine is None else engine.settings
+
+    def start(self, source: Any, settings: EngineSettings, devices: DeviceChoice) -> None:
+        with self._lock:
+            self._stop_locked()
+            engine = self._factory(source, settings, devices)
+            engine.start()
+            self._engine = engine
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.stop()
+            self._collect(engine)
+
+    def update(self, **changes: Any) -> None:
+        """Live settings change; raises a one-line ValueError on a value the voice cannot take."""
+        engine = self._engine
+        if engine is not None:
+            engine.update(**changes)
+
+    def set_adapters(self, adapters: Sequence[tuple[Path, float]]) -> None:
+        """Hot-swap or re-weight the running voice's adapters (reads files: run off the UI thread)."""
+        engine = self._engine
+        if engine is not None:
+            engine.set_adapters([(str(p), float(w)) for p, w in adapters])
+
+    def stats(self) -> EngineStats | None:
+        engine = self._engine
+        if engine is None:
+            return None
+        raw = engine.stats
+        return EngineStats(
+            blocks=int(raw.blocks),
+            compute_ms=float(raw.compute_ms_last),
+            compute_p50_ms=float(raw.compute_ms_p50),
+            compute_p95_ms=float(raw.compute_ms_p95),
+            budget_ms=float(raw.block_ms),
+            overruns=int(raw.overruns),
+            glitches=int(raw.input_xruns + raw.output_xruns + raw.underflows),
+            algorithmic_latency_ms=float(raw.algorithmic_latency_ms),
+            latency_ms=float(raw.latency_ms),
+            input_db=float(raw.input_level_db),
+            output_db=float(raw.output_level_db),
+        )
+
+    def drain_messages(self) -> list[EngineMessage]:
+        """What the engine reported since the last call (errors, device loss, applied changes)."""
+        engine = self._engine
+        if engine is not None:
+            self._collect(engine)
+        messages, self._messages = self._messages, []
+        return messages
+
+    def _collect(self, engine: Any) -> None:
+        self._messages.extend(EngineMessage(e.kind, e.message) for e in engine.drain_events())
+
+
+def _default_factory(source: Any, settings: EngineSettings, devices: DeviceChoice) -> Any:
+    from ..realtime.engine import Engine, EngineDevices
+
+    return Engine(source, settings, EngineDevices(input=devices.input, output=devices.output, monitor=devices.monitor))
