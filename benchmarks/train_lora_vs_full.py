@@ -1,0 +1,240 @@
+"""LoRA vs full fine-tune: seconds per training step and peak memory, same data, same model.
+
+Model: a FULL-SIZE RVC v2 40k f0 generator with random weights (official config,
+with its posterior encoder, like a pretrained f0G40k.pth) and the full-size v2
+multi-period discriminator (trained fully in both modes, as RVC does).  Data: the
+MIT speech samples of pytest-audioeval, preprocessed and cached once (a tiny
+random content encoder gives the 768-d features: feature values do not change
+the cost of a step).
+
+Each mode runs in its own fresh process, so one mode's allocations cannot hide
+in the other's peak.  Reported per mode:
+- s/step: median over the timed steps (after warm-up steps), wall clock;
+- CPU: peak RSS of the process (ru_maxrss), and the training growth = peak RSS
+  minus the RSS just before the first step (models, data and libraries loaded).
+  The growth is what training itself costs (gradients, optimizer states,
+  activations); the peak also counts the ~1 GB of code and weights both modes share;
+- CUDA: torch.cuda.max_memory_allocated, reset before the first step (peak) and
+  its growth over the allocated memory at that point.
+The DESIGN target is LoRA peak <= 50 % of full.
+
+    .venv/bin/python benchmarks/train_lora_vs_full.py [--steps 3] [--warmup 1] [--batch-size 2] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+SPEECH = ["en/quick_brown_fox.wav", "en/counting.wav", "es/pangrama.wav", "fr/pangrama.wav", "it/pangrama.wav", "hi/pangrama.wav"]
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class HeapPeak:
+    """Peak of the bytes malloc has handed out (glibc mallinfo2: arenas + mmapped blocks),
+    sampled every 2 ms by a thread.  Unlike RSS it does not count freed memory the
+    allocator keeps, so it follows tensor memory closely; training steps last seconds
+    and their peak (the backward pass) lasts far longer than a sample interval."""
+
+    def __init__(self) -> None:
+        import ctypes
+        import threading
+
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+        self._info = libc.mallinfo2
+        self._stop = threading.Event()
+        self.peak = self.now()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def now(self) -> float:
+        m = self._info()
+        return (m.uordblks + m.hblkhd) / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self.now())
+
+    def __enter__(self) -> HeapPeak:
+        self.before = self.now()
+        self.peak = self.before
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.now())
+
+
+def prepare(root: Path) -> dict:
+    """Full-size random base, tiny content encoder, data folder, filled feature cache."""
+    from rvclora.synth.configs import official_config
+    from rvclora.synth.synthesizer import Synthesizer
+    from rvclora.tests.conftest import speech_path
+    from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+    from rvclora.tests.rvc_fixtures import randomize_
+
+    model = randomize_(Synthesizer(official_config("v2", 40000), version="v2", f0=True, posterior=True), seed=0)
+    base = root / "f0G40k.pth"
+    torch.save({"model": model.state_dict(), "iteration": 0}, base)
+    data = root / "data"
+    data.mkdir()
+    for name in SPEECH:
+        shutil.copy(speech_path(name), data / name.replace("/", "_"))
+    hubert = write_hubert_file(root / "hubert_base.pt", tiny_hubert_config("v2"))
+    return {"base": str(base), "data": str(data), "hubert": str(hubert), "cache": str(root / "cache")}
+
+
+def load_data(kit: dict, cfg, device):
+    from rvclora.train.config import PreprocessConfig, digest
+    from rvclora.train.dataset import SegmentData
+    from rvclora.train.feature_cache import FeatureExtractor, build_cache
+    from rvclora.train.generator import build_generator
+    from rvclora.train.mel import SpecConfig
+    from rvclora.train.preprocess import find_audio_files, preprocess_file
+
+    setup = build_generator(kit["base"], cfg, device)
+    v = setup.voice
+    spec = SpecConfig.for_model(v.sr, v.config.spec_channels, v.config.hop)
+    min_samples = (setup.model.segment_size + 8) * spec.hop
+
+    def extractor():
+        from rvclora.synth.content_encoder import load_content_encoder
+        from rvclora.synth.pitch import make_pitch_estimator
+
+        return FeatureExtractor(load_content_encoder(kit["hubert"], version="v2"), make_pitch_estimator("pm"), spec)
+
+    res = build_cache(
+        find_audio_files(kit["data"]), Path(kit["cache"]), digest({"bench": 1, "pre": PreprocessConfig().key()}),
+        lambda p: preprocess_file(Path(p), v.sr, min_samples=min_samples), extractor,
+    )
+    return setup, spec, SegmentData(res.items, spec.hop)
+
+
+def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, device_name: str) -> dict:
+    from rvclora.synth.device import resolve_device
+    from rvclora.train.config import TrainConfig
+    from rvclora.train.dataset import epoch_batches
+    from rvclora.train.discriminators import MultiPeriodDiscriminator
+    from rvclora.train.loop import train_step
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
+    device = resolve_device(device_name)
+    cfg = TrainConfig(full=(mode == "full"), batch_size=batch_size, seed=0)
+    setup, spec, data = load_data(kit, cfg, device)
+    torch.manual_seed(0)
+    d = MultiPeriodDiscriminator("v2").to(device).train()
+    params = list(setup.trainable().values())
+    opt_g = torch.optim.AdamW(params, cfg.generator_lr, betas=cfg.betas, eps=cfg.eps)
+    opt_d = torch.optim.AdamW(d.parameters(), cfg.lr_d, betas=cfg.betas, eps=cfg.eps)
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    batches = [data.batch(b).to(device) for b in epoch_batches(len(data), batch_size, 0, 0) if len(b) == batch_size]
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() / 2**20
+    else:
+        before = rss_mb()
+    times = []
+    heap = HeapPeak() if device.type == "cpu" else None
+    with heap or _null():
+        for i in range(warmup + steps):
+            t0 = time.perf_counter()
+            train_step(setup, d, batches[i % len(batches)], opt_g, opt_d, scaler, cfg, spec, device)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
+    n_g, n_d = sum(p.numel() for p in params), sum(p.numel() for p in d.parameters())
+    return {
+        "mode": mode, "device": str(device), "threads": torch.get_num_threads(), "batch_size": batch_size,
+        "trainable_params_g": n_g,
+        "params_g": sum(p.numel() for p in setup.model.parameters()), "params_d": sum(p.numel() for p in d.parameters()),
+        "s_per_step_median": statistics.median(times), "s_per_step_all": times,
+        "memory_before_mb": before, "peak_mb": peak, "growth_mb": peak - before,
+        "heap_before_mb": heap.before if heap else None, "heap_peak_mb": heap.peak if heap else None,
+        "heap_growth_mb": heap.peak - heap.before if heap else None,
+        # exact fp32 bytes of gradients + AdamW's two moments of what trains
+        "grad_and_adam_state_mb": {"generator": n_g * 12 / 2**20, "discriminator": n_d * 12 / 2**20},
+    }
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--kit", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.worker:
+        print(json.dumps(worker(a.worker, json.loads(a.kit), a.steps, a.warmup, a.batch_size, a.device)))
+        return
+    with tempfile.TemporaryDirectory(prefix="rvclora-bench-") as tmp:
+        kit = prepare(Path(tmp))
+        results = {}
+        for mode in ("lora", "full"):  # one fresh process each: peaks cannot mix
+            cmd = [sys.executable, __file__, "--worker", mode, "--kit", json.dumps(kit), "--steps", str(a.steps),
+                   "--warmup", str(a.warmup), "--batch-size", str(a.batch_size), "--device", a.device]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            results[mode] = json.loads(out.strip().splitlines()[-1])
+    lo, fu = results["lora"], results["full"]
+    summary = {
+        "results": results,
+        "lora_vs_full": {
+            "s_per_step_ratio": lo["s_per_step_median"] / fu["s_per_step_median"],
+            "peak_ratio": lo["peak_mb"] / fu["peak_mb"],
+            "growth_ratio": lo["growth_mb"] / fu["growth_mb"],
+            **({"heap_peak_ratio": lo["heap_peak_mb"] / fu["heap_peak_mb"], "heap_growth_ratio": lo["heap_growth_mb"] / fu["heap_growth_mb"]} if lo["heap_peak_mb"] else {}),
+        },
+    }
+    print(f"device {lo['device']}, {lo['threads']} threads, batch {lo['batch_size']}, v2 40k full-size, D {lo['params_d'] / 1e6:.1f} M params")
+    print(f"{'mode':6} {'trainable G':>12} {'s/step':>8} {'RSS before':>10} {'RSS peak':>9} {'growth':>7} {'heap before':>11} {'heap peak':>9} {'growth':>7}  (MB)")
+    for r in (lo, fu):
+        h = [r[k] or float("nan") for k in ("heap_before_mb", "heap_peak_mb", "heap_growth_mb")]
+        print(f"{r['mode']:6} {r['trainable_params_g']:>12,} {r['s_per_step_median']:>8.2f} {r['memory_before_mb']:>10.0f} {r['peak_mb']:>9.0f} {r['growth_mb']:>7.0f} {h[0]:>11.0f} {h[1]:>9.0f} {h[2]:>7.0f}")
+    rr = summary["lora_vs_full"]
+    print(f"LoRA/full: s/step {rr['s_per_step_ratio']:.2f}, RSS peak {rr['peak_ratio']:.2f}, RSS growth {rr['growth_ratio']:.2f}"
+          + (f", heap peak {rr['heap_peak_ratio']:.2f}, heap growth {rr['heap_growth_ratio']:.2f}" if "heap_peak_ratio" in rr else "")
+          + " (target: peak <= 0.50)")
+    print(f"grads + AdamW moments (fp32): G lora {lo['grad_and_adam_state_mb']['generator']:.0f} MB, G full {fu['grad_and_adam_state_mb']['generator']:.0f} MB, D {lo['grad_and_adam_state_mb']['discriminator']:.0f} MB (both)")
+    if a.json:
+        a.json.write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""One training run from a folder of recordings to the output files (what `rvclora-train` does)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rvclora.synth.device import resolve_device
+from rvclora.synth.errors import MissingAssetError, OutputExistsError
+from rvclora.synth.home import Home
+
+from .config import PreprocessConfig, TrainConfig, digest
+from .dataset import DataError, SegmentData, split_items
+from .discriminators import MultiPeriodDiscriminator, load_discriminator
+from .feature_cache import FeatureExtractor, build_cache, load_item
+from .generator import GeneratorSetup, build_generator
+from .loop import quality_metrics, run
+from .mel import SpecConfig
+from .preprocess import find_audio_files, preprocess_file
+from .report import TrainReport, peak_memory_mb, write_preprocess_report
+
+CREATED_BY = "rvclora-train"
+VOICE_JSON = "voice.json"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    data: Path
+    base: Path
+    out: Path
+    base_d: Path | None = None
+    work_dir: Path | None = None
+    cache_dir: Path | None = None
+    f0_method: str = "auto"
+    device: str = "auto"
+    index: bool = False
+    resume: bool = False
+    overwrite: bool = False
+    hubert: Path | None = None
+    rmvpe: Path | None = None
+    progress: bool = True
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+    @property
+    def work(self) -> Path:
+        return self.work_dir if self.work_dir is not None else self.out.parent / f"{self.out.stem}.train"
+
+    @property
+    def cache(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.work / "cache"
+
+    @property
+    def index_path(self) -> Path:
+        return self.out.with_suffix(".index")
+
+    @property
+    def voice_json(self) -> Path:
+        return self.out.parent / VOICE_JSON
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _bar(enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return lambda **kw: tqdm(**{"unit": "step", "dynamic_ncols": True, "leave": False, **kw})
+
+
+def check_options(o: TrainOptions) -> None:
+    """Everything that can be refused before any work starts (one-line ValueErrors)."""
+    t = o.train
+    if not o.data.is_dir():
+        raise ValueError(f"{o.data}: not a folder; DATA_DIR must be a folder of recordings")
+    if not o.base.is_file():
+        raise MissingAssetError(f"{o.base}: base model not found (a pretrained G*.pth or a voice .pth)")
+    if o.base_d is not None and not o.base_d.is_file():
+        raise MissingAssetError(f"{o.base_d}: discriminator not found (the D*.pth that goes with the base)")
+    want = ".pth" if t.full else ".safetensors"
+    if o.out.suffix.lower() != want:
+        what = "--full writes an RVC voice model" if t.full else "the adapter is a safetensors file"
+        raise ValueError(f"--out {o.out}: {what}; use a {want} file name")
+    for name, v, lo in (("--rank", t.rank, 1), ("--batch-size", t.batch_size, 1), ("--epochs", t.epochs, 1), ("--save-every", t.save_every, 1), ("--eval-every", t.eval_every, 1), ("--keep-checkpoints", t.keep_checkpoints, 1)):
+        if v < lo:
+            raise ValueError(f"{name} {v}: must be at least {lo}")
+    if t.max_steps is not None and t.max_steps < 1:
+        raise ValueError(f"--max-steps {t.max_steps}: must be at least 1")
+    if not (t.generator_lr > 0 and t.lr_d > 0):
+        raise ValueError("--lr: must be positive")
+    if not 0 < t.val_fraction < 1:
+        raise ValueError(f"--val-fraction {t.val_fraction}: must be between 0 and 1")
+    if t.patience < 0:
+        raise ValueError(f"--patience {t.patience}: must be 0 (off) or more")
+    if o.f0_method not in ("auto", "rmvpe", "pm", "fcpe"):
+        raise ValueError(f"--f0-method {o.f0_method}: choose auto, rmvpe, pm or fcpe")
+    outputs = [o.out, o.voice_json] + ([o.index_path] if o.index else [])
+    owned = _owned_outputs(o.work) if o.resume else set()
+    for p in outputs:
+        if p.exists() and not o.overwrite and str(p.resolve()) not in owned:
+            raise OutputExistsError(f"{p}: already exists; pass --overwrite to replace it (or choose another --out)")
+
+
+def _owned_outputs(work: Path) -> set[str]:
+    """Outputs an earlier (interrupted or finished) run of this work dir wrote or claimed."""
+    try:
+        return set(json.loads((work / "run.json").read_text()).get("outputs", []))
+    except (OSError, ValueError):
+        return set()
+
+
+def _resolve_f0_method(o: TrainOptions, f0: bool, home: Home) -> str:
+    if not f0:
+        return "none"
+    if o.f0_method != "auto":
+        return o.f0_method
+    return "rmvpe" if (o.rmvpe or home.rmvpe).is_file() else "pm"
+
+
+def train_voice(o: TrainOptions, say=print) -> TrainReport:
+    check_options(o)
+    device = resolve_device(o.device)
+    if o.train.fp16 and device.type != "cuda":
+        raise ValueError("--fp16 needs a CUDA GPU (mixed precision); on the CPU train in fp32 (leave --fp16 off)")
+    home = Home.from_env()
+    work = o.work
+    work.mkdir(parents=True, exist_ok=True)
+    o.out.parent.mkdir(parents=True, exist_ok=True)
+
+    setup = build_generator(o.base, o.train, device)
+    v = setup.voice
+    spec = SpecConfig.for_model(v.sr, v.config.spec_channels, v.config.hop)
+    hubert = o.hubert or home.hubert
+    if not hubert.exists():
+        raise MissingAssetError(f"content encoder not found at {hubert}; run `rvclora assets download` or pass --hubert PATH")
+    method = _resolve_f0_method(o, v.f0, home)
+    rmvpe = o.rmvpe or home.rmvpe
+    if method == "rmvpe" and not rmvpe.is_file():
+        raise MissingAssetError(f"rmvpe.pt not found at {rmvpe}; run `rvclora assets download`, pass --rmvpe PATH or use --f0-method pm")
+    (work / "run.json").write_text(json.dumps({"outputs": [str(p.resolve()) for p in (o.out, o.voice_json, o.index_path)], "base": str(o.base)}))
+
+    # ---- preprocessing and features (cached per file content)
+    min_samples = (setup.model.segment_size + 8) * spec.hop  # a training slice plus alignment slack
+    hubert_id = _sha256(hubert) if hubert.is_file() else digest(sorted(str(p) for p in hubert.iterdir()))
+    key = digest({"pre": o.preprocess.key(), "sr": v.sr, "version": v.version, "f0": method, "hubert": hubert_id, "spec": spec.__dict__, "min": min_samples})
+    files = find_audio_files(o.data, exclude=work)
+    if not files:
+        raise DataError(f"{o.data}: no audio files (wav, flac, ogg, mp3) in this folder or below")
+
+    def extractor():
+        from rvclora.synth.content_encoder import load_content_encoder
+        from rvclora.synth.pitch import make_pitch_estimator
+
+        enc = load_content_encoder(hubert, version=v.version, device=device)
+        pitch = make_pitch_estimator(method, rmvpe_path=rmvpe, device=device) if v.f0 else None
+        return FeatureExtractor(enc, pitch, spec, device=device)
+
+    progress = _bar(o.progress)
+    wrap = (lambda it: progress(iterable=it, desc="preprocessing", unit="file")) if progress else (lambda it: it)
+    cache = build_cache(files, o.cache, key, lambda p: preprocess_file(p, v.sr, o.preprocess, min_samples=min_samples), extractor, progress=wrap)
+    text = write_preprocess_report(work / "preprocess_report.txt", len(files), cache.skipped, len(cache.items))
+    if cache.skipped:
+        say(text.rstrip())
+    if not cache.items:
+        raise DataError(f"{o.data}: no usable audio; all {len(files)} file(s) were skipped (see {work / 'preprocess_report.txt'})")
+    say(f"{len(cache.items)} segments from {len(files) - len(cache.skipped)} file(s) ({cache.hits} cached, {cache.misses} processed)")
+    train_items, val_items = split_items(cache.items, o.train.val_fraction, o.train.max_val_segments, o.train.seed)
+    train_data, val_data = SegmentData(train_items, spec.hop), SegmentData(val_items, spec.hop)
+
+    # ---- discriminator: pretrained when given, else fresh (seeded)
+    torch.manual_seed(o.train.seed)
+    d = load_discriminator(o.base_d, v.version) if o.base_d else MultiPeriodDiscriminator(v.version)
+
+    result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say)
+    del d  # thrown away: only the generator's adapter is the product
+
+    # ---- outputs
+    pitch = None
+    if v.f0 and method != "none":
+        from rvclora.synth.pitch import make_pitch_estimator
+
+        pitch = make_pitch_estimator(method, rmvpe_path=rmvpe, device=device)
+    metrics = quality_metrics(setup, val_data, spec, device, pitch)
+    written = _write_model(o, setup)
+    index = _write_index(o, train_items + val_items) if o.index else None
+    _write_voice_json(o, setup, method, index)
+    report = TrainReport(
+        adapter=str(written), adapter_bytes=written.stat().st_size, index=str(index) if index else None,
+        voice_json=str(o.voice_json), mode="full" if o.train.full else "lora",
+        trainable_parameters=sum(p.numel() for p in setup.trainable().values()), steps=result.steps,
+        epochs=result.epochs_done, stopped_early=result.stopped_early, best_step=result.best_step,
+        val_mel_start=result.first_val_mel, val_mel_best=result.best_val_mel, steps_per_s=result.steps_per_s,
+        peak_memory_mb=peak_memory_mb(device), train_segments=len(train_items), val_segments=len(val_items),
+        skipped_files=[{"path": str(s.path), "reason": s.reason} for s in cache.skipped], **metrics,
+    )
+    report.write(work / "report.json")
+    return report
+
+
+def _write_model(o: TrainOptions, setup: GeneratorSetup) -> Path:
+    tmp = o.out.with_name(o.out.name + ".tmp")
+    try:
+        if o.train.full:
+            from rvclora.synth.voice_file import save_voice
+
+            v = setup.voice
+            save_voice(tmp, setup.model, config=v.config, version=v.version, f0=v.f0, info=f"{CREATED_BY} full fine-tune")
+        else:
+            from rvclora.lora import extract_adapter, save_adapter
+
+            adapter = extract_adapter(setup.model, setup.lora, base=setup.base, targets=o.train.targets, extras=o.train.unfreeze, created_by=CREATED_BY)
+            save_adapter(tmp, adapter)
+        os.replace(tmp, o.out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return o.out
+
+
+def _write_index(o: TrainOptions, items) -> Path:
+    """RVC's feature index of the training content features (50 fps, as RVC indexes them)."""
+    from rvclora.synth.index import build_index
+
+    feats = np.concatenate([load_item(it)["phone"][::2] for it in items])  # undo the x2 repeat
+    return build_index(feats, o.index_path)
+
+
+def _write_voice_json(o: TrainOptions, setup: GeneratorSetup, method: str, index: Path | None) -> None:
+    """Per-voice defaults for `rvclora convert` and the live engine."""
+    v = setup.voice
+    data = {
+        "format": "rvclora-voice",
+        "format_version": 1,
+        "model": str(o.base.resolve()),
+        "adapters": [] if o.train.full else [{"path": o.out.name, "weight": 1.0}],
+        "voice_model": o.out.name if o.train.full else None,
+        "index": index.name if index else None,
+        "pitch": 0.0,  # semitones: the adapter learned the voice at the pitch it was recorded
+        "f0_method": method if method != "none" else None,
+        "index_rate": 0.75 if index else 0.0,  # RVC's default blend when there is an index
+        "protect": 0.33,
+        "speaker": 0,
+        "version": v.version,
+        "sr": v.sr,
+        "f0": v.f0,
+        "created_by": CREATED_BY,
+    }
+    o.voice_json.write_text(json.dumps(data, indent=2) + "\n")
