@@ -149,7 +149,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--output", "-o", help="output, e.g. the rvclora virtual mic's sink (default: the system default output)")
     g.add_argument("--monitor", help="a second output to hear yourself (e.g. headphones)")
     g.add_argument("--samplerate", type=int, help="open every device at this rate (default: each device's own)")
-    g.add_argument("--latency", default="low", help="device buffer size: low, high or seconds (default low)")
+    g.add_argument(
+        "--latency",
+        default="auto",
+        help="device buffer size: low, high or seconds; auto = high on Linux/ALSA (low starves there), low elsewhere",
+    )
     g.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     g.add_argument("--threads", type=int, help="torch CPU threads for inference (default: torch's choice; 1 is often "
                    "steadier on a busy CPU, where idle threads spin-waiting make every small op slow)")
@@ -162,12 +166,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _latency_arg(text: str) -> str | float:
-    if text in ("low", "high"):
+    if text in ("auto", "low", "high"):
         return text
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"--latency {text!r}: use low, high or a number of seconds") from None
+        raise ValueError(f"--latency {text!r}: use auto, low, high or a number of seconds") from None
     if not 0 < value < 2:
         raise ValueError(f"--latency {text}: must be between 0 and 2 seconds")
     return value

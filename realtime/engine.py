@@ -52,7 +52,19 @@ class EngineDevices:
     output: int | str | None = None
     monitor: int | str | None = None  # a second output to hear yourself; None = none
     samplerate: int | None = None  # force one rate on every stream; None = each device's own
-    latency: str | float = "low"  # PortAudio's suggested latency: "low", "high" or seconds
+    latency: str | float = "auto"  # PortAudio's suggested latency: "auto", "low", "high" or seconds
+
+
+def stream_latency(latency: str | float, hostapi: str) -> str | float:
+    """`auto`: "high" on ALSA (incl. PulseAudio/PipeWire through it), "low" elsewhere.
+
+    Through ALSA's pulse plugin, "low" (≈9 ms) starves capture whenever Pulse resamples
+    (measured on the test server: a 48 kHz stream from a 44.1 kHz monitor got 2 % of its
+    frames); "high" (≈21–35 ms there) was bit-exact and stable (research/lora-onnx-audio.md §C1).
+    WASAPI, Core Audio and ASIO run fine at "low"."""
+    if latency != "auto":
+        return latency
+    return "high" if "ALSA" in hostapi else "low"
 
 
 @dataclass(frozen=True)
@@ -394,7 +406,8 @@ class Engine:
                 # target from the environment while the stream opens.
                 with pulse_env(dev, kind):
                     streams.append(
-                        cls(device=dev.index, samplerate=sr, channels=1, dtype="float32", latency=d.latency,
+                        cls(device=dev.index, samplerate=sr, channels=1, dtype="float32",
+                            latency=stream_latency(d.latency, dev.hostapi),
                             callback=callback, finished_callback=self._on_stream_finished)
                     )
         except (sd.PortAudioError, ValueError) as e:

@@ -458,3 +458,13 @@ def test_onnx_backend_runs_the_same_engine(files, source):
     via_torch = Engine(source, settings).process_file(speech_path())
     # Only the NSF source's random draws differ (inside the ONNX graph they cannot be patched out).
     assert _logmel_corr(via_onnx, via_torch, 40000) > 0.9
+
+
+def test_auto_device_latency_is_safe_on_alsa_and_low_elsewhere():
+    from rvclora.realtime.engine import stream_latency
+
+    assert stream_latency("auto", "PulseAudio (via ALSA)") == "high"
+    assert stream_latency("auto", "ALSA") == "high"
+    assert stream_latency("auto", "Windows WASAPI") == "low"
+    assert stream_latency("auto", "Core Audio") == "low"
+    assert stream_latency(0.02, "ALSA") == 0.02 and stream_latency("low", "ALSA") == "low"
