@@ -87,7 +87,15 @@ def main() -> int:
 
     args.png.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rvclora-shot-") as tmp, xvfb() as display:
-        with pulse_server(tmp) as server, speech_loop(server, speech_path()):
+        # One long file rather than a loop of a short one: between two paplay runs a null
+        # sink's monitor delivers nothing, which the engine rightly reports as a silent input.
+        import numpy as np
+        import soundfile as sf
+
+        audio, sr = sf.read(speech_path(), dtype="float32")
+        long_speech = Path(tmp) / "speech.wav"
+        sf.write(long_speech, np.tile(audio, int(np.ceil(120 * sr / len(audio)))), sr)
+        with pulse_server(tmp) as server, speech_loop(server, long_speech):
             from rvclora.realtime.devices import list_devices
 
             devices = list_devices()
