@@ -21,18 +21,6 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def parse_adapter(spec: str) -> tuple[str, float]:
-    """``A.safetensors`` → (A, 1.0); ``A.safetensors:0.5`` → (A, 0.5).  Only a final
-    ``:NUMBER`` is a weight, so ``C:\\voices\\a.safetensors`` stays a path."""
-    head, sep, tail = spec.rpartition(":")
-    if sep and head:
-        try:
-            return head, float(tail)
-        except ValueError:
-            pass
-    return spec, 1.0
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .onnx_export import DEFAULT_OPSET, EMBEDDERS, MAX_OPSET, MIN_OPSET
 
@@ -152,9 +140,11 @@ def _export_onnx(args, adapters: list[tuple[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    adapters = [parse_adapter(s) for s in args.adapter]
+    from ..synth.voice_adapters import parse_adapter_spec
+
     suffix = Path(args.out).suffix.lower()
     try:
+        adapters = [parse_adapter_spec(s) for s in args.adapter]
         if suffix == ".pth":
             print(_export_pth(args, adapters))
         elif suffix == ".onnx":

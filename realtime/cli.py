@@ -29,17 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- options
 
 
-def _adapter_spec(text: str) -> tuple[Path, float]:
-    """FILE or FILE:WEIGHT (a Windows drive letter's colon is not a weight)."""
-    path, sep, weight = text.rpartition(":")
-    if sep and path and not (len(path) == 1 and path.isalpha()):
-        try:
-            return Path(path), float(weight)
-        except ValueError:
-            pass
-    return Path(text), 1.0
-
-
 def _add_voice_options(p: argparse.ArgumentParser, *, random_model: bool = False) -> None:
     g = p.add_argument_group("voice")
     choice = g.add_mutually_exclusive_group(required=True)
@@ -50,7 +39,7 @@ def _add_voice_options(p: argparse.ArgumentParser, *, random_model: bool = False
     choice.add_argument("--builtin", metavar="NAME", choices=list(BUILTIN_VOICES), help=f"a built-in voice that needs no model files: {names}")
     if random_model:
         choice.add_argument("--random-model", action="store_true", help="a generated full-size v2 40k voice and HuBERT-base with random weights (same cost as real ones)")
-    g.add_argument("--adapter", "-a", action="append", default=[], type=_adapter_spec, metavar="FILE[:WEIGHT]",
+    g.add_argument("--adapter", "-a", action="append", default=[], metavar="FILE[:WEIGHT]",
                    help="LoRA adapter on top of the voice, weight 1 by default; repeat to blend several")
     g.add_argument("--force", action="store_true", help="accept adapters made on a base with a different fingerprint")
     g.add_argument("--index", type=Path, help="feature index of the voice (added_*.index), used with --index-rate")
@@ -113,6 +102,7 @@ def _resolve_model(spec: str) -> tuple[Path, Path | None, list[tuple[Path, float
 
 
 def _load_source(args: argparse.Namespace):
+    from ..synth.voice_adapters import parse_adapter_spec
     from .block_converter import BuiltinSource, load_rvc_source
 
     if getattr(args, "builtin", None):
@@ -127,7 +117,7 @@ def _load_source(args: argparse.Namespace):
     model, index, adapters = _resolve_model(args.model)
     return load_rvc_source(
         model, hubert=args.hubert, rmvpe=args.rmvpe, index=args.index or index,
-        adapters=args.adapter or adapters, device=args.device, precision=args.precision,
+        adapters=[parse_adapter_spec(a) for a in args.adapter] or adapters, device=args.device, precision=args.precision,
         backend=args.backend, force=args.force,
     )
 

@@ -154,12 +154,8 @@ def pulse_device_env(sink: str | None = None, source: str | None = None) -> dict
 
 
 @contextlib.contextmanager
-def pulse_env(device: AudioDevice | None, kind: str):
-    """Apply ``pulse_device_env`` for ``device`` while a stream is being opened."""
-    env = {}
-    if device is not None and device.pulse:
-        env = pulse_device_env(sink=device.pulse if kind == "output" else None,
-                               source=device.pulse if kind == "input" else None)
+def temporary_env(env: dict[str, str]):
+    """Set environment variables for the duration of a block (libpulse reads them at stream open)."""
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -170,6 +166,15 @@ def pulse_env(device: AudioDevice | None, kind: str):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def pulse_env(device: AudioDevice | None, kind: str):
+    """Apply ``pulse_device_env`` for ``device`` while a stream is being opened."""
+    env = {}
+    if device is not None and device.pulse:
+        env = pulse_device_env(sink=device.pulse if kind == "output" else None,
+                               source=device.pulse if kind == "input" else None)
+    return temporary_env(env)
 
 
 # -- listing and lookup -------------------------------------------------------------

@@ -9,15 +9,13 @@ voice conversion itself, where a single click can be smeared or gated away.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import sounddevice as sd
 from scipy.signal import correlate
 
-from .devices import AudioDevice, DeviceError, find_device, pulse_device_env
+from .devices import AudioDevice, DeviceError, find_device, pulse_device_env, temporary_env
 
 CHIRP_S = 0.03      # marker length
 SPACING_S = 0.5     # one marker every SPACING_S: bounds the measurable latency
@@ -62,20 +60,6 @@ def find_delay(reference: np.ndarray, recording: np.ndarray, sr: int) -> float:
     return (k + frac) / sr
 
 
-@contextlib.contextmanager
-def _env(env: dict[str, str]):
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _resolve(dev: str | int | None | AudioDevice, kind: str) -> AudioDevice:
     return dev if isinstance(dev, AudioDevice) else find_device(dev, kind)
 
@@ -100,7 +84,7 @@ def measure_latency(input_device: str | int | None | AudioDevice,
         play[s: s + len(marker)] = marker
     env = pulse_device_env(sink=dout.pulse, source=din.pulse)
     try:
-        with _env(env):
+        with temporary_env(env):
             rec = sd.playrec(play, sr, channels=1, dtype="float32",
                              device=(din.index, dout.index), latency="high", blocking=True)
     except (sd.PortAudioError, ValueError) as e:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 
+from .file_hash import sha256_file
 from .home import Home
 
 F0_METHODS = ("auto", "rmvpe", "pm", "fcpe")
@@ -155,14 +155,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _adapter_info(path: Path) -> dict:
     from ..lora import load_adapter
 
@@ -181,7 +173,7 @@ def _adapter_info(path: Path) -> dict:
                  "fingerprint": adapter.base.fingerprint},
         "created_by": adapter.created_by,
         "size_bytes": path.stat().st_size,
-        "sha256": _sha256(path),
+        "sha256": sha256_file(path),
     }
 
 
@@ -207,7 +199,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "parameters": sum(t.numel() for t in weights.values() if hasattr(t, "numel")),
         "dtype": dtypes[0] if len(dtypes) == 1 else dtypes,
         "info": voice.info,
-        "sha256": _sha256(args.model),
+        "sha256": sha256_file(args.model),
     }
     print(json.dumps(info, indent=2))
     return 0

@@ -8,6 +8,9 @@ import pytest
 import soundfile as sf
 import torch
 
+# Fixtures of the private PulseAudio server (`pulse`), for tests with real audio devices.
+pytest_plugins = ["rvclora.tests.pulse_audio"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():

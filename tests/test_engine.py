@@ -17,7 +17,6 @@ from rvclora.realtime.settings import LIVE_FIELDS, RESHAPE_FIELDS, EngineSetting
 from rvclora.synth.audio_io import load_mono
 from rvclora.tests.conftest import speech_path
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.pulse_audio import pulse  # noqa: F401
 from rvclora.tests.rvc_fixtures import make_voice_file
 
 

@@ -17,43 +17,18 @@ import pytest
 import torch
 
 from rvclora.export.backend import make_session
-from rvclora.export.cli import main, parse_adapter
+from rvclora.export.cli import main
 from rvclora.export.onnx_export import export_onnx
-from rvclora.lora import (
-    BaseInfo,
-    LoRAConfig,
-    apply_adapters,
-    extract_adapter,
-    inject,
-    load_adapter,
-    lora_modules,
-    model_fingerprint,
-    save_adapter,
-)
+from rvclora.lora import apply_adapters, load_adapter, model_fingerprint
 from rvclora.synth.configs import content_dim
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.rvc_fixtures import coarse_pitch, make_voice_file
+from rvclora.tests.rvc_fixtures import coarse_pitch, make_adapter_file, make_voice_file
 
 TOL = 1e-4
 CLASSES = [("v2", True), ("v2", False), ("v1", True), ("v1", False)]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def train_adapter(voice_path, out, seed, targets="all"):
-    """An adapter with non-zero B on every target and a changed speaker embedding, as after training."""
-    voice = load_voice(voice_path)
-    model = voice.model
-    base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(model))
-    config = LoRAConfig(rank=4, alpha=8.0)
-    inject(model, targets, config, extras=["emb_g.weight"], generator=torch.Generator().manual_seed(seed))
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in lora_modules(model).values():
-            m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * 0.1)
-        model.emb_g.weight.add_(torch.randn(model.emb_g.weight.shape, generator=g) * 0.2)
-    return save_adapter(out, extract_adapter(model, config, base=base, targets=targets, extras=["emb_g.weight"]))
 
 
 def live_model(voice_path, adapters=()):
@@ -123,7 +98,7 @@ def voices(tmp_path_factory):
     out = {}
     for version, f0 in CLASSES:
         path = make_voice_file(d, version=version, f0=f0, seed=1)
-        out[version, f0] = (path, train_adapter(path, d / f"{version}_{int(f0)}.safetensors", seed=2))
+        out[version, f0] = (path, make_adapter_file(path, d / f"{version}_{int(f0)}.safetensors", seed=2))
     return out
 
 
@@ -326,12 +301,6 @@ def test_help_explains_every_option(capsys):
                 "--no-verify", "--overwrite", "--force", "--embedder", "--version"):
         assert opt in text
 
-
-def test_parse_adapter():
-    assert parse_adapter("a.safetensors") == ("a.safetensors", 1.0)
-    assert parse_adapter("a.safetensors:0.5") == ("a.safetensors", 0.5)
-    assert parse_adapter(r"C:\v\a.safetensors") == (r"C:\v\a.safetensors", 1.0)
-    assert parse_adapter(r"C:\v\a.safetensors:2") == (r"C:\v\a.safetensors", 2.0)
 
 
 @pytest.mark.parametrize("suffix", [".onnx", ".pth"])

@@ -29,7 +29,6 @@ from rvclora.gui.voice_choice import VoiceChoice
 from rvclora.realtime.settings import EngineSettings
 from rvclora.synth.home import Home
 from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
-from rvclora.tests.pulse_audio import pulse  # noqa: F401 - the session's PulseAudio server
 from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
 
 WARN = "\u26a0"

@@ -11,7 +11,6 @@ import soundfile as sf
 from rvclora.realtime import cli
 from rvclora.tests.conftest import speech_path
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.pulse_audio import pulse  # noqa: F401
 from rvclora.tests.rvc_fixtures import make_voice_file
 
 
@@ -39,12 +38,6 @@ def test_every_command_has_help(command, capsys):
         _parser().parse_args([command, "--help"])
     assert e.value.code == 0
     assert "usage: rvclora " + command in capsys.readouterr().out
-
-
-def test_adapter_spec_parsing():
-    assert cli._adapter_spec("a.safetensors:0.5") == (cli.Path("a.safetensors"), 0.5)
-    assert cli._adapter_spec("a.safetensors") == (cli.Path("a.safetensors"), 1.0)
-    assert cli._adapter_spec("C:\\x\\a.safetensors")[1] == 1.0
 
 
 def test_run_converts_a_file_through_the_engine(voice, capsys):

@@ -8,7 +8,6 @@ from rvclora.realtime.devices import (DeviceError, find_device, list_devices, pu
                                       pulse_env, pulse_virtual_sources, virtual_kind)
 from rvclora.realtime.latency import chirp, find_delay, measure_latency
 from rvclora.realtime.virtual_mic import create_virtual_mic, find_virtual_mic, remove_virtual_mic
-from rvclora.tests.pulse_audio import pulse  # noqa: F401
 
 SR = 48000
 
@@ -105,10 +104,13 @@ def test_a_tone_played_into_vsink_comes_back_from_vmic(pulse):
 
 
 def test_measure_latency_round_trip_is_plausible(pulse):
-    res = measure_latency(None, None, SR, tries=2)
-    assert len(res.tries) == 2
+    res = measure_latency(None, None, SR, tries=3)
+    assert len(res.tries) == 3
     assert 1.0 < res.ms < 300.0
-    assert max(res.tries) - min(res.tries) < 5.0  # a loopback's latency is steady
+    # A loopback's latency is steady; an ALSA-pulse underrun on a loaded machine can shift
+    # one try by a period, so two of the three must agree.
+    gaps = sorted(abs(a - b) for i, a in enumerate(res.tries) for b in res.tries[i + 1:])
+    assert gaps[0] < 5.0, res.tries
 
 
 def test_virtual_mic_create_is_idempotent_and_routable(pulse):

@@ -86,7 +86,8 @@ def test_a_damaged_voice_json_is_reported_not_fatal(library, files):
 
 @pytest.mark.parametrize(
     "spec, expected",
-    [("a.safetensors", ("a.safetensors", 1.0)), ("a.safetensors:0.5", ("a.safetensors", 0.5)), ("C:/x/a.safetensors", ("C:/x/a.safetensors", 1.0))],
+    [("a.safetensors", ("a.safetensors", 1.0)), ("a.safetensors:0.5", ("a.safetensors", 0.5)), ("C:/x/a.safetensors", ("C:/x/a.safetensors", 1.0)),
+     (r"C:\v\a.safetensors:2", (r"C:\v\a.safetensors", 2.0))],
 )
 def test_adapter_specs(spec, expected):
     path, weight = parse_adapter_spec(spec)

@@ -29,7 +29,8 @@ import torch
 from rvclora.synth.pitch import f0_to_coarse
 
 from .mel import SpecConfig, linear_spectrogram
-from .preprocess import FileRejected, Segment, Skipped, file_hash
+from ..synth.file_hash import sha256_file
+from .preprocess import FileRejected, Segment, Skipped
 
 MAX_FRAMES = 900  # RVC caps content features at 9 s
 
@@ -105,7 +106,7 @@ def build_cache(
     extract = None
     for path in progress(list(files)):
         try:
-            digest = file_hash(path)
+            digest = sha256_file(path)  # the cache key: renaming or moving a file costs nothing
         except OSError as e:
             skipped.append(Skipped(path, f"unreadable ({e.strerror or e})"))
             continue

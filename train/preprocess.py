@@ -10,7 +10,6 @@ silently dropped and never fatal on its own.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,15 +57,6 @@ def find_audio_files(root: str | os.PathLike, *, exclude: Path | None = None) ->
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (exclude is None or (here / d).resolve() != exclude.resolve()))
         out += [here / f for f in sorted(filenames) if Path(f).suffix.lower() in AUDIO_SUFFIXES and not f.startswith(".")]
     return out
-
-
-def file_hash(path: Path) -> str:
-    """sha256 of the file's bytes: the cache key, so renaming or moving a file costs nothing."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def highpass(audio: np.ndarray, sr: int, hz: float) -> np.ndarray:

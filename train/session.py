@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from .loop import quality_metrics, run
 from .mel import SpecConfig
 from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
+from ..synth.file_hash import sha256_file
 
 CREATED_BY = "rvclora-train"
 VOICE_JSON = "voice.json"
@@ -63,14 +63,6 @@ class TrainOptions:
     @property
     def voice_json(self) -> Path:
         return self.out.parent / VOICE_JSON
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _bar(enabled: bool):
@@ -154,7 +146,7 @@ def train_voice(o: TrainOptions, say=print) -> TrainReport:
 
     # ---- preprocessing and features (cached per file content)
     min_samples = (setup.model.segment_size + 8) * spec.hop  # a training slice plus alignment slack
-    hubert_id = _sha256(hubert) if hubert.is_file() else digest(sorted(str(p) for p in hubert.iterdir()))
+    hubert_id = sha256_file(hubert) if hubert.is_file() else digest(sorted(str(p) for p in hubert.iterdir()))
     key = digest({"pre": o.preprocess.key(), "sr": v.sr, "version": v.version, "f0": method, "hubert": hubert_id, "spec": spec.__dict__, "min": min_samples})
     files = find_audio_files(o.data, exclude=work)
     if not files:
