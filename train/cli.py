@@ -98,7 +98,7 @@ def options_from_args(a: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from rvclora.synth.errors import USER_ERRORS
+    from ..synth.errors import USER_ERRORS
 
     from .session import train_voice
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rvclora.synth.pitch import f0_to_coarse
+from ..synth.pitch import f0_to_coarse
 
 from .mel import SpecConfig, linear_spectrogram
 from ..synth.file_hash import sha256_file

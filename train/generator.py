@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rvclora.lora import BaseInfo, LoRAConfig, inject, model_fingerprint, unfreeze
-from rvclora.synth.synthesizer import Synthesizer
-from rvclora.synth.voice_file import Voice, load_voice
+from ..lora import BaseInfo, LoRAConfig, inject, model_fingerprint, unfreeze
+from ..synth.synthesizer import Synthesizer
+from ..synth.voice_file import Voice, load_voice
 
 from .config import TrainConfig
 

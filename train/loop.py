@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rvclora.synth.synthesizer import slice_segments
+from ..synth.synthesizer import slice_segments
 
 from .config import TrainConfig
 from .dataset import Batch, SegmentData, epoch_batches
@@ -146,7 +146,7 @@ def evaluate(setup: GeneratorSetup, val: SegmentData, spec: SpecConfig, device: 
 
 def quality_metrics(setup: GeneratorSetup, val: SegmentData, spec: SpecConfig, device: torch.device, pitch=None) -> dict[str, Any]:
     """MCD, F0 correlation and spectral convergence over the validation segments."""
-    from rvclora.synth.audio_io import resample
+    from ..synth.audio_io import resample
 
     g = setup.model
     was_training = g.training

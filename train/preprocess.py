@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from rvclora.synth.audio_io import AudioError, read_audio, resample, to_mono
+from ..synth.audio_io import AudioError, read_audio, resample, to_mono
 
 from .config import PreprocessConfig
 from .slicer import segment, slice_on_silence

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rvclora.synth.device import resolve_device
-from rvclora.synth.errors import MissingAssetError, OutputExistsError
-from rvclora.synth.home import Home
+from ..synth.device import resolve_device
+from ..synth.errors import MissingAssetError, OutputExistsError
+from ..synth.home import Home
 
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
@@ -153,8 +153,8 @@ def train_voice(o: TrainOptions, say=print) -> TrainReport:
         raise DataError(f"{o.data}: no audio files (wav, flac, ogg, mp3) in this folder or below")
 
     def extractor():
-        from rvclora.synth.content_encoder import load_content_encoder
-        from rvclora.synth.pitch import make_pitch_estimator
+        from ..synth.content_encoder import load_content_encoder
+        from ..synth.pitch import make_pitch_estimator
 
         enc = load_content_encoder(hubert, version=v.version, device=device)
         pitch = make_pitch_estimator(method, rmvpe_path=rmvpe, device=device) if v.f0 else None
@@ -182,7 +182,7 @@ def train_voice(o: TrainOptions, say=print) -> TrainReport:
     # ---- outputs
     pitch = None
     if v.f0 and method != "none":
-        from rvclora.synth.pitch import make_pitch_estimator
+        from ..synth.pitch import make_pitch_estimator
 
         pitch = make_pitch_estimator(method, rmvpe_path=rmvpe, device=device)
     metrics = quality_metrics(setup, val_data, spec, device, pitch)
@@ -206,12 +206,12 @@ def _write_model(o: TrainOptions, setup: GeneratorSetup) -> Path:
     tmp = o.out.with_name(o.out.name + ".tmp")
     try:
         if o.train.full:
-            from rvclora.synth.voice_file import save_voice
+            from ..synth.voice_file import save_voice
 
             v = setup.voice
             save_voice(tmp, setup.model, config=v.config, version=v.version, f0=v.f0, info=f"{CREATED_BY} full fine-tune")
         else:
-            from rvclora.lora import extract_adapter, save_adapter
+            from ..lora import extract_adapter, save_adapter
 
             adapter = extract_adapter(setup.model, setup.lora, base=setup.base, targets=o.train.targets, extras=o.train.unfreeze, created_by=CREATED_BY)
             save_adapter(tmp, adapter)
@@ -223,7 +223,7 @@ def _write_model(o: TrainOptions, setup: GeneratorSetup) -> Path:
 
 def _write_index(o: TrainOptions, items) -> Path:
     """RVC's feature index of the training content features (50 fps, as RVC indexes them)."""
-    from rvclora.synth.index import build_index
+    from ..synth.index import build_index
 
     feats = np.concatenate([load_item(it)["phone"][::2] for it in items])  # undo the x2 repeat
     return build_index(feats, o.index_path)
