@@ -113,10 +113,10 @@ def load_voice_source(choice: VoiceChoice, entry: VoiceEntry | None) -> Any:
 
     if choice.is_builtin:
         return BuiltinSource(choice.name)
-    if entry is None or entry.model_path is None:
+    if entry is None or entry.runnable_model is None:
         raise ValueError(f"voice '{choice.name}' has no model file; import a .pth or .onnx model for it")
     return load_rvc_source(
-        entry.model_path,
+        entry.runnable_model,
         index=entry.index_path,
         adapters=[(str(p), w) for p, w in entry.active_adapters()],
     )

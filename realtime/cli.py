@@ -96,9 +96,9 @@ def _resolve_model(spec: str) -> tuple[Path, Path | None, list[tuple[Path, float
         entry = VoiceLibrary(Home.from_env()).get(spec)
     except ValueError:
         raise FileNotFoundError(f"{spec}: no such voice model file or library voice") from None
-    if entry.model_path is None:
+    if entry.runnable_model is None:
         raise FileNotFoundError(f"voice {spec!r} has no model file")
-    return entry.model_path, entry.index_path, list(entry.active_adapters())
+    return entry.runnable_model, entry.index_path, list(entry.active_adapters())
 
 
 def _load_source(args: argparse.Namespace):

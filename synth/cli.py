@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .file_hash import sha256_file
 from .home import Home
+from .voice_adapters import load_checked_adapters, parse_adapter_spec
 
 F0_METHODS = ("auto", "rmvpe", "pm", "fcpe")
 
@@ -29,20 +30,28 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="input audio (wav, flac, ogg; any rate and channel count)")
     p.add_argument("output", type=Path, help="output audio file (.wav, .flac or .ogg)")
     p.add_argument("--model", "-m", type=Path, required=True, help="RVC voice model (.pth) or pretrained base G*.pth")
-    p.add_argument("--pitch", "-p", type=float, default=0.0, help="transpose in semitones, e.g. 12 for male→female (default 0)")
+    p.add_argument(
+        "--adapter",
+        "-a",
+        action="append",
+        default=[],
+        metavar="FILE[:WEIGHT]",
+        help="LoRA adapter on top of the model, weight 1 by default; repeat to blend several. "
+        "A voice.json beside the adapter (as rvclora-train writes) supplies defaults for the options below",
+    )
+    p.add_argument("--force", action="store_true", help="accept adapters made on a base with a different fingerprint")
+    p.add_argument("--pitch", "-p", type=float, help="transpose in semitones, e.g. 12 for male→female (default 0)")
     p.add_argument(
         "--f0-method",
         choices=F0_METHODS,
-        default="auto",
         help="pitch estimator: rmvpe (best; needs rmvpe.pt), pm (Praat, no weights), fcpe (needs torchfcpe); "
-        "auto = rmvpe when rmvpe.pt is present, else pm",
+        "auto (default) = rmvpe when rmvpe.pt is present, else pm",
     )
     p.add_argument("--index", type=Path, help="feature index (added_*.index) of the voice, for timbre retrieval")
-    p.add_argument("--index-rate", type=float, default=0.75, help="how much retrieved timbre to blend in, 0–1 (default 0.75)")
+    p.add_argument("--index-rate", type=float, help="how much retrieved timbre to blend in, 0–1 (default 0.75)")
     p.add_argument(
         "--protect",
         type=float,
-        default=0.33,
         help="keep breaths and voiceless consonants from the index blend, 0–0.5; 0.5 turns it off (default 0.33)",
     )
     p.add_argument("--noise-scale", type=float, default=0.66666, help="latent noise scale; RVC uses 0.66666 (default)")
@@ -95,6 +104,31 @@ def _asset_or_flag(flag: Path | None, default: Path, what: str, hint: str) -> Pa
     return path
 
 
+def _fill_defaults(args: argparse.Namespace, adapters: list[tuple[Path, float]]) -> None:
+    """Options the user left out come from the voice.json beside the first adapter, else RVC's defaults."""
+    from .voice_library import VoiceLibraryError, read_voice_json
+
+    entry = None
+    for path, _ in adapters[:1]:
+        try:
+            entry = read_voice_json(path.parent)
+        except VoiceLibraryError:
+            entry = None
+        if entry is not None and not any(a.file == path.name for a in entry.adapters):
+            entry = None  # a voice.json about something else
+    d = entry.defaults if entry is not None else None
+    if args.pitch is None:
+        args.pitch = d.pitch if d else 0.0
+    if args.f0_method is None:
+        args.f0_method = d.f0_method if d and d.f0_method in F0_METHODS else "auto"
+    if args.index is None and entry is not None and entry.index_path is not None and entry.index_path.is_file():
+        args.index = entry.index_path
+    if args.index_rate is None:
+        args.index_rate = d.index_rate if d and args.index is not None else 0.75
+    if args.protect is None:
+        args.protect = d.protect if d else 0.33
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -110,6 +144,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
         from .errors import OutputExistsError
 
         raise OutputExistsError(f"{args.output}: already exists; pass --overwrite to replace it")
+    adapters = [parse_adapter_spec(a) for a in args.adapter]
+    _fill_defaults(args, adapters)
     if not 0 <= args.index_rate <= 1:
         raise ValueError(f"--index-rate {args.index_rate}: must be between 0 and 1")
     if not 0 <= args.protect <= 0.5:
@@ -119,6 +155,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     dtype = resolve_dtype(args.precision, device)
     audio = load_mono(args.input, SR_16K)
     voice = load_voice(args.model, device=device, dtype=dtype)
+    if adapters:
+        from ..lora import apply_adapters
+
+        apply_adapters(voice.model, load_checked_adapters(voice, adapters, force=args.force), merged=True)
     if not 0 <= args.speaker < voice.n_speakers:
         raise ValueError(f"--speaker {args.speaker}: this model has speakers 0–{voice.n_speakers - 1}")
     hubert = _asset_or_flag(

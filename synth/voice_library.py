@@ -66,6 +66,16 @@ class VoiceEntry:
         return self.folder / self.model if self.model else None
 
     @property
+    def runnable_model(self) -> Path | None:
+        """The model to load: the voice's own, or for an adapter voice the base it was trained on."""
+        if self.model:
+            return self.folder / self.model
+        if self.base:
+            base = Path(self.base)
+            return base if base.is_absolute() else self.folder / base
+        return None
+
+    @property
     def index_path(self) -> Path | None:
         return self.folder / self.index if self.index else None
 

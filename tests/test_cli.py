@@ -188,3 +188,28 @@ def test_assets_download_offline_is_one_line(monkeypatch, capsys):
     assert run("assets", "download") == 2
     err = _error(capsys)
     assert "hubert_base.pt" in err
+
+
+def test_convert_with_an_adapter_and_its_voice_json(models, speech_file, tmp_path):
+    from rvclora.synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
+
+    trained = tmp_path / "alice"
+    trained.mkdir()
+    adapter = make_adapter_file(models["voice"], trained / "alice.safetensors", seed=4)
+    write_voice_json(VoiceEntry(name="alice", folder=trained, base=str(models["voice"]),
+                                adapters=(AdapterSlot("alice.safetensors"),),
+                                defaults=VoiceDefaults(pitch=7, f0_method="pm", protect=0.5)))
+    plain, adapted, explicit = tmp_path / "plain.wav", tmp_path / "adapted.wav", tmp_path / "explicit.wav"
+    assert convert(models, speech_file, plain, "--seed", "1", "--pitch", "7", "--f0-method", "pm", "--protect", "0.5") == 0
+    assert convert(models, speech_file, adapted, "--seed", "1", "--adapter", adapter) == 0  # defaults from voice.json
+    assert convert(models, speech_file, explicit, "--seed", "1", "--adapter", f"{adapter}:1",
+                   "--pitch", "7", "--f0-method", "pm", "--protect", "0.5") == 0
+    a, b, c = (sf.read(p)[0] for p in (plain, adapted, explicit))
+    assert np.array_equal(b, c)  # the voice.json defaults are exactly the options it names
+    assert not np.allclose(a, b, atol=1e-3)  # the adapter changes the voice
+
+
+def test_convert_refuses_an_adapter_for_another_base(models, speech_file, tmp_path, capsys):
+    adapter = make_adapter_file(models["nof0"], tmp_path / "other.safetensors", seed=1)
+    assert convert(models, speech_file, tmp_path / "o.wav", "--adapter", adapter) == 2
+    assert "made for base" in _error(capsys)

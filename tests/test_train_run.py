@@ -18,6 +18,7 @@ import torch
 from rvclora.lora import BaseInfo, check_adapter, load_adapter, model_fingerprint
 from rvclora.synth.audio_io import resample
 from rvclora.synth.voice_file import load_voice
+from rvclora.synth.voice_library import AdapterSlot, read_voice_json
 from rvclora.tests.conftest import speech_path
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
 from rvclora.tests.rvc_fixtures import make_base_file, make_voice_file
@@ -122,10 +123,10 @@ def test_training_lowers_validation_mel_loss(kit, tmp_path, capsys):
     assert not any(n.startswith("enc_q") for n in adapter.lora) and not adapter.extras
     assert any(float(b.float().abs().max()) > 0 for _, b in adapter.lora.values())  # it trained
 
-    voice = json.loads((out.parent / "voice.json").read_text())
-    assert voice["adapters"] == [{"path": "alice.safetensors", "weight": 1.0}]
-    assert voice["f0_method"] == "pm" and voice["pitch"] == 0.0 and voice["index"] == "alice.index"
-    assert voice["index_rate"] == 0.75 and Path(voice["model"]) == kit["base"].resolve()
+    voice = read_voice_json(out.parent)  # the voice library's own format
+    assert voice.adapters == (AdapterSlot("alice.safetensors", 1.0, True),) and voice.model is None
+    assert voice.defaults.f0_method == "pm" and voice.defaults.pitch == 0.0 and voice.index == "alice.index"
+    assert voice.defaults.index_rate == 0.75 and voice.runnable_model == kit["base"].resolve()
     assert (out.parent / "alice.index").stat().st_size > 0
     assert list((work / "tensorboard").glob("events.out.tfevents.*"))
     assert sorted(p.name for p in (work / "checkpoints").glob("*.pt")) == ["ckpt_00000016.pt", "ckpt_00000024.pt"]

@@ -97,3 +97,15 @@ def test_adapter_specs(spec, expected):
 def test_adapter_spec_with_bad_weight():
     with pytest.raises(AdapterError, match="must be a number"):
         parse_adapter_spec("a.safetensors:loud")
+
+
+def test_a_trained_voice_folder_is_a_library_voice_on_its_base(library, files):
+    from rvclora.synth.voice_library import AdapterSlot, VoiceEntry, write_voice_json
+
+    folder = library.root / "alice"
+    folder.mkdir(parents=True)
+    (folder / "alice.safetensors").write_bytes(files["adapter"].read_bytes())
+    write_voice_json(VoiceEntry(name="alice", folder=folder, base=str(files["voice"]), adapters=(AdapterSlot("alice.safetensors"),)))
+    (entry,) = library.list()
+    assert entry.model_path is None and entry.runnable_model == files["voice"]
+    assert entry.active_adapters() == [(folder / "alice.safetensors", 1.0)]

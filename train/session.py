@@ -24,6 +24,7 @@ from .mel import SpecConfig
 from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
 from ..synth.file_hash import sha256_file
+from ..synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 
 CREATED_BY = "rvclora-train"
 VOICE_JSON = "voice.json"
@@ -230,23 +231,21 @@ def _write_index(o: TrainOptions, items) -> Path:
 
 
 def _write_voice_json(o: TrainOptions, setup: GeneratorSetup, method: str, index: Path | None) -> None:
-    """Per-voice defaults for `rvclora convert` and the live engine."""
-    v = setup.voice
-    data = {
-        "format": "rvclora-voice",
-        "format_version": 1,
-        "model": str(o.base.resolve()),
-        "adapters": [] if o.train.full else [{"path": o.out.name, "weight": 1.0}],
-        "voice_model": o.out.name if o.train.full else None,
-        "index": index.name if index else None,
-        "pitch": 0.0,  # semitones: the adapter learned the voice at the pitch it was recorded
-        "f0_method": method if method != "none" else None,
-        "index_rate": 0.75 if index else 0.0,  # RVC's default blend when there is an index
-        "protect": 0.33,
-        "speaker": 0,
-        "version": v.version,
-        "sr": v.sr,
-        "f0": v.f0,
-        "created_by": CREATED_BY,
-    }
-    o.voice_json.write_text(json.dumps(data, indent=2) + "\n")
+    """The voice library's `voice.json` beside the output: per-voice defaults for `rvclora convert`,
+    `rvclora run` and the panel; the folder can be copied into RVCLORA_HOME/voices as it is."""
+    full = o.train.full
+    defaults = VoiceDefaults(
+        pitch=0.0,  # the adapter learned the voice at the pitch it was recorded
+        f0_method=method if method not in ("none", "auto") else "rmvpe",
+        index_rate=0.75 if index else 0.0,  # RVC's default blend when there is an index
+        protect=0.33,
+    )
+    write_voice_json(VoiceEntry(
+        name=o.out.stem,
+        folder=o.voice_json.parent,
+        model=o.out.name if full else None,
+        base=None if full else str(o.base.resolve()),
+        index=index.name if index else None,
+        adapters=() if full else (AdapterSlot(o.out.name, 1.0, True),),
+        defaults=defaults,
+    ))
