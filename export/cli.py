@@ -7,7 +7,6 @@ Bad input ends with one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -70,7 +69,7 @@ def _export_pth(args, adapters: list[tuple[str, float]]) -> str:
     import torch
 
     from .merged_voice import write_merged_voice
-    from .onnx_export import ExportError, check_output_path
+    from .onnx_export import ExportError, check_output_path, staged_output
     from .verify import reference_synth, source_noise_off
     from ..synth.voice_file import load_voice
 
@@ -83,9 +82,7 @@ def _export_pth(args, adapters: list[tuple[str, float]]) -> str:
         if not Path(path).is_file():
             raise ExportError(f"{path}: file not found")
     check_output_path(out, overwrite=args.overwrite)
-    # Write next to the target, then rename: a failed write never damages an existing file.
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    try:
+    with staged_output(out, overwrite=args.overwrite) as tmp:
         write_merged_voice(args.model, adapters, tmp, overwrite=True, force=args.force, info=args.info)
         if args.verify:
             merged = load_voice(tmp).model
@@ -97,12 +94,6 @@ def _export_pth(args, adapters: list[tuple[str, float]]) -> str:
                 run = lambda m: m.infer(x["phone"], x["phone_lengths"], x.get("pitch"), x.get("pitchf"), x["ds"],  # noqa: E731
                                         noise=x["rnd"], noise_scale=1.0)
                 diff = float((run(merged) - run(live)).abs().max())
-        os.replace(tmp, out)
-    except OSError as e:
-        raise ExportError(f"{out}: cannot write ({e.strerror or e})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     names = ", ".join(f"{Path(p).name}×{w:g}" for p, w in adapters)
     line = f"wrote {out} (official RVC voice, fp16; merged {names})"
     if args.verify:

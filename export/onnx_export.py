@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import json
 import math
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -580,6 +581,25 @@ def check_output_path(out: Path, *, overwrite: bool) -> None:
         raise ExportError(f"{out}: not writable (check the folder's permissions)")
 
 
+@contextlib.contextmanager
+def staged_output(out: Path, *, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary path beside `out`; when the block succeeds, move it into place.
+
+    Writing elsewhere and renaming means a failed or interrupted export never damages
+    an existing file, and a file that appeared meanwhile is not replaced unasked."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        yield tmp
+        if out.exists() and not overwrite:
+            raise ExportError(f"{out} already exists; pass --overwrite to replace it")
+        os.replace(tmp, out)
+    except OSError as e:
+        raise ExportError(f"{out}: cannot write ({e.strerror or e})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def _run_worker(job: Mapping[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="rvclora-export-") as tmp:
         job_file, result_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
@@ -642,13 +662,12 @@ def export_onnx(
     check_output_path(out, overwrite=overwrite)
     if component == "synth":
         check_inputs(model, adapters, force=force)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    job = {
-        "component": component, "model": str(model), "adapters": [[str(p), float(w)] for p, w in adapters],
-        "streaming": streaming, "fp16": fp16, "opset": int(opset), "verify": verify, "force": force,
-        "embedder": embedder, "version": version, "tmp_out": str(tmp),
-    }
-    try:
+    with staged_output(out, overwrite=overwrite) as tmp:
+        job = {
+            "component": component, "model": str(model), "adapters": [[str(p), float(w)] for p, w in adapters],
+            "streaming": streaming, "fp16": fp16, "opset": int(opset), "verify": verify, "force": force,
+            "embedder": embedder, "version": version, "tmp_out": str(tmp),
+        }
         result = _run_worker(job)
         check_dynamic(tmp, component)
         if verify and result.get("max_abs_diff") is not None and result["max_abs_diff"] > result["tolerance"]:
@@ -656,14 +675,6 @@ def export_onnx(
                 f"verification failed: ONNX Runtime and torch differ by {result['max_abs_diff']:.3g} "
                 f"(> {result['tolerance']:g}); the file was not written"
             )
-        if out.exists() and not overwrite:  # appeared while we worked
-            raise ExportError(f"{out} already exists; pass --overwrite to replace it")
-        os.replace(tmp, out)
-    except OSError as e:
-        raise ExportError(f"{out}: cannot write ({e.strerror or e})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return ExportResult(
         path=out, component=component, max_abs_diff=result.get("max_abs_diff"), lengths=tuple(result.get("lengths", ())),
         metadata=dict(result["metadata"]), seconds=time.perf_counter() - start,
