@@ -2,7 +2,8 @@
 
     rvclora-export --model BASE.pth [--adapter A.safetensors[:WEIGHT]]… --out FILE.onnx|FILE.pth
 
-Bad input ends with one line on stderr and a non-zero exit, never a traceback.
+Bad input ends with one line on stderr and exit code 2, never a traceback; the
+output path is checked before anything is loaded.
 """
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_USAGE = 2
-EXIT_ERROR = 1
+EXIT_USAGE = 2  # bad input or a file problem: the message says what to do
+EXIT_ERROR = 1  # an export that failed for another reason (a bug or the runtime)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "and compare with the unmerged model (default: on)")
     p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists (default: refuse)")
     p.add_argument("--force", action="store_true",
-                   help="apply adapters whose base fingerprint differs from this voice (same version, rate, f0 and shapes)")
+                   help="apply adapters whose base fingerprint differs from this voice, or that have none (made by "
+                        "another tool); version, rate, f0 and shapes are still checked")
     p.add_argument("--embedder", choices=EMBEDDERS, default="hubert_base",
                    help="content encoder the voice was trained with, recorded in the ONNX metadata (default hubert_base)")
     p.add_argument("--version", choices=("v1", "v2"), default="v2",
@@ -69,7 +71,8 @@ def _export_pth(args, adapters: list[tuple[str, float]]) -> str:
     import torch
 
     from .merged_voice import write_merged_voice
-    from .onnx_export import ExportError, check_output_path, staged_output
+    from ..synth.output_file import staged_output
+    from .onnx_export import ExportError
     from .verify import reference_synth, source_noise_off
     from ..synth.voice_file import load_voice
 
@@ -81,7 +84,6 @@ def _export_pth(args, adapters: list[tuple[str, float]]) -> str:
     for path in [args.model, *(p for p, _ in adapters)]:
         if not Path(path).is_file():
             raise ExportError(f"{path}: file not found")
-    check_output_path(out, overwrite=args.overwrite)
     with staged_output(out, overwrite=args.overwrite) as tmp:
         write_merged_voice(args.model, adapters, tmp, overwrite=True, force=args.force, info=args.info)
         if args.verify:
@@ -131,25 +133,25 @@ def _export_onnx(args, adapters: list[tuple[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..synth.errors import USER_ERRORS, one_line_warnings
+    from ..synth.output_file import check_output_path
     from ..synth.voice_adapters import parse_adapter_spec
 
-    suffix = Path(args.out).suffix.lower()
     try:
-        adapters = [parse_adapter_spec(s) for s in args.adapter]
-        if suffix == ".pth":
-            print(_export_pth(args, adapters))
-        elif suffix == ".onnx":
-            print(_export_onnx(args, adapters))
-        else:
-            print(f"rvclora-export: error: {args.out}: the output must end in .onnx or .pth", file=sys.stderr)
-            return EXIT_USAGE
+        with one_line_warnings("rvclora-export"):
+            check_output_path(args.out, overwrite=args.overwrite, suffixes=(".onnx", ".pth"))  # before any loading
+            adapters = [parse_adapter_spec(s) for s in args.adapter]
+            if Path(args.out).suffix.lower() == ".pth":
+                print(_export_pth(args, adapters))
+            else:
+                print(_export_onnx(args, adapters))
     except KeyboardInterrupt:
         print("rvclora-export: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError) as e:  # our errors are ValueErrors with one line
+    except (*USER_ERRORS, RuntimeError) as e:  # our errors are ValueErrors with one line
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"rvclora-export: error: {msg}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_USAGE if isinstance(e, USER_ERRORS) else EXIT_ERROR
     return 0
 
 

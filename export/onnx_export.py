@@ -39,13 +39,12 @@ from __future__ import annotations
 
 import json
 import math
-import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,13 +52,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..synth.onnx_voice import STREAM_INPUTS
+from ..synth.output_file import check_output_path, staged_output
 from ..synth.synthesizer import FLOW_CONTEXT, Synthesizer
 
 COMPONENTS = ("synth", "content", "pitch")
 DEFAULT_OPSET = 17  # RVC's own choice; onnxruntime 1.17+ runs it
 MIN_OPSET, MAX_OPSET = 13, 21  # opset ≥ 22 RandomNormalLike has no ORT kernel (ORT 1.31)
 SYNTH_INPUTS = ("phone", "phone_lengths", "pitch", "pitchf", "ds", "rnd")
-STREAM_INPUTS = ("skip_head", "return_length")
 DEC_NOISE = "dec_noise"  # overridable initializer (default 1): gain of the decoder's random draws
 EXPORT_FRAMES = 64  # example length for tracing; any T works afterwards
 # Which content encoder a voice was trained on (RVC: hubert_base.pt, a ContentVec model).
@@ -566,38 +566,6 @@ def check_dynamic(path: str | os.PathLike, component: str) -> None:
     for name, axis in _EXPECTED_DYNAMIC[component].items():
         if name in shapes and not isinstance(shapes[name][axis], str):
             raise ExportError(f"export produced a fixed length {shapes[name][axis]} for {name} axis {axis}; report this bug")
-
-
-def check_output_path(out: Path, *, overwrite: bool) -> None:
-    """Refuse an existing output (unless overwrite) and an output we cannot write."""
-    if out.exists() and not overwrite:
-        raise ExportError(f"{out} already exists; pass --overwrite to replace it")
-    if out.exists() and out.is_dir():
-        raise ExportError(f"{out} is a directory; give a file name")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise ExportError(f"{out}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise ExportError(f"{out}: not writable (check the folder's permissions)")
-
-
-@contextlib.contextmanager
-def staged_output(out: Path, *, overwrite: bool) -> Iterator[Path]:
-    """Yield a temporary path beside `out`; when the block succeeds, move it into place.
-
-    Writing elsewhere and renaming means a failed or interrupted export never damages
-    an existing file, and a file that appeared meanwhile is not replaced unasked."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    try:
-        yield tmp
-        if out.exists() and not overwrite:
-            raise ExportError(f"{out} already exists; pass --overwrite to replace it")
-        os.replace(tmp, out)
-    except OSError as e:
-        raise ExportError(f"{out}: cannot write ({e.strerror or e})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _run_worker(job: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..synth.errors import USER_ERRORS
+    from ..synth.errors import USER_ERRORS, one_line_warnings
 
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return run_panel((["--voice", args.voice] if args.voice else []) + (["--start"] if args.start else []))
     try:
-        return args.func(args)
+        with one_line_warnings("rvclora"):
+            return args.func(args)
     except KeyboardInterrupt:
         print("rvclora: interrupted", file=sys.stderr)
         return 130

@@ -6,12 +6,14 @@ tensor under its own state-dict name (e.g. ``emb_g.weight``).  Header strings:
 ``format=rvclora-adapter``, ``format_version=1``, ``rank``, ``alpha``, ``rslora``
 (``true``/``false``), ``targets``, ``base_version`` (``v1``/``v2``), ``base_sr``
 (Hz, e.g. ``40000``), ``base_f0`` (``1``/``0``), ``base_fingerprint``,
-``created_by``.
+``created_by``.  An adapter made by another tool may lack ``base_fingerprint``:
+it then applies only with ``force`` (shapes still checked, an AdapterWarning).
 """
 from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +32,10 @@ _FORCE_HINT = "pass force=True (--force) to apply it anyway"
 
 class AdapterError(ValueError):
     """An adapter file that cannot be read, or does not fit this base (one-line message)."""
+
+
+class AdapterWarning(UserWarning):
+    """An adapter applied on the user's word (``force``) although its base cannot be verified."""
 
 
 # --------------------------------------------------------------------------- base identity
@@ -104,7 +110,8 @@ class BaseInfo:
 
     def describe(self) -> str:
         f0 = "f0" if self.f0 else "no-f0"
-        return f"{self.version} {self.sr // 1000}k {f0} (fingerprint {self.fingerprint[:12]})"
+        fp = f"fingerprint {self.fingerprint[:12]}" if self.fingerprint else "no fingerprint"
+        return f"{self.version} {self.sr // 1000}k {f0} ({fp})"
 
 
 # --------------------------------------------------------------------------- the adapter
@@ -242,7 +249,8 @@ def load_adapter(path: str | Path) -> Adapter:
             f"(this rvclora reads version {FORMAT_VERSION})"
         )
     try:
-        base = BaseInfo(meta["base_version"], meta["base_sr"], meta["base_f0"], meta["base_fingerprint"])
+        # "" = unknown: adapters made by other tools may not carry one (check_adapter wants force then)
+        base = BaseInfo(meta["base_version"], meta["base_sr"], meta["base_f0"], meta.get("base_fingerprint", ""))
         rank, alpha = int(meta["rank"]), float(meta["alpha"])
         rslora = {"true": True, "false": False}[meta["rslora"]]
         targets, created_by = meta["targets"], meta.get("created_by", "")
@@ -276,7 +284,8 @@ def check_adapter(adapter: Adapter, model: nn.Module, base: BaseInfo, *, force: 
     """Refuse an adapter that was not made for this base (one-line AdapterError).
 
     A different version / sample rate / f0 or any shape mismatch is always refused;
-    a base that differs only in its fingerprint is refused unless ``force``."""
+    a base that differs only in its fingerprint, or an adapter without one (made by
+    another tool), is refused unless ``force``, which then warns (AdapterWarning)."""
     made_for = f"{adapter.source}: made for base {adapter.base.describe()}"
     if (adapter.base.version, adapter.base.sr, adapter.base.f0) != (base.version, base.sr, base.f0):
         raise AdapterError(f"{made_for}, not for this {base.describe()}")
@@ -297,5 +306,14 @@ def check_adapter(adapter: Adapter, model: nn.Module, base: BaseInfo, *, force: 
             if name not in state or state[name].shape != t.shape:
                 have = list(state[name].shape) if name in state else "nothing"
                 raise AdapterError(f"{made_for}; extra tensor {name} {list(t.shape)} does not fit {have}")
-    if adapter.base.fingerprint != base.fingerprint and not force:
-        raise AdapterError(f"{made_for}, not for this {base.describe()}; {_FORCE_HINT}")
+    if not adapter.base.fingerprint:
+        if not force:
+            raise AdapterError(
+                f"{adapter.source}: no base_fingerprint in its header (made by another tool?), so it cannot be "
+                f"checked against this voice; {_FORCE_HINT} (shapes are still checked)"
+            )
+        warnings.warn(f"{adapter.source}: no base fingerprint, applied unverified because of --force", AdapterWarning, stacklevel=2)
+    elif adapter.base.fingerprint != base.fingerprint:
+        if not force:
+            raise AdapterError(f"{made_for}, not for this {base.describe()}; {_FORCE_HINT}")
+        warnings.warn(f"{made_for}, applied to this {base.describe()} because of --force", AdapterWarning, stacklevel=2)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..synth.pitch_options import resolve_f0_method
 from .settings import EngineSettings
 
 SR_16K = 16000
@@ -146,9 +147,7 @@ class RVCSource:
             raise ValueError(f"speaker {settings.speaker}: this voice has speakers 0–{self.n_speakers - 1}")
 
     def resolve_f0_method(self, method: str) -> str:
-        if method == "auto":
-            return "rmvpe" if self.rmvpe_path is not None and Path(self.rmvpe_path).is_file() else "pm"
-        return method
+        return resolve_f0_method(method, self.rmvpe_path)
 
     def estimator(self, method: str):
         """The pitch estimator for `method` (auto/rmvpe/pm/fcpe), loaded on first use."""

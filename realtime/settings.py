@@ -19,9 +19,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from ..synth.pitch_options import F0_METHODS, PITCH_SHIFT_RANGE
+
 FRAME_MS = 10  # one synthesizer frame (RVC's zc) = 160 samples at 16 kHz
 MAX_CROSSFADE_MS = 40  # RVC caps its real crossfade at 4 frames; longer only adds latency
-F0_METHODS = ("auto", "rmvpe", "pm", "fcpe")
 
 
 class SettingsError(ValueError):
@@ -65,7 +66,7 @@ class EngineSettings:
         if self.crossfade_ms > self.block_ms:
             raise SettingsError(f"crossfade_ms {self.crossfade_ms}: must not be longer than block_ms ({self.block_ms})")
         _check_range("threshold_db", self.threshold_db, -60.0, 0.0)
-        _check_range("pitch", self.pitch, -24.0, 24.0)
+        _check_range("pitch", self.pitch, *PITCH_SHIFT_RANGE)
         _check_range("formant", self.formant, -5.0, 5.0)
         _check_range("index_rate", self.index_rate, 0.0, 1.0)
         _check_range("rms_mix_rate", self.rms_mix_rate, 0.0, 1.0)

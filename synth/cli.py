@@ -9,9 +9,10 @@ from pathlib import Path
 
 from .file_hash import sha256_file
 from .home import Home
+from .pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, resolve_f0_method
 from .voice_adapters import load_checked_adapters, parse_adapter_spec
 
-F0_METHODS = ("auto", "rmvpe", "pm", "fcpe")
+OUTPUT_RATES = (8000, 192000)  # --sr: what every output format and resampler here handles
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +28,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
         help="convert a recording with a voice model (offline)",
         description="Convert a recording with an RVC voice model, exactly as RVC's offline inference does.",
     )
-    p.add_argument("input", type=Path, help="input audio (wav, flac, ogg; any rate and channel count)")
+    p.add_argument("input", type=Path, help="input audio (wav, flac, ogg, mp3; any rate and channel count)")
     p.add_argument("output", type=Path, help="output audio file (.wav, .flac or .ogg)")
     p.add_argument("--model", "-m", type=Path, required=True, help="RVC voice model (.pth) or pretrained base G*.pth")
     p.add_argument(
@@ -39,8 +40,10 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
         help="LoRA adapter on top of the model, weight 1 by default; repeat to blend several. "
         "A voice.json beside the adapter (as rvclora-train writes) supplies defaults for the options below",
     )
-    p.add_argument("--force", action="store_true", help="accept adapters made on a base with a different fingerprint")
-    p.add_argument("--pitch", "-p", type=float, help="transpose in semitones, e.g. 12 for male→female (default 0)")
+    p.add_argument("--force", action="store_true", help="accept adapters made on a base with a different fingerprint, "
+                   "or without one (made by another tool); shapes are still checked")
+    lo, hi = PITCH_SHIFT_RANGE
+    p.add_argument("--pitch", "-p", type=float, help=f"transpose in semitones, {lo:g}…{hi:g}, e.g. 12 for male→female (default 0)")
     p.add_argument(
         "--f0-method",
         choices=F0_METHODS,
@@ -129,10 +132,23 @@ def _fill_defaults(args: argparse.Namespace, adapters: list[tuple[Path, float]])
         args.protect = d.protect if d else 0.33
 
 
+def _check_convert_options(args: argparse.Namespace) -> None:
+    """Everything about the options that can be refused before any file is read (one-line ValueErrors)."""
+    lo, hi = PITCH_SHIFT_RANGE
+    if not lo <= args.pitch <= hi:
+        raise ValueError(f"--pitch {args.pitch:g}: must be from {lo:g} to {hi:g} semitones")
+    if not 0 <= args.index_rate <= 1:
+        raise ValueError(f"--index-rate {args.index_rate}: must be between 0 and 1")
+    if not 0 <= args.protect <= 0.5:
+        raise ValueError(f"--protect {args.protect}: must be between 0 and 0.5")
+    if args.sr is not None and not OUTPUT_RATES[0] <= args.sr <= OUTPUT_RATES[1]:
+        raise ValueError(f"--sr {args.sr}: must be from {OUTPUT_RATES[0]} to {OUTPUT_RATES[1]} Hz")
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .audio_io import load_mono, resample, write_audio
+    from .audio_io import check_audio_output, load_mono, resample, write_audio
     from .content_encoder import load_content_encoder
     from .device import resolve_device, resolve_dtype
     from .index import FeatureIndex
@@ -140,17 +156,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .pitch import make_pitch_estimator
     from .voice_file import load_voice
 
-    if args.output.exists() and not args.overwrite:
-        from .errors import OutputExistsError
-
-        raise OutputExistsError(f"{args.output}: already exists; pass --overwrite to replace it")
+    check_audio_output(args.output, overwrite=args.overwrite)  # before minutes of work, not after
     adapters = [parse_adapter_spec(a) for a in args.adapter]
     _fill_defaults(args, adapters)
-    if not 0 <= args.index_rate <= 1:
-        raise ValueError(f"--index-rate {args.index_rate}: must be between 0 and 1")
-    if not 0 <= args.protect <= 0.5:
-        raise ValueError(f"--protect {args.protect}: must be between 0 and 0.5")
+    _check_convert_options(args)
     home = Home.from_env()
+    hubert = _asset_or_flag(
+        args.hubert, home.assets / "hubert_base.pt", "content encoder", "run `rvclora assets download` or pass --hubert"
+    )
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.precision, device)
     audio = load_mono(args.input, SR_16K)
@@ -161,16 +174,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
         apply_adapters(voice.model, load_checked_adapters(voice, adapters, force=args.force), merged=True)
     if not 0 <= args.speaker < voice.n_speakers:
         raise ValueError(f"--speaker {args.speaker}: this model has speakers 0–{voice.n_speakers - 1}")
-    hubert = _asset_or_flag(
-        args.hubert, home.assets / "hubert_base.pt", "content encoder", "run `rvclora assets download` or pass --hubert"
-    )
     encoder = load_content_encoder(hubert, version=voice.version, device=device, dtype=dtype)
     estimator = None
     if voice.f0:
-        method = args.f0_method
         rmvpe = args.rmvpe if args.rmvpe is not None else home.assets / "rmvpe.pt"
-        if method == "auto":
-            method = "rmvpe" if rmvpe.exists() else "pm"
+        method = resolve_f0_method(args.f0_method, rmvpe)
         estimator = make_pitch_estimator(method, rmvpe_path=rmvpe, device=device, dtype=dtype)
     index = FeatureIndex.load(args.index) if args.index is not None else None
     converter = VoiceConverter(voice, encoder, estimator, index)
@@ -190,7 +198,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
         out = converter.convert(audio, settings, progress=progress)
     out_sr = args.sr or converter.sr
-    write_audio(args.output, resample(out, converter.sr, out_sr), out_sr)
+    write_audio(args.output, resample(out, converter.sr, out_sr), out_sr, overwrite=args.overwrite)
     print(f"wrote {args.output} ({len(out) / converter.sr:.2f} s at {out_sr} Hz)")
     return 0
 

@@ -7,6 +7,9 @@
 
 Files are copied in, never moved, so the user's originals stay where they were; nothing
 in the library is replaced without an explicit call, and names never collide silently.
+Every file is checked before it is copied: a .pth must load as a voice, an .onnx must
+be a streaming export ONNX Runtime can run, an adapter must fit its voice; a file the
+library already holds (same content) is refused, naming the voice that has it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .file_hash import sha256_file
 from .home import Home
 
 VOICE_JSON = "voice.json"
@@ -33,13 +37,21 @@ class VoiceLibraryError(ValueError):
     """A library operation could not be done; the message says why."""
 
 
+class AlreadyInLibraryError(VoiceLibraryError):
+    """The file is already in the library; `voice` names the voice that holds it."""
+
+    def __init__(self, message: str, voice: str) -> None:
+        super().__init__(message)
+        self.voice = voice
+
+
 @dataclass(frozen=True)
 class VoiceDefaults:
     """Per-voice settings the panel and `rvclora run` start from."""
 
     pitch: float = 0.0
     formant: float = 0.0
-    f0_method: str = "rmvpe"
+    f0_method: str = "auto"  # rmvpe when rmvpe.pt is present, else pm (resolved when the voice runs)
     index_rate: float = 0.0
     protect: float = 0.33
 
@@ -49,6 +61,7 @@ class AdapterSlot:
     file: str
     weight: float = 1.0
     enabled: bool = True
+    force: bool = False  # the user accepted it without a verifiable base (pass force= when loading)
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,11 @@ class VoiceEntry:
 
     def active_adapters(self) -> list[tuple[Path, float]]:
         return [(self.folder / a.file, a.weight) for a in self.adapters if a.enabled]
+
+    @property
+    def needs_force(self) -> bool:
+        """An enabled adapter was attached with force: load the active adapters with force=True."""
+        return any(a.force for a in self.adapters if a.enabled)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -191,10 +209,22 @@ class VoiceLibrary:
             raise VoiceLibraryError(f"{model}: a voice model is a .pth or .onnx file")
         if not model.is_file():
             raise VoiceLibraryError(f"{model}: no such file")
+        # refuse corrupt files, non-voices and what the live engine cannot run before anything is copied
         if model.suffix.lower() == ".pth":
             from .voice_file import load_voice
 
-            load_voice(model)  # refuses corrupt files and non-voices before anything is copied
+            load_voice(model)
+        else:
+            from .onnx_voice import check_onnx_voice
+
+            check_onnx_voice(model)
+        holder = self._voice_holding(model)
+        if holder is not None:
+            raise AlreadyInLibraryError(
+                f"{model.name} is already in the library as voice '{holder}' (same content); "
+                "select that voice instead of importing it again",
+                holder,
+            )
         name = self._free_name(check_name(name or model.stem))
         folder = self.root / name
         folder.mkdir(parents=True)
@@ -207,13 +237,37 @@ class VoiceLibrary:
             raise
         return entry
 
-    def _attach(self, name: str, path: Path, suffixes: tuple[str, ...], what: str) -> tuple[VoiceEntry, str]:
-        entry = self.get(name)
-        path = Path(path)
+    def _voice_holding(self, model: Path) -> str | None:
+        """The name of a voice whose model file has `model`'s content, else None."""
+        size, digest = model.stat().st_size, None
+        for entry in self.list():
+            mine = entry.model_path
+            if mine is None or not mine.is_file() or mine.stat().st_size != size:
+                continue  # sizes first: hashing 55 MB files only when they could be the same
+            digest = digest or sha256_file(model)
+            if sha256_file(mine) == digest:
+                return entry.name
+        return None
+
+    @staticmethod
+    def _check_file(path: Path, suffixes: tuple[str, ...], what: str) -> None:
         if path.suffix.lower() not in suffixes:
             raise VoiceLibraryError(f"{path}: a {what} is a {' or '.join(suffixes)} file")
         if not path.is_file():
             raise VoiceLibraryError(f"{path}: no such file")
+
+    def _attach(self, name: str, path: Path, suffixes: tuple[str, ...], what: str) -> tuple[VoiceEntry, str]:
+        entry = self.get(name)
+        path = Path(path)
+        self._check_file(path, suffixes, what)
+        attached = [a.file for a in entry.adapters] + ([entry.index] if entry.index else [])
+        digest = sha256_file(path)
+        for file in attached:
+            held = entry.folder / file
+            if held.is_file() and held.stat().st_size == path.stat().st_size and sha256_file(held) == digest:
+                raise AlreadyInLibraryError(
+                    f"{path.name} is already attached to voice '{entry.name}' (as {file}, same content)", entry.name
+                )
         target = entry.folder / path.name
         if target.exists() and target.read_bytes() != path.read_bytes():
             stem, n = path.stem, 2
@@ -232,21 +286,39 @@ class VoiceLibrary:
         write_voice_json(entry)
         return entry
 
-    def add_adapter(self, name: str, adapter: Path, weight: float = 1.0) -> VoiceEntry:
-        from ..lora import load_adapter
+    def add_adapter(self, name: str, adapter: Path, weight: float = 1.0, *, force: bool = False) -> VoiceEntry:
+        """Attach a LoRA adapter after checking it against the voice's model (version, rate,
+        f0, shapes, base fingerprint). `force` accepts an adapter whose base cannot be
+        verified (another fingerprint, or none: made by another tool); shapes are still
+        checked, an AdapterWarning is issued and the slot remembers it (`needs_force`)."""
+        from ..lora import AdapterError
+        from .voice_adapters import load_checked_adapters
+        from .voice_file import load_voice
 
         entry = self.get(name)
-        if entry.model_path is not None and entry.model_path.suffix == ".pth":
-            from .voice_adapters import load_checked_adapters
-            from .voice_file import load_voice
-
-            load_checked_adapters(load_voice(entry.model_path), [(adapter, weight)])  # made for this base?
-        else:
-            load_adapter(adapter)  # at least a readable rvclora adapter
+        adapter = Path(adapter)
+        self._check_file(adapter, (".safetensors",), "LoRA adapter")
+        model = entry.runnable_model
+        if model is None or not model.is_file():
+            raise VoiceLibraryError(f"voice '{entry.name}' has no model file to check the adapter against ({model})")
+        if model.suffix.lower() != ".pth":
+            raise VoiceLibraryError(
+                f"voice '{entry.name}' is an ONNX export, which cannot take adapters; merge the adapter into "
+                f"the voice's .pth instead: rvclora-export --model VOICE.pth --adapter {adapter.name} --streaming --out NEW.onnx"
+            )
+        voice = load_voice(model)
+        try:
+            load_checked_adapters(voice, [(adapter, weight)])  # made for this base?
+            forced = False
+        except AdapterError:
+            if not force:
+                raise
+            load_checked_adapters(voice, [(adapter, weight)], force=True)  # still refuses wrong shapes
+            forced = True
         entry, file = self._attach(name, adapter, (".safetensors",), "LoRA adapter")
         if any(a.file == file for a in entry.adapters):
             return entry
-        entry = replace(entry, adapters=entry.adapters + (AdapterSlot(file, weight, True),))
+        entry = replace(entry, adapters=entry.adapters + (AdapterSlot(file, weight, True, forced),))
         write_voice_json(entry)
         return entry
 

@@ -166,6 +166,7 @@ __all__ = [
     "TINY_WIDTHS",
     "coarse_pitch",
     "make_base_file",
+    "make_foreign_adapter_file",
     "make_inputs",
     "make_synthesizer",
     "make_voice_file",
@@ -191,3 +192,19 @@ def make_adapter_file(voice_path: str | Path, path: str | Path, seed: int = 0, t
         model.emb_g.weight.add_(torch.randn(model.emb_g.weight.shape, generator=g) * 0.2)
     adapter = extract_adapter(model, config, base=base, targets=targets, extras=["emb_g.weight"])
     return save_adapter(path, adapter)
+
+
+def make_foreign_adapter_file(adapter_path: str | Path, path: str | Path, **tensor_changes: torch.Tensor) -> Path:
+    """The same tensors in the documented adapter format as another tool would write it:
+    no ``base_fingerprint`` header (and its own ``created_by``). ``tensor_changes``
+    replace tensors by key, e.g. to give one a wrong shape."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(adapter_path), framework="pt") as f:
+        meta = {k: v for k, v in (f.metadata() or {}).items() if k != "base_fingerprint"}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["created_by"] = "another-lora-tool"
+    tensors.update(tensor_changes)
+    save_file(tensors, str(path), metadata=meta)
+    return Path(path)

@@ -58,10 +58,58 @@ def test_broken_inputs_give_one_line_errors(tmp_path, make, message):
 
 def test_write_refuses_unknown_format_and_existing_file(tmp_path):
     x = np.zeros(100, np.float32)
-    with pytest.raises(AudioError, match="unknown output format"):
+    with pytest.raises(AudioError, match="must end in .wav or .flac or .ogg"):
         write_audio(tmp_path / "x.xyz", x, 16000)
     path = write_audio(tmp_path / "x.wav", x, 16000)
     with pytest.raises(AudioError, match="already exists"):
         write_audio(path, x, 16000, overwrite=False)
     with pytest.raises(AudioError, match="does not exist"):
         write_audio(tmp_path / "nope" / "x.wav", x, 16000)
+
+
+def _mp3s(tmp_path):
+    """A real mp3 (libsndfile writes it), the same with damaged frames, and 5,000 random bytes."""
+    tone = (0.3 * np.sin(np.arange(48000) / 48000 * 2 * np.pi * 220)).astype(np.float32)
+    good = tmp_path / "tone.mp3"
+    sf.write(good, tone, 48000)
+    data = bytearray(good.read_bytes())
+    rng = np.random.default_rng(0)
+    for i in range(2000, len(data), 100):
+        data[i] = int(rng.integers(256))
+    damaged = tmp_path / "damaged.mp3"
+    damaged.write_bytes(bytes(data))
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(rng.integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    return good, damaged, junk
+
+
+def test_mp3_reads_quietly_and_a_broken_one_cannot_be_decoded(tmp_path, capfd):
+    good, damaged, junk = _mp3s(tmp_path)
+    capfd.readouterr()
+    audio, sr = read_audio(good)
+    assert sr == 48000 and audio.shape[0] > 40000
+    audio, _ = read_audio(damaged)  # the decoder resyncs past the damage and complains on stderr
+    assert audio.shape[0] > 20000
+    with pytest.raises(AudioError) as err:
+        read_audio(junk)
+    message = str(err.value)
+    assert "cannot decode" in message and "does not exist" not in message and "\n" not in message
+    assert capfd.readouterr().err == ""  # no decoder noise reached the terminal
+
+
+def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
+    out = tmp_path / "out.wav"
+    real_write = sf.write
+
+    def disk_full(path, *a, **k):
+        real_write(path, *a, **k)  # the data went out, then the disk filled up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sf, "write", disk_full)
+    with pytest.raises(AudioError, match="cannot write.*No space left"):
+        write_audio(out, np.zeros(1000, np.float32), 16000)
+    assert list(tmp_path.iterdir()) == []
+    out.write_bytes(b"precious")
+    with pytest.raises(AudioError):
+        write_audio(out, np.zeros(1000, np.float32), 16000)
+    assert out.read_bytes() == b"precious" and list(tmp_path.iterdir()) == [out]

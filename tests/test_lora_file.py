@@ -10,6 +10,7 @@ from safetensors import safe_open
 from rvclora.lora import (
     FORMAT,
     AdapterError,
+    AdapterWarning,
     BaseInfo,
     LoRAConfig,
     apply_adapters,
@@ -22,7 +23,7 @@ from rvclora.lora import (
     model_fingerprint,
     save_adapter,
 )
-from rvclora.tests.rvc_fixtures import make_synthesizer, make_voice_file
+from rvclora.tests.rvc_fixtures import make_foreign_adapter_file, make_synthesizer, make_voice_file
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice
 
@@ -123,7 +124,8 @@ def test_foreign_adapter_is_refused(trained):
     msg = str(e.value)
     assert "\n" not in msg and "voice.safetensors" in msg and "force" in msg
     assert f"made for base v2 40k f0 (fingerprint {base.fingerprint[:12]})" in msg
-    check_adapter(adapter, other, other_base, force=True)  # differs only in fingerprint: allowed
+    with pytest.warns(AdapterWarning, match="because of --force"):
+        check_adapter(adapter, other, other_base, force=True)  # differs only in fingerprint: allowed
 
     # other version / sample rate / f0: refused even with force
     for wrong in (BaseInfo("v1", 40000, True, base.fingerprint), BaseInfo("v2", "48k", True, base.fingerprint),
@@ -169,3 +171,25 @@ def test_corrupt_or_foreign_files_are_refused(trained, tmp_path):
               metadata={"format": FORMAT, "format_version": "1"})
     with pytest.raises(AdapterError, match="half.safetensors"):
         load_adapter(tmp_path / "half.safetensors")
+
+
+def test_an_adapter_without_base_fingerprint_applies_only_with_force(trained, tmp_path):
+    model, adapter, base, path = trained
+    foreign = make_foreign_adapter_file(path, tmp_path / "other-tool.safetensors")
+    with safe_open(str(foreign), framework="pt") as f:
+        assert "base_fingerprint" not in f.metadata()  # the documented format, less that one field
+    loaded = load_adapter(foreign)
+    assert loaded.base.fingerprint == "" and loaded.created_by == "another-lora-tool"
+    assert "no fingerprint" in loaded.base.describe()
+    with pytest.raises(AdapterError) as e:
+        check_adapter(loaded, model, base)  # even on the very base it was made for: it cannot be told
+    assert "\n" not in str(e.value) and "no base_fingerprint" in str(e.value) and "--force" in str(e.value)
+    with pytest.warns(AdapterWarning, match="other-tool.safetensors: no base fingerprint"):
+        check_adapter(loaded, model, base, force=True)
+    # applied with force, it is exactly the adapter it was copied from
+    for name, (a, b) in adapter.lora.items():
+        assert torch.equal(loaded.lora[name][0], a) and torch.equal(loaded.lora[name][1], b)
+    # shapes are still checked with force
+    wide = make_synthesizer(sr=48000, posterior=False)
+    with pytest.raises(AdapterError, match=r"dec\.ups\.0 expects"):
+        check_adapter(loaded, wide, BaseInfo("v2", 40000, True, model_fingerprint(wide)), force=True)

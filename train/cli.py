@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..synth.pitch_options import F0_METHODS
 from .config import PreprocessConfig, TrainConfig
 
 DESCRIPTION = """\
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, help="generator learning rate (default 5e-4 for LoRA, RVC's 1e-4 with --full)")
     tr.add_argument("--lr-d", type=float, default=t.lr_d, help=f"discriminator learning rate (default {t.lr_d:g})")
     tr.add_argument("--seed", type=int, default=t.seed, help=f"random seed: same seed and data give the same run (default {t.seed})")
-    tr.add_argument("--f0-method", default="auto", choices=("auto", "rmvpe", "pm", "fcpe"), help="pitch estimator for the training data; auto = rmvpe if rmvpe.pt is present, else pm")
+    tr.add_argument("--f0-method", default="auto", choices=F0_METHODS, help="pitch estimator for the training data; auto = rmvpe if rmvpe.pt is present, else pm")
     tr.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     tr.add_argument("--fp16", action="store_true", help="mixed precision (CUDA only)")
     tr.add_argument("--save-every", type=int, default=t.save_every, help=f"checkpoint every N steps (default {t.save_every})")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,8 @@ import torch
 from ..synth.device import resolve_device
 from ..synth.errors import MissingAssetError, OutputExistsError
 from ..synth.home import Home
+from ..synth.output_file import check_output_path, staged_output
+from ..synth.pitch_options import F0_METHODS, resolve_f0_method
 
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
@@ -98,13 +99,24 @@ def check_options(o: TrainOptions) -> None:
         raise ValueError(f"--val-fraction {t.val_fraction}: must be between 0 and 1")
     if t.patience < 0:
         raise ValueError(f"--patience {t.patience}: must be 0 (off) or more")
-    if o.f0_method not in ("auto", "rmvpe", "pm", "fcpe"):
+    if o.f0_method not in F0_METHODS:
         raise ValueError(f"--f0-method {o.f0_method}: choose auto, rmvpe, pm or fcpe")
     outputs = [o.out, o.voice_json] + ([o.index_path] if o.index else [])
     owned = _owned_outputs(o.work) if o.resume else set()
     for p in outputs:
-        if p.exists() and not o.overwrite and str(p.resolve()) not in owned:
-            raise OutputExistsError(f"{p}: already exists; pass --overwrite to replace it (or choose another --out)")
+        mine = o.overwrite or (p.exists() and str(p.resolve()) in owned)
+        try:
+            check_output_path(p, overwrite=mine, make_folder=True)
+        except OutputExistsError:
+            raise OutputExistsError(f"{p}: already exists; pass --overwrite to replace it (or choose another --out)") from None
+    home = Home.from_env()
+    hubert, rmvpe = o.hubert or home.hubert, o.rmvpe or home.rmvpe
+    if not hubert.exists():
+        raise MissingAssetError(f"content encoder not found at {hubert}; run `rvclora assets download` or pass --hubert PATH")
+    if o.f0_method == "rmvpe" and not rmvpe.is_file():
+        raise MissingAssetError(f"rmvpe.pt not found at {rmvpe}; run `rvclora assets download`, pass --rmvpe PATH or use --f0-method pm")
+    if not find_audio_files(o.data, exclude=o.work):
+        raise DataError(f"{o.data}: no audio files (wav, flac, ogg, mp3) in this folder or below")
 
 
 def _owned_outputs(work: Path) -> set[str]:
@@ -118,9 +130,7 @@ def _owned_outputs(work: Path) -> set[str]:
 def _resolve_f0_method(o: TrainOptions, f0: bool, home: Home) -> str:
     if not f0:
         return "none"
-    if o.f0_method != "auto":
-        return o.f0_method
-    return "rmvpe" if (o.rmvpe or home.rmvpe).is_file() else "pm"
+    return resolve_f0_method(o.f0_method, o.rmvpe or home.rmvpe)
 
 
 def train_voice(o: TrainOptions, say=print) -> TrainReport:
@@ -130,28 +140,22 @@ def train_voice(o: TrainOptions, say=print) -> TrainReport:
         raise ValueError("--fp16 needs a CUDA GPU (mixed precision); on the CPU train in fp32 (leave --fp16 off)")
     home = Home.from_env()
     work = o.work
-    work.mkdir(parents=True, exist_ok=True)
-    o.out.parent.mkdir(parents=True, exist_ok=True)
-
     setup = build_generator(o.base, o.train, device)
     v = setup.voice
     spec = SpecConfig.for_model(v.sr, v.config.spec_channels, v.config.hop)
     hubert = o.hubert or home.hubert
-    if not hubert.exists():
-        raise MissingAssetError(f"content encoder not found at {hubert}; run `rvclora assets download` or pass --hubert PATH")
     method = _resolve_f0_method(o, v.f0, home)
     rmvpe = o.rmvpe or home.rmvpe
-    if method == "rmvpe" and not rmvpe.is_file():
-        raise MissingAssetError(f"rmvpe.pt not found at {rmvpe}; run `rvclora assets download`, pass --rmvpe PATH or use --f0-method pm")
+    # Every check passed: only now does anything appear on disk.
+    work.mkdir(parents=True, exist_ok=True)
+    o.out.parent.mkdir(parents=True, exist_ok=True)
     (work / "run.json").write_text(json.dumps({"outputs": [str(p.resolve()) for p in (o.out, o.voice_json, o.index_path)], "base": str(o.base)}))
 
     # ---- preprocessing and features (cached per file content)
     min_samples = (setup.model.segment_size + 8) * spec.hop  # a training slice plus alignment slack
     hubert_id = sha256_file(hubert) if hubert.is_file() else digest(sorted(str(p) for p in hubert.iterdir()))
     key = digest({"pre": o.preprocess.key(), "sr": v.sr, "version": v.version, "f0": method, "hubert": hubert_id, "spec": spec.__dict__, "min": min_samples})
-    files = find_audio_files(o.data, exclude=work)
-    if not files:
-        raise DataError(f"{o.data}: no audio files (wav, flac, ogg, mp3) in this folder or below")
+    files = find_audio_files(o.data, exclude=work)  # not empty: check_options made sure
 
     def extractor():
         from ..synth.content_encoder import load_content_encoder
@@ -204,8 +208,8 @@ def train_voice(o: TrainOptions, say=print) -> TrainReport:
 
 
 def _write_model(o: TrainOptions, setup: GeneratorSetup) -> Path:
-    tmp = o.out.with_name(o.out.name + ".tmp")
-    try:
+    # overwrite: the output was checked (or owned by this run) before training started
+    with staged_output(o.out, overwrite=True) as tmp:
         if o.train.full:
             from ..synth.voice_file import save_voice
 
@@ -216,9 +220,6 @@ def _write_model(o: TrainOptions, setup: GeneratorSetup) -> Path:
 
             adapter = extract_adapter(setup.model, setup.lora, base=setup.base, targets=o.train.targets, extras=o.train.unfreeze, created_by=CREATED_BY)
             save_adapter(tmp, adapter)
-        os.replace(tmp, o.out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return o.out
 
 
@@ -236,7 +237,7 @@ def _write_voice_json(o: TrainOptions, setup: GeneratorSetup, method: str, index
     full = o.train.full
     defaults = VoiceDefaults(
         pitch=0.0,  # the adapter learned the voice at the pitch it was recorded
-        f0_method=method if method not in ("none", "auto") else "rmvpe",
+        f0_method=method if method != "none" else "auto",
         index_rate=0.75 if index else 0.0,  # RVC's default blend when there is an index
         protect=0.33,
     )
