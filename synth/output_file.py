@@ -43,6 +43,8 @@ def check_output_path(
     if make_folder:
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputPathError(f"{out}: {parent} is a file, not a folder")
     if not parent.is_dir():
         raise OutputPathError(f"{out}: folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):

@@ -344,7 +344,7 @@ def test_unwritable_output(voices, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     rc, _, err = cli(capsys, "--model", voice_path, "--out", blocker / "v.onnx")
-    assert_one_line_error(rc, err, "does not exist")
+    assert_one_line_error(rc, err, "not a folder")
     rc, _, err = cli(capsys, "--model", voice_path, "--out", tmp_path / "missing" / "v.pth", "--adapter", adapter)
     assert_one_line_error(rc, err, "does not exist")
     if os.geteuid() != 0:  # root writes anywhere
