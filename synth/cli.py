@@ -218,7 +218,7 @@ def _adapter_info(path: Path) -> dict:
         "extra_tensors": sorted(adapter.extras),
         "parameters": adapter.num_parameters(),
         "base": {"version": adapter.base.version, "sample_rate": adapter.base.sr, "f0": adapter.base.f0,
-                 "fingerprint": adapter.base.fingerprint},
+                 "fingerprint": adapter.base.fingerprint or None},  # None: made by another tool
         "created_by": adapter.created_by,
         "size_bytes": path.stat().st_size,
         "sha256": sha256_file(path),
