@@ -15,16 +15,15 @@ library already holds (same content) is refused, naming the voice that has it.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .file_hash import sha256_file
 from .home import Home
+from .output_file import staged_output
 
 VOICE_JSON = "voice.json"
 FORMAT = "rvclora-voice"
@@ -143,14 +142,8 @@ def read_voice_json(folder: Path) -> VoiceEntry:
 def write_voice_json(entry: VoiceEntry) -> Path:
     """Write atomically: a crash never leaves half a voice.json."""
     path = entry.folder / VOICE_JSON
-    fd, tmp = tempfile.mkstemp(prefix=".voice.", suffix=".json", dir=entry.folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(entry.to_json(), f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with staged_output(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(entry.to_json(), indent=2), encoding="utf-8")
     return path
 
 

@@ -228,7 +228,9 @@ def _write_index(o: TrainOptions, items) -> Path:
     from ..synth.index import build_index
 
     feats = np.concatenate([load_item(it)["phone"][::2] for it in items])  # undo the x2 repeat
-    return build_index(feats, o.index_path)
+    with staged_output(o.index_path, overwrite=True) as tmp:  # checked before training started
+        build_index(feats, tmp)
+    return o.index_path
 
 
 def _write_voice_json(o: TrainOptions, setup: GeneratorSetup, method: str, index: Path | None) -> None:
