@@ -35,7 +35,7 @@ def _stream(voice, x, seed=0):
 
 def test_plus_twelve_doubles_a_sine_after_the_stated_latency():
     v = make_builtin_voice("chipmunk", SR)
-    assert v.effective_pitch == 12 and v.latency == 1024  # 21.3 ms at 48 kHz
+    assert v.effective_pitch == 12 and v.latency == 2048  # 42.7 ms at 48 kHz
     y = _stream(v, _sine(220.0))
     settle = v.latency + 2 * v.hop  # the first frames mix in the silence before the tone
     assert _zc_freq(y[settle:]) == pytest.approx(440.0, abs=0.5)
@@ -66,7 +66,7 @@ def test_pitch_and_formant_change_live_without_changing_the_timing():
     v.set_pitch(7.0)
     v.set_formant(3.0)
     second = v.process(x[SR:])
-    assert len(first) == len(second) == SR and v.latency == 1024
+    assert len(first) == len(second) == SR and v.latency == 2048
     tail = second[SR // 4:]
     assert _zc_freq(tail) == pytest.approx(200.0 * 2 ** (7 / 12), rel=2e-3)
     v.reset()
@@ -104,6 +104,6 @@ def test_unknown_voice_is_a_one_line_error():
 
 def test_works_at_other_rates():
     v = make_builtin_voice("chipmunk", 16000)
-    assert v.latency == 512
+    assert v.latency == 1024
     y = _stream(v, _sine(220.0, 1.0, sr=16000))
     assert _zc_freq(y[v.latency + 2 * v.hop:], 16000) == pytest.approx(440.0, abs=0.5)
