@@ -156,7 +156,7 @@ class PitchShifter:
         shift = np.rint(alpha * omega - peaks).astype(np.intp)
         dest = bins + shift[owner]
         ok = (dest >= 0) & (dest < nb)
-        moved = spec[ok] * np.exp(1j * rot[owner[ok]])
+        moved = spec[ok] * np.exp(1j * rot)[owner[ok]]
         out = np.bincount(dest[ok], moved.real, nb) + 1j * np.bincount(dest[ok], moved.imag, nb)
         self._rot[:] = rot[owner]
         return out
@@ -172,7 +172,7 @@ class PitchShifter:
         return np.exp(np.clip(gain, -4.6, 2.3))  # at most -40/+20 dB: no blow-ups in noise
 
 
-def _log_envelope(mag: np.ndarray, n: int, n_cep: int, iterations: int = 4) -> np.ndarray:
+def _log_envelope(mag: np.ndarray, n: int, n_cep: int, iterations: int = 3) -> np.ndarray:
     """Log spectral envelope resting on the harmonic peaks ("true envelope").
 
     A plain cepstral lifter follows the mean of the log spectrum, halfway down into
