@@ -20,7 +20,8 @@ Method (Laroche & Dolson, "New phase-vocoder techniques for pitch-shifting", 199
   (identity phase locking): the bins stay coherent, and the peak's phase advances
   at exactly α·ω whatever whole-bin move it got. Z follows a peak from frame to
   frame through the region the peak sat in the frame before;
-- formants: a cepstral spectral envelope E of the input; after the move the bins are
+- formants: a spectral envelope E of the input (cepstral "true envelope", resting on
+  the harmonic peaks); after the move the bins are
   re-weighted by E(j/β)/E(j/α), so the envelope moves by β however the pitch moves
   (β = α is the sped-up-tape sound, β = 1 keeps the speaker's formants).
 
@@ -63,6 +64,8 @@ class PitchShifter:
     def __init__(self, sr: int, ratio: float = 1.0, formant_ratio: float = 1.0, n_fft: int | None = None):
         self.sr = int(sr)
         self.n_fft = int(n_fft or fft_size(self.sr))
+        if self.n_fft < 64 or self.n_fft % _OVERLAP:
+            raise ValueError(f"window of {self.n_fft} samples: use a multiple of {_OVERLAP}, at least 64")
         self.hop = self.n_fft // _OVERLAP
         self.latency = self.n_fft  # samples, fixed
         self.ratio = float(ratio)
