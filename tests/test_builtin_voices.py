@@ -160,13 +160,15 @@ def test_an_octave_up_leaves_nothing_between_the_new_harmonics(formant):
         assert _line_db(y, between) < harmonics - 30, between
 
 
-def test_a_shifted_voice_arrives_after_exactly_the_stated_delay():
-    # A 220 Hz tone burst through "giant": the output's loudness envelope lines up with
-    # the input's, delayed by the reported latency (to within 1 ms), and block size
-    # does not matter: irregular blocks give the very same samples as one call.
+@pytest.mark.parametrize("name", list(BUILTIN_VOICES))
+def test_every_voice_arrives_after_exactly_the_stated_delay(name):
+    # A 220 Hz tone burst: the output's loudness envelope lines up with the input's,
+    # delayed by the reported latency to within 1 ms (the old shifter's "deep" and
+    # "high" arrived 3.5 ms off the delay they reported), and block size does not
+    # matter: irregular blocks give the very same samples as one call.
     x = np.zeros(SR, np.float32)
     x[SR // 4: SR // 2] = _sine(220.0, 0.25)
-    v = make_builtin_voice("giant", SR)
+    v = make_builtin_voice(name, SR)
     y = _stream(v, x)
     v.reset()
     np.testing.assert_array_equal(y, v.process(x))
@@ -178,7 +180,7 @@ def test_a_shifted_voice_arrives_after_exactly_the_stated_delay():
     lags = np.arange(v.latency - 480, v.latency + 481)
     score = [np.dot(ex[: len(ex) - lag], ey[lag:]) for lag in lags]
     assert abs(int(lags[int(np.argmax(score))]) - v.latency) <= SR // 1000
-    assert v.latency == 1280 and np.abs(y[: SR // 4]).max() == 0  # nothing before the input
+    assert np.abs(y[: SR // 4]).max() == 0  # nothing before the input
 
 
 def _voice_source(f0, formant_hz, sr=SR, seconds=1.5):
