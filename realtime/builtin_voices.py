@@ -2,7 +2,7 @@
 
 A new user should hear something on the first run, before any RVC model is
 installed. These voices run the streaming pitch/formant shifter of
-``pitch_shifter`` with a fixed delay of one analysis window (~27 ms at 48 kHz),
+``pitch_shifter`` with a fixed delay of one analysis window (32 ms at 48 kHz),
 the same for every preset, passthrough included, so switching presets or moving
 the pitch live never shifts the timing.
 
