@@ -9,7 +9,8 @@ the pitch live never shifts the timing.
 Why not pedalboard's PitchShift (pedalboard 0.9.26, Rubber Band): measured here,
 streaming use (``process(..., reset=False)`` block by block) returns variable-length
 output withheld for about 1 s and then only zeros (spotify/pedalboard#415, fix
-pending in #486). Rubber Band itself (``pylibrb``) streams well but is GPL.
+pending in #486). Rubber Band itself (``pylibrb``) streams, but with 2–3× the
+delay, and it is GPL (more in ``pitch_shifter``).
 """
 
 from __future__ import annotations
