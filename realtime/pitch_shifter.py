@@ -102,6 +102,9 @@ class PitchShifter:
 
     def process(self, block: np.ndarray) -> np.ndarray:
         x = np.asarray(block, dtype=np.float32).reshape(-1)
+        if not np.isfinite(x).all():
+            # One bad sample would poison the phase state for good: play it as silence.
+            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         out = np.empty(len(x), np.float32)
         n, hop = self.n_fft, self.hop
         pos = 0

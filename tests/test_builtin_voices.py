@@ -94,6 +94,14 @@ def test_formant_shift_moves_the_spectral_envelope_not_the_pitch():
     assert sr / lag == pytest.approx(f0, rel=0.02)
 
 
+def test_a_bad_sample_does_not_silence_the_voice_for_good():
+    v = make_builtin_voice("giant", SR)
+    x = _sine(220.0, 1.0)
+    x[1000] = np.nan
+    y = _stream(v, x)
+    assert np.isfinite(y).all() and np.sqrt(np.mean(y[SR // 2:] ** 2)) > 0.1
+
+
 def test_unknown_voice_is_a_one_line_error():
     with pytest.raises(ValueError, match="choose one of: passthrough"):
         make_builtin_voice("robot", SR)
