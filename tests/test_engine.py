@@ -188,7 +188,7 @@ def test_builtin_voice_through_the_same_engine(files):
     lags = range(-5, 6)
     best = max(lags, key=lambda lag: np.corrcoef(np.roll(env(out), lag), env(audio))[0, 1])
     assert abs(best) <= 2
-    assert engine.stats.algorithmic_latency_ms < 90  # block + the shifter's 21 ms window
+    assert engine.stats.algorithmic_latency_ms < 100  # block + the shifter's 32 ms window
 
 
 class _FlakySource:
