@@ -8,6 +8,8 @@ staging folder (under RVCLORA_HOME, beside voices/) is deleted.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -47,13 +49,17 @@ def import_source(
         from .voice_links import LinkPolicy, download_link
 
         policy = link_policy if isinstance(link_policy, LinkPolicy) else LinkPolicy()
-        library.root.mkdir(parents=True, exist_ok=True)
-        file = download_link(str(source), _downloads(library), sha256=sha256, progress=progress,
-                             cancelled=cancelled, policy=policy)
+        downloads = _downloads(library)
         try:
-            return import_source(library, file, name=name, defaults=defaults, limits=limits)
+            file = download_link(str(source), downloads, sha256=sha256, progress=progress,
+                                 cancelled=cancelled, policy=policy)
+            try:
+                return import_source(library, file, name=name, defaults=defaults, limits=limits)
+            finally:  # the library holds its own copy; a refused download goes too
+                shutil.rmtree(file.parent, ignore_errors=True)
         finally:
-            file.unlink(missing_ok=True)  # the library holds its own copy; a refused download goes too
+            with contextlib.suppress(OSError):
+                downloads.rmdir()  # unless a broken download waits there to resume
     path = Path(source)
     if path.is_dir():
         return import_folder(library, path, name=name, defaults=defaults)
