@@ -234,7 +234,8 @@ def _fetch_plain(url: str, part: Path, policy: LinkPolicy, progress: Progress | 
 # --------------------------------------------------------------------------- hub links
 
 
-def _fetch_hub(hub: HubFile, folder: Path, progress: Progress | None, cancelled: Callable[[], bool] | None) -> tuple[Path, str | None]:
+def _fetch_hub(hub: HubFile, folder: Path, progress: Progress | None, cancelled: Callable[[], bool] | None,
+               max_bytes: int) -> tuple[Path, str | None]:
     """Download with huggingface_hub into `folder`; returns (file, the sha256 the Hub lists or None)."""
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError
@@ -261,6 +262,9 @@ def _fetch_hub(hub: HubFile, folder: Path, progress: Progress | None, cancelled:
         if not infos:
             raise LinkError(f"{hub.filename} is not in {hub.repo_id} at {hub.revision}")
         lfs = getattr(infos[0], "lfs", None)
+        size = lfs.size if lfs is not None else getattr(infos[0], "size", None)
+        if size is not None and size > max_bytes:
+            raise LinkError(f"{hub.repo_id}/{hub.filename}: {size} bytes, over the {max_bytes}-byte limit for a voice")
         path = hf_hub_download(hub.repo_id, hub.filename, revision=hub.revision, repo_type=hub.repo_type,
                                endpoint=hub.endpoint, local_dir=folder, tqdm_class=Forward)
     except HfHubHTTPError as e:
@@ -301,7 +305,7 @@ def download_link(
     if hub is not None:
         _file_name(hub.filename, url)
         hub_dir = downloads / f"{key}.hub"
-        fetched, listed = _fetch_hub(hub, hub_dir, progress, cancelled)
+        fetched, listed = _fetch_hub(hub, hub_dir, progress, cancelled, policy.max_bytes)
         folder.mkdir(parents=True, exist_ok=True)
         result = folder / Path(hub.filename).name
         shutil.move(str(fetched), result)

@@ -17,7 +17,7 @@ import pytest
 from rvclora.synth.home import Home
 from rvclora.synth.voice_import import import_source
 from rvclora.synth.voice_library import VoiceLibrary
-from rvclora.synth.voice_links import LinkError, LinkPolicy
+from rvclora.synth.voice_links import DownloadCancelled, LinkError, LinkPolicy
 from rvclora.tests.rvc_fixtures import make_voice_file
 from rvclora.tests.test_assets import REPO_ID, FakeHub, make_handler
 
@@ -146,6 +146,17 @@ def test_a_broken_download_is_kept_and_the_next_try_resumes(library, home, serve
     assert part.stat().st_size == len(bundle) // 2
     import_source(library, f"{server.url}/voices/Alto.zip", link_policy=once)
     assert server.gets("/voices/Alto.zip")[1] == f"bytes={len(bundle) // 2}-"
+    assert [e.name for e in library.list()] == ["Alto"] and _left(home) == []
+
+
+def test_a_cancelled_download_keeps_its_part_for_the_next_try(library, home, server, bundle, only_loopback):
+    with pytest.raises(DownloadCancelled):
+        import_source(library, f"{server.url}/voices/Alto.zip", link_policy=LOCAL, cancelled=lambda: True)
+    (part,) = (home.root / ".downloads").glob("*.part")
+    cut = part.stat().st_size
+    assert 0 < cut < len(bundle) and library.list() == []
+    import_source(library, f"{server.url}/voices/Alto.zip", link_policy=LOCAL)
+    assert server.gets("/voices/Alto.zip")[1] == f"bytes={cut}-"
     assert [e.name for e in library.list()] == ["Alto"] and _left(home) == []
 
 
