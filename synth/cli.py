@@ -90,7 +90,9 @@ def _add_assets(sub: argparse._SubParsersAction) -> None:
         "download",
         help="fetch missing assets from the Hugging Face Hub",
         description="Fetch missing assets from the Hugging Face Hub (repo lj1995/VoiceConversionWebUI). "
-        "Honours HF_ENDPOINT for mirrors. Files already present are kept.",
+        "Honours HF_ENDPOINT for mirrors. Files already present are kept. The first download pins the repo's "
+        "commit in assets/assets.lock.json and later ones reuse it; each file's sha256 is checked against the "
+        "Hub's listing, and broken downloads resume.",
     )
     d.add_argument("names", nargs="*", help="asset names or groups (default: the 'default' group)")
     d.set_defaults(func=cmd_assets_download)
@@ -259,10 +261,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_assets_download(args: argparse.Namespace) -> int:
-    from .assets import download_assets, select_assets
+    from .asset_pins import download_pinned
+    from .assets import select_assets
 
     home = Home.from_env()
-    paths = download_assets(select_assets(args.names or ["default"]), home)
+    # one pinned Hub commit, the total said first, each new file's sha256 checked
+    paths = download_pinned(select_assets(args.names or ["default"]), home)
     for path in paths:
         print(path)
     return 0
