@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .index_pairing import pair_index
+from .index_pairing import name_score, pair_index
 from .voice_bundle import INDEX_SUFFIXES, MODEL_SUFFIXES, BundleLimits, expand_bundle, remove_staging
 from .voice_library import VoiceDefaults, VoiceEntry, VoiceLibrary, VoiceLibraryError
 
@@ -68,7 +68,9 @@ def import_source(
     if path.suffix.lower() == ".zip":
         return import_bundle(library, path, name=name, defaults=defaults, limits=limits)
     if path.suffix.lower() in MODEL_SUFFIXES:
-        neighbours = sorted(p for p in path.parent.glob("*") if p.suffix.lower() in INDEX_SUFFIXES and p.is_file())
+        # beside a loose file (say in Downloads) only indexes named for this voice belong to it
+        neighbours = sorted(p for p in path.parent.glob("*") if p.suffix.lower() in INDEX_SUFFIXES and p.is_file()
+                            and name_score(path, "", p) > 0)
         return import_models(library, [path], neighbours, name=name, defaults=defaults, where="next to it")
     raise VoiceLibraryError(
         f"{path.name}: import takes a voice model (.pth/.onnx), a .zip bundle, a folder or an https link"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -160,8 +161,16 @@ def test_an_index_next_to_a_loose_voice_is_paired_by_name_and_width(library, src
     (entry,) = report.voices
     assert entry.index_path.read_bytes() == src["index"].read_bytes()
     notes = "\n".join(report.notes)
-    assert "Alto-old_v2.index" in notes and "Bass_v2.index" in notes  # the other candidates are listed
+    assert "Alto-old_v2.index" in notes  # the other candidate is listed
     assert "Alto_v1.index" in notes and "256-d" in notes  # wrong width: listed as unusable, never attached
+    assert "Bass" not in notes  # another voice's index lying beside it is none of its business
+
+def test_a_loose_voice_gets_no_index_named_for_another(library, src, tmp_path):
+    for f in (src["index"], src["bass_index"]):
+        shutil.copy(f, tmp_path / f.name)
+    zed = shutil.copy(src["other"], tmp_path / "Zed.pth")
+    (entry,) = import_source(library, Path(zed)).voices
+    assert entry.index is None
 
 
 def test_index_names_score_like_rvc_names_them(src):
