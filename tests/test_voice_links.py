@@ -4,12 +4,12 @@ No test sends a packet anywhere but 127.0.0.1: other addresses are refused befor
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import socket
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -128,7 +128,7 @@ def test_a_dropped_download_resumes_and_reports_progress(library, home, server, 
     seen = []
     report = import_source(library, f"{server.url}/voices/Alto.zip", link_policy=LOCAL, progress=lambda d, t: seen.append((d, t)))
     assert [e.name for e in report.voices] == ["Alto"]
-    assert report.voices[0].model_path.read_bytes() == zipfile.ZipFile(__import__("io").BytesIO(bundle)).read("Alto/Alto.pth")
+    assert report.voices[0].model_path.read_bytes() == zipfile.ZipFile(io.BytesIO(bundle)).read("Alto/Alto.pth")
     ranges = server.gets("/voices/Alto.zip")
     assert ranges[0] is None and ranges[1] == f"bytes={len(bundle) // 2}-"  # resumed where the server hung up
     done = [d for d, _ in seen]
