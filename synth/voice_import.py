@@ -9,6 +9,7 @@ staging folder (under RVCLORA_HOME, beside voices/) is deleted.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
@@ -77,6 +78,11 @@ def import_source(
     )
 
 
+def _usable_name(stem: str) -> str:
+    """A voice name from a zip or folder name, which may hold characters a voice name cannot."""
+    return re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", stem).strip(" ._") or "voice"
+
+
 def _downloads(library: VoiceLibrary) -> Path:
     """Partial downloads live here between tries, so a broken download resumes."""
     folder = library.root.parent / ".downloads"
@@ -106,7 +112,7 @@ def import_bundle(
             found = f" (it holds {len(contents.indexes)} index file(s))" if contents.indexes else ""
             raise VoiceLibraryError(f"{Path(zip_path).name}: no voice model (.pth/.onnx) in the bundle{found}")
         if name is None and len(contents.models) == 1:
-            name = Path(zip_path).stem
+            name = _usable_name(Path(zip_path).stem)
         report = import_models(library, list(contents.models), list(contents.indexes), name=name,
                                defaults=defaults, where="in the bundle", origin=contents.origin)
         skipped = [s for s in contents.skipped if not any(p.startswith(("__MACOSX", ".")) for p in s.split("/"))]
@@ -126,7 +132,7 @@ def import_folder(
     if not models:
         raise VoiceLibraryError(f"{folder}: no voice model (.pth/.onnx) in the folder")
     if name is None and len(models) == 1:
-        name = folder.name
+        name = _usable_name(folder.name)
     return import_models(library, models, indexes, name=name, defaults=defaults, where="in the folder")
 
 

@@ -134,6 +134,11 @@ def test_an_oversized_member_is_refused_before_it_is_expanded(library, home, src
     assert import_source(library, bundle, limits=BundleLimits(max_member_bytes=size)).voices[0].name == "big"
 
 
+def test_a_zip_name_a_voice_cannot_have_is_made_usable(library, src, tmp_path):
+    bundle = _zip(tmp_path / 'Alto: "live" v2?.zip', [("Alto.pth", src["voice"].read_bytes())])
+    assert import_source(library, bundle).voices[0].name == "Alto_ _live_ v2"
+
+
 def test_a_zip_with_no_voice_is_refused(library, home, src, tmp_path):
     bundle = _zip(tmp_path / "empty.zip", [(ALTO_INDEX, src["index"].read_bytes()), ("notes.txt", b"hi")])
     with pytest.raises(VoiceLibraryError, match="no voice model"):
