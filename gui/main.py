@@ -10,6 +10,7 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     from ..realtime import cli as realtime_cli
     from ..synth import cli as synth_cli
+    from ..synth import voices_cli
 
     parser = argparse.ArgumentParser(
         prog="rvclora",
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     panel.add_argument("--start", action="store_true", help="start the voice changer right away")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     synth_cli.register(sub)
+    voices_cli.register(sub)
     realtime_cli.register(sub)
     return parser
 

@@ -33,7 +33,7 @@ class VoiceChoice:
 
 
 # What a drop or an import does with a file, by suffix.
-MODEL_SUFFIXES = (".pth", ".onnx")
+MODEL_SUFFIXES = (".pth", ".onnx", ".zip")  # .zip: a bundle; the library imports every voice in it
 INDEX_SUFFIXES = (".index",)
 ADAPTER_SUFFIXES = (".safetensors",)
 IMPORTABLE_SUFFIXES = MODEL_SUFFIXES + INDEX_SUFFIXES + ADAPTER_SUFFIXES

@@ -133,6 +133,7 @@ class RVCSource:
     base_info: Any = None  # lora.BaseInfo of the loaded weights (adapters are checked against it)
     adapters: list = field(default_factory=list)  # [(Adapter, weight)] currently applied
     n_speakers: int = 1
+    embedder: str | None = None  # content encoder named by the voice file (None: ContentVec)
     _estimators: dict = field(default_factory=dict, repr=False)
 
     def make_converter(self, settings: EngineSettings, *, naive: bool = False) -> RVCBlockConverter:
@@ -196,7 +197,7 @@ def load_rvc_source(
     dev = resolve_device(device)
     dtype = resolve_dtype(precision, dev)
     hubert_path = Path(hubert) if hubert is not None else home.hubert
-    if not hubert_path.exists():
+    if hubert is not None and not hubert_path.exists():
         raise MissingAssetError(f"content encoder not found at {hubert_path}; run `rvclora assets download` or pass --hubert")
     rmvpe_path = Path(rmvpe) if rmvpe is not None else home.rmvpe
     path = Path(model)
@@ -206,6 +207,12 @@ def load_rvc_source(
         source = _load_torch_synth(path, dev, dtype)
     else:
         raise ValueError(f"backend {backend!r}: choose torch or onnx")
+    if hubert is None:  # the encoder the voice was trained on (Applio's embedder_model), else ContentVec
+        from ..synth.voice_meta import content_encoder_path
+
+        hubert_path = content_encoder_path(home, source.embedder)
+        if not hubert_path.exists():
+            raise MissingAssetError(f"content encoder not found at {hubert_path}; run `rvclora assets download` or pass --hubert")
     source.rmvpe_path = rmvpe_path
     source.encoder = load_content_encoder(hubert_path, version=source.version, device=dev, dtype=dtype)
     if index is not None:
@@ -230,6 +237,7 @@ def _load_torch_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCS
     return RVCSource(
         synth=voice.model, encoder=None, version=voice.version, f0=voice.f0, sr=voice.sr,
         device=dev, dtype=dtype, backend="torch", name=path.stem, base_info=base, n_speakers=voice.n_speakers,
+        embedder=voice.meta.embedder,
     )
 
 

@@ -132,6 +132,7 @@ def download_assets(
     replace_mismatched: bool = False,
     cache_dir: str | Path | None = None,
     token: str | bool | None = None,
+    revision: str = REVISION,
 ) -> list[Path]:
     """Download the assets that are missing from `<home>/assets/`; return all their local paths.
 
@@ -141,13 +142,14 @@ def download_assets(
     size differs from the Hub's listing is deleted and reported. `cache_dir` is the
     huggingface_hub cache to reuse already-downloaded blobs from (default: its own);
     `token` is passed to huggingface_hub (None: the user's saved token, False: none).
+    `revision` is the Hub revision to fetch (a commit pins it; see asset_pins).
     """
     wanted = select_assets(assets)
     url = hub_endpoint(endpoint)
     home.ensure()
 
     try:
-        remote_sizes = _remote_sizes(wanted, url, token)
+        remote_sizes = _remote_sizes(wanted, url, token, revision)
     except Exception as exc:
         if not _is_unreachable(exc):
             raise
@@ -175,15 +177,15 @@ def download_assets(
 
     for position, asset in enumerate(todo):
         log.info("downloading %s (%d bytes) from %s", asset.repo_path, remote_sizes[asset.repo_path], url)
-        _download_one(asset, home, url, remote_sizes[asset.repo_path], progress, cache_dir, token, todo[position:])
+        _download_one(asset, home, url, remote_sizes[asset.repo_path], progress, cache_dir, token, todo[position:], revision)
     return [asset.local_path(home) for asset in wanted]
 
 
-def _remote_sizes(assets: tuple[Asset, ...], endpoint: str, token: str | bool | None) -> dict[str, int]:
+def _remote_sizes(assets: tuple[Asset, ...], endpoint: str, token: str | bool | None, revision: str = REVISION) -> dict[str, int]:
     """Sizes the Hub lists for the assets' files (one paths-info request)."""
     try:
         api = HfApi(endpoint=endpoint, token=token)
-        entries = api.get_paths_info(REPO_ID, [a.repo_path for a in assets], revision=REVISION)
+        entries = api.get_paths_info(REPO_ID, [a.repo_path for a in assets], revision=revision)
     except HfHubHTTPError as exc:
         if _is_unreachable(exc):
             raise
@@ -209,6 +211,7 @@ def _download_one(
     cache_dir: str | Path | None,
     token: str | bool | None,
     remaining: list[Asset],
+    revision: str = REVISION,
 ) -> None:
     path = asset.local_path(home)
     kwargs: dict[str, Any] = {"tqdm_class": None if progress else _SilentTqdm}
@@ -218,7 +221,7 @@ def _download_one(
         hf_hub_download(
             repo_id=REPO_ID,
             filename=asset.repo_path,
-            revision=REVISION,
+            revision=revision,
             local_dir=home.assets,
             endpoint=endpoint,
             token=token,

@@ -90,7 +90,9 @@ def _add_assets(sub: argparse._SubParsersAction) -> None:
         "download",
         help="fetch missing assets from the Hugging Face Hub",
         description="Fetch missing assets from the Hugging Face Hub (repo lj1995/VoiceConversionWebUI). "
-        "Honours HF_ENDPOINT for mirrors. Files already present are kept.",
+        "Honours HF_ENDPOINT for mirrors. Files already present are kept. The first download pins the repo's "
+        "commit in assets/assets.lock.json and later ones reuse it; each file's sha256 is checked against the "
+        "Hub's listing, and broken downloads resume.",
     )
     d.add_argument("names", nargs="*", help="asset names or groups (default: the 'default' group)")
     d.set_defaults(func=cmd_assets_download)
@@ -155,19 +157,22 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .pipeline import SR_16K, ConvertSettings, VoiceConverter
     from .pitch import make_pitch_estimator
     from .voice_file import load_voice
+    from .voice_meta import content_encoder_path
 
     check_audio_output(args.output, overwrite=args.overwrite)  # before minutes of work, not after
     adapters = [parse_adapter_spec(a) for a in args.adapter]
     _fill_defaults(args, adapters)
     _check_convert_options(args)
     home = Home.from_env()
-    hubert = _asset_or_flag(
-        args.hubert, home.assets / "hubert_base.pt", "content encoder", "run `rvclora assets download` or pass --hubert"
-    )
+    hint = "run `rvclora assets download` or pass --hubert"
+    if args.hubert is not None:
+        _asset_or_flag(args.hubert, args.hubert, "content encoder", hint)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.precision, device)
     audio = load_mono(args.input, SR_16K)
     voice = load_voice(args.model, device=device, dtype=dtype)
+    # the encoder the voice was trained on (Applio's embedder_model), ContentVec when it does not say
+    hubert = args.hubert or _asset_or_flag(None, content_encoder_path(home, voice.meta.embedder), "content encoder", hint)
     if adapters:
         from ..lora import apply_adapters
 
@@ -247,6 +252,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         "parameters": sum(t.numel() for t in weights.values() if hasattr(t, "numel")),
         "dtype": dtypes[0] if len(dtypes) == 1 else dtypes,
         "info": voice.info,
+        "embedder": voice.meta.embedder_name,  # the content encoder it needs (Applio's embedder_model)
+        "vocoder": voice.meta.vocoder or "HiFi-GAN",
         "sha256": sha256_file(args.model),
     }
     print(json.dumps(info, indent=2))
@@ -254,10 +261,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_assets_download(args: argparse.Namespace) -> int:
-    from .assets import download_assets, select_assets
+    from .asset_pins import download_pinned
+    from .assets import select_assets
 
     home = Home.from_env()
-    paths = download_assets(select_assets(args.names or ["default"]), home)
+    # one pinned Hub commit, the total said first, each new file's sha256 checked
+    paths = download_pinned(select_assets(args.names or ["default"]), home)
     for path in paths:
         print(path)
     return 0

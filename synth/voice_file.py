@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,6 +29,7 @@ from torch import nn
 from .checkpoint import CheckpointError, load_checkpoint
 from .configs import OFFICIAL_DECODERS, SynthConfig, official_config, parse_sr, sr_label
 from .synthesizer import Synthesizer
+from .voice_meta import VoiceMeta, read_voice_meta, vocoder_problem
 
 _PARAM_SUFFIX = {"original0": "weight_g", "original1": "weight_v"}
 
@@ -49,6 +50,7 @@ class Voice:
     config: SynthConfig
     n_speakers: int
     path: Path | None
+    meta: VoiceMeta = field(default_factory=VoiceMeta)  # content encoder, vocoder (Applio's fields)
 
 
 # --------------------------------------------------------------------------- state dicts
@@ -290,6 +292,9 @@ def load_voice(
     else:
         raise VoiceFileError(f"{label}: this is {_describe(ckpt)}; choose an RVC voice model (.pth)")
     assert state is not None
+    meta = read_voice_meta(ckpt) if kind == "voice" else VoiceMeta()
+    if vocoder_problem(meta):
+        raise VoiceFileError(f"{label}: {vocoder_problem(meta)}")
     state = normalize_state_dict(state)
 
     bad = _non_finite(state)
@@ -367,6 +372,7 @@ def load_voice(
         config=config,
         n_speakers=config.spk_embed_dim,
         path=path,
+        meta=meta,
     )
 
 

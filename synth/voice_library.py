@@ -196,8 +196,13 @@ class VoiceLibrary:
         return name
 
     def create(self, model: Path, name: str | None = None, defaults: VoiceDefaults | None = None) -> VoiceEntry:
-        """Copy a model file (.pth / .onnx) into a new voice folder; a taken name gets a suffix."""
+        """Copy a model file (.pth / .onnx) into a new voice folder; a taken name gets a suffix.
+        A .zip bundle imports every voice in it (see voice_import); the first is returned."""
         model = Path(model)
+        if model.suffix.lower() == ".zip":
+            from .voice_import import import_bundle
+
+            return import_bundle(self, model, name=name, defaults=defaults).voices[0]
         if model.suffix.lower() not in MODEL_SUFFIXES:
             raise VoiceLibraryError(f"{model}: a voice model is a .pth or .onnx file")
         if not model.is_file():

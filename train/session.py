@@ -14,6 +14,7 @@ from ..synth.errors import MissingAssetError, OutputExistsError
 from ..synth.home import Home
 from ..synth.output_file import check_output_path, staged_output
 from ..synth.pitch_options import F0_METHODS, resolve_f0_method
+from ..synth.voice_meta import content_encoder_path
 
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
@@ -143,7 +144,7 @@ def train_voice(o: TrainOptions, say=print) -> TrainReport:
     setup = build_generator(o.base, o.train, device)
     v = setup.voice
     spec = SpecConfig.for_model(v.sr, v.config.spec_channels, v.config.hop)
-    hubert = o.hubert or home.hubert
+    hubert = o.hubert or content_encoder_path(home, v.meta.embedder)  # an Applio base's own encoder, else ContentVec
     method = _resolve_f0_method(o, v.f0, home)
     rmvpe = o.rmvpe or home.rmvpe
     # Every check passed: only now does anything appear on disk.
