@@ -42,8 +42,9 @@ def needed_to_start(home: Home, *, builtin: bool, f0_method: str) -> list[Asset]
 
 def start_refusal(missing: list[Asset]) -> str:
     """One line: what is missing and what to do in the panel."""
-    files = " and ".join(f"{a.repo_path} ({a.description})" for a in missing)
-    return f"this voice needs {files}, which is not downloaded yet: {DOWNLOAD_HINT}"
+    files = " and ".join(f"{a.repo_path} (the {a.description.split(' (')[0]})" for a in missing)
+    verb = "is" if len(missing) == 1 else "are"
+    return f"this voice needs {files}, which {verb} not downloaded yet: {DOWNLOAD_HINT}"
 
 
 def by_hand_text(home: Home, missing: list[Asset], endpoint: str | None = None) -> str:

@@ -9,9 +9,6 @@ import os
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
 
 import socket
-import time
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
@@ -22,42 +19,10 @@ from rvclora.gui import engine_link
 from rvclora.gui.meters import FLOOR_DB
 from rvclora.synth.assets import RMVPE, HUBERT
 from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
+from rvclora.tests.stand_in_engines import SlowEngine
 from rvclora.tests.test_assets import FakeHub, make_handler
 from rvclora.tests.test_gui import WARN, FakeEngine, _drop, open_window, select, voice_files, wait_state  # noqa: F401
 from rvclora.tests.test_gui import home as home  # noqa: F401 - the fixture
-
-
-class SlowEngine(FakeEngine):
-    """A stand-in whose compute time exceeds the block: one block per `compute_ms`, each one late.
-
-    Compute grows with the converted window (1 s of context + crossfade + search + block),
-    so a long enough block keeps up, as with the real engine.
-    """
-
-    def __init__(self, source, settings, devices):
-        super().__init__(source, settings, devices)
-        self.t0, self.done, self.late, self.block_t0 = time.monotonic(), 0, 0, time.monotonic()
-
-    def compute_ms(self) -> float:
-        s = self.settings
-        return 150 * (s.context_ms + s.crossfade_ms + s.search_ms + s.block_ms) / (1000 + 30 + 10 + 60)
-
-    def update(self, **changes):
-        super().update(**changes)
-        self.block_t0 = time.monotonic()
-
-    @property
-    def stats(self):
-        now = time.monotonic()
-        compute, block = self.compute_ms(), self.settings.block_ms
-        total = self.done + int((now - self.block_t0) * 1000 / max(compute, block))
-        late = self.late + (total - self.done if compute > block else 0)
-        return SimpleNamespace(
-            blocks=total, block_ms=block, compute_ms_last=compute, compute_ms_p50=compute, compute_ms_p95=compute,
-            overruns=late, input_xruns=0, output_xruns=0, underflows=0,
-            algorithmic_latency_ms=self.settings.algorithmic_latency_ms, latency_ms=150.0,
-            input_level_db=-20.0, output_level_db=-12.0,
-        )
 
 
 # --------------------------------------------------------------------------- item 2: too heavy
