@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QProgressBar,
-    QScrollArea,
     QSizePolicy,
     QSplitter,
     QVBoxLayout,
@@ -50,6 +49,9 @@ from .workers import Workers, one_line
 STATS_INTERVAL_MS = 100  # 10 readout updates a second: meters look live, the UI thread stays idle
 SAVE_DELAY_MS = 500  # settings are written once a slider comes to rest, not for every step
 DEFAULT_SIZE = (1140, 640)
+# Qt's minimum size does not count the height that wrapped text needs at the narrowest width;
+# this floor keeps every row readable there and still fits a 1366x768 laptop screen.
+MIN_HEIGHT = 540
 # Qt adds " — <application display name>" to a title that does not already end in it.
 TITLE = "Voice changer \u2014 rvclora"
 
@@ -150,7 +152,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.setChildrenCollapsible(False)
-        for widget, stretch in ((left, 0), (_scrolling(middle), 1), (_scrolling(right), 1)):
+        for widget, stretch in ((left, 0), (middle, 1), (right, 1)):
             splitter.addWidget(widget)
             splitter.setStretchFactor(splitter.count() - 1, stretch)
         splitter.setSizes([250, 380, 490])
@@ -172,6 +174,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.busy)
         self._show_stats(None)
+        self.setMinimumHeight(MIN_HEIGHT)
         self.resize(*DEFAULT_SIZE)
 
     def _build_menus(self) -> None:
@@ -362,15 +365,3 @@ def _column(*widgets: QWidget, stretch_first: bool = False, stretch_last: bool =
     if not (stretch_first or stretch_last):
         layout.addStretch(1)
     return host
-
-
-def _scrolling(content: QWidget) -> QScrollArea:
-    """A column that scrolls vertically on a short screen instead of squeezing its rows."""
-    area = QScrollArea()
-    area.setWidget(content)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QScrollArea.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    # As wide as the content needs: the window's minimum width follows its columns.
-    area.setMinimumWidth(content.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
-    return area

@@ -40,6 +40,10 @@ class VoiceList(QWidget):
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setAccessibleName("Voices")
+        # Long names elide rather than scroll sideways; at least the built-in voices and a few of
+        # the user's show at once, however small the window.
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setMinimumHeight(self.list.fontMetrics().height() * 11)
         self.list.setToolTip(
             "Pick the voice you want to sound like. Built-in voices work right away; your own RVC "
             "voices (.pth or .onnx) appear under My voices. Drop files here to add them."

@@ -84,14 +84,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rvclora-shot-") as tmp, xvfb(args.display) as display:
         home = Path(tmp) / "home"
         home.mkdir()
-        env = dict(os.environ, DISPLAY=display, RVCLORA_HOME=str(home), QT_QPA_PLATFORM="xcb", HF_HOME=str(Path(tmp) / "hf"))
         cmd = [sys.executable, str(Path(__file__).resolve()), str(args.png.absolute()), "--child", "--scene", args.scene,
                "--voice", args.voice, "--wait", str(args.wait)]
         with contextlib.ExitStack() as stack:
+            extra = {}
             if args.scene in AUDIO_SCENES:
                 server = stack.enter_context(pulse_server(tmp))
                 mic, out = stack.enter_context(speech_sinks(server, Path(tmp), speech_path(), seconds=120))
-                env.update(SHOT_MIC=mic, SHOT_OUT=out)
+                extra = {"SHOT_MIC": mic, "SHOT_OUT": out}
+            # Made now: the PulseAudio server put its address into this process's environment.
+            env = dict(os.environ, DISPLAY=display, RVCLORA_HOME=str(home), QT_QPA_PLATFORM="xcb",
+                       HF_HOME=str(Path(tmp) / "hf"), **extra)
             result = subprocess.run(cmd, env=env, timeout=args.wait + 90)
     if result.returncode != 0 or not args.png.is_file():
         print(f"screenshot_panel: the panel exited with {result.returncode}", file=sys.stderr)
@@ -158,7 +161,12 @@ def child(args) -> int:
         if window.workers.busy:
             QTimer.singleShot(200, when_ready)
             return
-        begin()
+        try:
+            begin()
+        except Exception as e:  # noqa: BLE001 - a scene that cannot be set up ends the child, not hangs it
+            print(f"screenshot_panel: scene {args.scene} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            app.exit(1)
+            return
         QTimer.singleShot(int(args.wait * 1000), shoot)
 
     QTimer.singleShot(300, when_ready)

@@ -241,11 +241,18 @@ def _clipped(window: QWidget) -> list[str]:
 def test_fits_beside_discord_on_a_1366_px_screen(qtbot, home, voice_files):
     VoiceLibrary(home).create(voice_files.voice)
     window = open_window(qtbot, home)
-    minimum = window.minimumSizeHint()
-    assert minimum.width() <= 800, minimum
+    minimum = window.minimumSizeHint().expandedTo(window.minimumSize())
+    assert minimum.width() <= 800 and minimum.height() <= 600, minimum
     for kind, name in (("builtin", "deep"), ("library", "Alto")):
         select(window, kind, name)
         window.resize(minimum)
         qtbot.wait(50)
         assert window.width() <= 800
         assert _clipped(window) == [], (kind, _clipped(window))
+        voices = window.voice_list.list
+        assert not voices.horizontalScrollBar().isVisible()
+        rows = [voices.visualItemRect(voices.item(i)) for i in range(voices.count())]
+        assert all(voices.viewport().rect().contains(r) for r in rows[:9]), "the voice list is squeezed"
+        for column in (window.voice_group, window.devices, window.block.slider, window.crossfade.slider, window.latency_label):
+            visible = column.visibleRegion().boundingRect()
+            assert visible.size() == column.size(), f"{type(column).__name__} is cut at the minimum size"
