@@ -142,10 +142,11 @@ class AssetActions:
         if cancelled and error:
             self.show_message("Download cancelled. \u201cDownload models\u201d continues where it stopped.", topic=ASSETS)
         elif error:
+            reason = error.split(";")[0]
             missing = missing_assets(self.home)
             if missing:
-                self.asset_bar.show_details(by_hand_text(self.home, missing, hub_endpoint()))
-            self.show_error(f"download failed: {error.split(';')[0]}; the files to fetch by hand are listed on the left", topic=ASSETS)
+                self.asset_bar.show_details(reason, by_hand_text(self.home, missing, hub_endpoint()))
+            self.show_error(f"download failed: {reason}; \u201cGet them by hand\u2026\u201d lists the files", topic=ASSETS)
         else:
             self.status_clear(VOICE)  # "this voice needs ..." is resolved
             self.show_message("Shared models downloaded: your own voices are ready to use.", topic=ASSETS)

@@ -9,7 +9,7 @@ Scenes:
   heavy     a voice too heavy for the computer: the notice and its one-click fix
             (a stand-in engine whose compute exceeds the block; no full-size model needed)
   refused   Start of your own voice while the content encoder is missing
-  offline   Download while the Hub cannot be reached: every file to fetch by hand
+  offline   Download while the Hub cannot be reached: a dialog with every file to fetch by hand
   download  Download in progress (a local stand-in Hub serving slowly): bytes and Cancel
 
 Starts everything it needs and stops it again, by PID: Xvfb, for the audio scenes a
@@ -150,7 +150,11 @@ def child(args) -> int:
                 window.asset_bar.button.click()
 
     def shoot() -> None:
-        ok = window.grab().save(str(args.png), "PNG")
+        if args.scene == "offline":  # the dialog is a window of its own: take the whole screen
+            g = window.frameGeometry()
+            ok = app.primaryScreen().grabWindow(0, g.x(), g.y(), g.width(), g.height()).save(str(args.png), "PNG")
+        else:
+            ok = window.grab().save(str(args.png), "PNG")
         print(f"screenshot_panel: {'saved' if ok else 'could not save'} {args.png}", file=sys.stderr)
         window.close()
         if hub is not None:
