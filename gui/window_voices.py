@@ -13,6 +13,7 @@ from pathlib import Path
 from ..realtime.settings import F0_METHODS
 from ..synth.voice_library import AdapterSlot, VoiceLibraryError
 from . import engine_link
+from .asset_jobs import needed_to_start, start_refusal
 from .panel_model import ASSETS, ENGINE, LIBRARY, SETTINGS, VOICE
 from .voice_choice import VoiceChoice
 from .workers import one_line
@@ -98,6 +99,12 @@ class VoiceActions:
         """A per-voice setting moved: apply it live and remember it with the voice."""
         if not self._set_setting(save=False, **{name: value}):
             return
+        if name == "f0_method" and self.voice is not None:
+            missing = needed_to_start(self.home, builtin=self.voice.is_builtin, f0_method=str(value))
+            if missing:
+                self.show_error(start_refusal(missing), topic=ASSETS)
+            else:
+                self.status_clear(ASSETS)
         if self.entry is not None:
             self.entry = replace(self.entry, defaults=replace(self.entry.defaults, **{name: value}))
             self._voice_save_timer.start()

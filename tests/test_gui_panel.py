@@ -98,6 +98,8 @@ def test_start_needing_a_missing_file_fails_at_once_pointing_at_the_download_but
     window.stop_engine()
     wait_state(qtbot, window, "stopped")
     window.f0_method.setCurrentIndex(window.f0_method.findData("rmvpe"))  # RMVPE chosen: rmvpe.pt is needed
+    assert "rmvpe.pt" in window.status_label.text() and "Download models" in window.status_label.text()  # said at once
+    window.status_clear("assets")
     window.start_engine()
     assert window.engine_state == "stopped" and "rmvpe.pt" in window.status_label.text() and len(loads) == 1
 
