@@ -11,7 +11,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
 import socket
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent
 from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, QSlider, QWidget
 
@@ -21,7 +21,7 @@ from rvclora.synth.assets import RMVPE, HUBERT
 from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
 from rvclora.tests.stand_in_engines import SlowEngine
 from rvclora.tests.test_assets import FakeHub, make_handler
-from rvclora.tests.test_gui import WARN, FakeEngine, _drop, open_window, select, voice_files, wait_state  # noqa: F401
+from rvclora.tests.test_gui import WARN, _drop, open_window, select, voice_files, wait_state  # noqa: F401
 from rvclora.tests.test_gui import home as home  # noqa: F401 - the fixture
 
 

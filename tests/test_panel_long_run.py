@@ -21,7 +21,7 @@ def test_panel_runs_two_minutes_with_the_real_engine(pulse, tmp_path: Path):
         code, report, stderr = run_panel_process(SECONDS, mic, out, tmp_path / "home", report_every=30)
     assert code == 0, f"the panel process ended with {code}: {stderr}"
     assert report.get("final") and report["alive"] and report["running_s"] >= SECONDS, report
-    assert report["engine_state"] == "running", report
+    assert report["engine_state"] in ("running", "starting"), report  # a restart after a starved capture is allowed
     # Blocks of 60 ms (the default) for 120 s are 2000; a loaded machine may lose some, not most.
     assert report["blocks"] > 0.5 * SECONDS * 1000 / 60, report
     assert report["input_db_max"] > -50 and report["output_db_max"] > -50, report  # speech in, voice out
