@@ -70,7 +70,7 @@ class AdapterPanel(QWidget):
         slider.setRange(0, round(WEIGHT_MAX / WEIGHT_STEP))
         slider.setValue(round(slot.weight / WEIGHT_STEP))
         slider.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        slider.setMinimumWidth(100)
+        slider.setMinimumWidth(70)
         slider.setEnabled(slot.enabled)
         slider.setAccessibleName(f"{name} weight")
         slider.setToolTip(

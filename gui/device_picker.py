@@ -47,22 +47,23 @@ class DevicePicker(QWidget):
         )
         self.virtual_mic_button.setVisible(virtual_mic)
 
+        # Each label above its picker: device names need the width more than the labels do.
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        grid.setColumnStretch(1, 1)
+        grid.setVerticalSpacing(2)
         for row, (text, combo) in enumerate(
             (("Microphone", self.input), ("Output (to Discord/OBS)", self.output), ("Monitor (hear yourself)", self.monitor))
         ):
             label = QLabel(text)
             label.setBuddy(combo)
             label.setToolTip(combo.toolTip())
-            grid.addWidget(label, row, 0)
-            grid.addWidget(combo, row, 1)
+            grid.addWidget(label, 2 * row, 0)
+            grid.addWidget(combo, 2 * row + 1, 0)
         buttons = QHBoxLayout()
         buttons.addWidget(self.virtual_mic_button)
         buttons.addStretch(1)
         buttons.addWidget(self.refresh_button)
-        grid.addLayout(buttons, 3, 0, 1, 2)
+        grid.addLayout(buttons, 6, 0)
 
         self._tips = (self.input.toolTip(), self.output.toolTip(), self.monitor.toolTip())
         self._devices: list[DeviceInfo] = []
@@ -79,7 +80,7 @@ class DevicePicker(QWidget):
         combo.setAccessibleName(name)
         # Long device names must not widen the window: the combo elides, the popup shows all.
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(18)
+        combo.setMinimumContentsLength(14)
         combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         return combo
 

@@ -43,6 +43,16 @@ class LevelMeter(QWidget):
     def level_db(self) -> float:
         return self._db
 
+    @property
+    def peak_db(self) -> float:
+        return self._peak_db
+
+    def reset(self) -> None:
+        """Empty, peak marker included (the engine stopped: nothing is playing)."""
+        self._db = self._peak_db = FLOOR_DB
+        self._update_tooltip()
+        self.update()
+
     def set_level(self, db: float | None) -> None:
         """The current level in dBFS; None (no signal, engine stopped) empties the meter."""
         db = FLOOR_DB if db is None or not math.isfinite(db) else max(FLOOR_DB, min(0.0, db))

@@ -107,7 +107,7 @@ class SettingSlider(QObject):
         self.slider.setRange(0, spec.positions)
         self.slider.setPageStep(max(1, spec.positions // 10))
         self.slider.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.slider.setMinimumWidth(120)
+        self.slider.setMinimumWidth(70)
         self.slider.setAccessibleName(spec.label)
         self.label.setBuddy(self.slider)
         self.value_label = QLabel()
@@ -141,6 +141,14 @@ class SettingSlider(QObject):
     def set_enabled(self, enabled: bool) -> None:
         for widget in self.widgets():
             widget.setEnabled(enabled)
+
+    def set_visible(self, visible: bool) -> None:
+        """Hide the whole row: a setting that does not apply is not shown at all."""
+        for widget in self.widgets():
+            widget.setVisible(visible)
+
+    def is_visible_to(self, ancestor: QWidget) -> bool:
+        return self.slider.isVisibleTo(ancestor)
 
     def _moved(self, position: int) -> None:
         value = self.spec.value(position)

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
+    QGridLayout,
     QListWidget,
     QListWidgetItem,
     QPushButton,
@@ -40,6 +40,10 @@ class VoiceList(QWidget):
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setAccessibleName("Voices")
+        # Long names elide rather than scroll sideways; at least the built-in voices and a few of
+        # the user's show at once, however small the window.
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setMinimumHeight(self.list.fontMetrics().height() * 11)
         self.list.setToolTip(
             "Pick the voice you want to sound like. Built-in voices work right away; your own RVC "
             "voices (.pth or .onnx) appear under My voices. Drop files here to add them."
@@ -53,10 +57,13 @@ class VoiceList(QWidget):
         self.rename_button.setToolTip("Give the selected voice another name.")
         self.remove_button = QPushButton("Remove\u2026")
         self.remove_button.setToolTip("Delete the selected voice and its files from rvclora's library (asks first).")
-        buttons = QHBoxLayout()
+        # Import on its own row, the two that act on the selected voice below: narrow enough
+        # for the panel to fit beside a chat window.
+        buttons = QGridLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
-        for b in (self.import_button, self.rename_button, self.remove_button):
-            buttons.addWidget(b)
+        buttons.addWidget(self.import_button, 0, 0, 1, 2)
+        buttons.addWidget(self.rename_button, 1, 0)
+        buttons.addWidget(self.remove_button, 1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list, 1)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,11 +28,13 @@ __all__ = [
     "Asset",
     "AssetError",
     "AssetStatus",
+    "DownloadCancelled",
     "DEFAULT_ENDPOINT",
     "GROUPS",
     "REPO_ID",
     "REVISION",
     "check_assets",
+    "download_size",
     "download_assets",
     "hub_endpoint",
     "select_assets",
@@ -48,11 +51,20 @@ class AssetError(OSError):
     """An asset could not be obtained; the message is one line saying why and what to do."""
 
 
+class DownloadCancelled(AssetError):
+    """The caller's `cancel` event was set; the unfinished file was removed."""
+
+
+# Called as progress(bytes done, bytes in all, the asset being downloaded), from the downloading thread.
+ByteProgress = Callable[[int, int, "Asset"], None]
+
+
 @dataclass(frozen=True)
 class Asset:
     name: str
     repo_path: str  # path inside REPO_ID, '/'-separated; also the path under <home>/assets/
     description: str = ""
+    size: int = 0  # bytes, as the Hub lists the file (for "how much will this download"); 0: unknown
 
     def local_path(self, home: Home) -> Path:
         return home.assets.joinpath(*self.repo_path.split("/"))
@@ -61,8 +73,9 @@ class Asset:
         return f"{hub_endpoint(endpoint)}/{REPO_ID}/resolve/{REVISION}/{self.repo_path}"
 
 
-HUBERT = Asset("hubert_base", "hubert_base.pt", "content encoder (HuBERT base, fairseq format)")
-RMVPE = Asset("rmvpe", "rmvpe.pt", "pitch estimator")
+# Sizes from the Hub's listing of lj1995/VoiceConversionWebUI; downloads check the live listing.
+HUBERT = Asset("hubert_base", "hubert_base.pt", "content encoder (HuBERT base, fairseq format)", 189_507_909)
+RMVPE = Asset("rmvpe", "rmvpe.pt", "pitch estimator", 181_184_272)
 PRETRAINED_V2: tuple[Asset, ...] = tuple(
     Asset(
         f"{f0}{kind}{sr}",
@@ -133,6 +146,8 @@ def download_assets(
     cache_dir: str | Path | None = None,
     token: str | bool | None = None,
     revision: str = REVISION,
+    on_bytes: ByteProgress | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[Path]:
     """Download the assets that are missing from `<home>/assets/`; return all their local paths.
 
@@ -143,6 +158,9 @@ def download_assets(
     huggingface_hub cache to reuse already-downloaded blobs from (default: its own);
     `token` is passed to huggingface_hub (None: the user's saved token, False: none).
     `revision` is the Hub revision to fetch (a commit pins it; see asset_pins).
+    `on_bytes(done, total, asset)` reports every received chunk, over all files to fetch
+    (total from the Hub's listing); setting `cancel` stops the download within a chunk,
+    raises `DownloadCancelled` (the partial file stays for the next try to resume).
     """
     wanted = select_assets(assets)
     url = hub_endpoint(endpoint)
@@ -175,10 +193,27 @@ def download_assets(
             f"existing files differ from the Hub's ({'; '.join(conflicts)}); delete them (or use replace_mismatched) to download the Hub's versions"
         )
 
+    total = sum(remote_sizes[asset.repo_path] for asset in todo)
+    done = 0
     for position, asset in enumerate(todo):
+        if cancel is not None and cancel.is_set():  # also for transfers that report no chunks
+            raise DownloadCancelled(f"download cancelled before {asset.repo_path}")
         log.info("downloading %s (%d bytes) from %s", asset.repo_path, remote_sizes[asset.repo_path], url)
-        _download_one(asset, home, url, remote_sizes[asset.repo_path], progress, cache_dir, token, todo[position:], revision)
+        bar = None
+        if on_bytes is not None or cancel is not None:
+            bar = _callback_tqdm(asset, done, total, on_bytes, cancel)
+        elif not progress:
+            bar = _SilentTqdm
+        _download_one(asset, home, url, remote_sizes[asset.repo_path], bar, cache_dir, token, todo[position:], revision, cancel)
+        done += remote_sizes[asset.repo_path]
+        if on_bytes is not None:
+            on_bytes(done, total, asset)
     return [asset.local_path(home) for asset in wanted]
+
+
+def download_size(assets: Iterable[Asset | str], home: Home) -> int:
+    """Bytes still to download for `assets` (by the sizes the catalogue lists; no network)."""
+    return sum(asset.size for asset in select_assets(assets) if not asset.local_path(home).is_file())
 
 
 def _remote_sizes(assets: tuple[Asset, ...], endpoint: str, token: str | bool | None, revision: str = REVISION) -> dict[str, int]:
@@ -207,14 +242,15 @@ def _download_one(
     home: Home,
     endpoint: str,
     expected: int,
-    progress: bool,
+    tqdm_class: type[tqdm] | None,
     cache_dir: str | Path | None,
     token: str | bool | None,
     remaining: list[Asset],
     revision: str = REVISION,
+    cancel: threading.Event | None = None,
 ) -> None:
     path = asset.local_path(home)
-    kwargs: dict[str, Any] = {"tqdm_class": None if progress else _SilentTqdm}
+    kwargs: dict[str, Any] = {"tqdm_class": tqdm_class}
     if cache_dir is not None:
         kwargs["cache_dir"] = str(cache_dir)
     try:
@@ -229,6 +265,8 @@ def _download_one(
             force_download=path.is_file(),
             **kwargs,
         )
+    except DownloadCancelled:
+        raise  # huggingface_hub keeps the partial file: the next download resumes it
     except LocalEntryNotFoundError as exc:  # hf_hub_download's "metadata request failed"
         raise AssetError(_offline_message(endpoint, home, remaining, exc.__cause__ or exc)) from None
     except Exception as exc:
@@ -251,6 +289,28 @@ def _discard(home: Home, asset: Asset) -> None:
     asset.local_path(home).unlink(missing_ok=True)
     record = home.assets / ".cache" / "huggingface" / "download" / f"{asset.repo_path}.metadata"
     record.unlink(missing_ok=True)
+
+
+def _callback_tqdm(
+    asset: Asset, offset: int, total: int, on_bytes: ByteProgress | None, cancel: threading.Event | None
+) -> type[tqdm]:
+    """A tqdm class for huggingface_hub that reports each chunk to `on_bytes` and stops on `cancel`."""
+
+    class CallbackTqdm(tqdm):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True  # no terminal bar: the caller shows the progress
+            super().__init__(*args, **kwargs)
+            self._bytes = 0
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if cancel is not None and cancel.is_set():
+                raise DownloadCancelled(f"download of {asset.repo_path} cancelled")
+            self._bytes += int(n or 0)
+            if on_bytes is not None:
+                on_bytes(offset + self._bytes, total, asset)
+            return None
+
+    return CallbackTqdm
 
 
 def _unreachable_types() -> tuple[type[BaseException], ...]:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +37,7 @@ class FakeHub:
     listed_sizes: dict[str, int] = field(default_factory=dict)  # paths-info size overrides
     requests: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""
+    seconds_per_kb: float = 0.0  # > 0 serves bodies slowly, 1 KB at a time (to cancel mid-download)
 
     def downloads(self) -> list[str]:
         prefix = f"/{REPO_ID}/resolve/main/"
@@ -65,7 +67,15 @@ def make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Content-Type", "application/octet-stream")
             self.end_headers()
-            if send_body:
+            if send_body and hub.seconds_per_kb > 0:
+                for start in range(0, len(body), 1024):
+                    try:
+                        self.wfile.write(body[start : start + 1024])
+                        self.wfile.flush()
+                    except OSError:  # the client hung up (a cancelled download)
+                        return
+                    time.sleep(hub.seconds_per_kb)
+            elif send_body:
                 self.wfile.write(body)
 
         def do_HEAD(self) -> None:
@@ -240,3 +250,36 @@ def test_offline_gives_one_line_with_manual_paths(home: Home, monkeypatch: pytes
         asset.local_path(home).parent.mkdir(parents=True, exist_ok=True)
         asset.local_path(home).write_bytes(b"weights")
     assert download_assets(GROUPS["default"], home, progress=False, token=False) == [a.local_path(home) for a in GROUPS["default"]]
+
+
+def test_download_reports_every_chunk_and_can_be_cancelled(hub: FakeHub, home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from rvclora.synth import assets as assets_module
+    from rvclora.synth.assets import DownloadCancelled, download_size
+
+    monkeypatch.setattr("huggingface_hub.constants.DOWNLOAD_CHUNK_SIZE", 64)  # many chunks from small files
+    wanted = select_assets(["hubert_base", "rmvpe"])
+    total = sum(len(hub.files[a.repo_path]) for a in wanted)
+    seen: list[tuple[int, int, str]] = []
+    download_assets(wanted, home, endpoint=hub.url, token=False, on_bytes=lambda d, t, a: seen.append((d, t, a.name)))
+    # Byte by byte, over both files, against the Hub's own total; never backwards.
+    assert len(seen) >= total // 64 and {t for _, t, _ in seen} == {total}
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen) and seen[-1][0] == total
+    assert {n for _, _, n in seen} == {"hubert_base", "rmvpe"}
+    assert download_size(wanted, home) == 0  # nothing left to fetch
+
+    # Cancel in the middle of the first file: stops there, nothing half-written in place.
+    for a in wanted:
+        a.local_path(home).unlink()
+    cancel = threading.Event()
+
+    def stop_early(done: int, _total: int, _asset) -> None:
+        if done > 200:
+            cancel.set()
+
+    with pytest.raises(DownloadCancelled):
+        download_assets(wanted, home, endpoint=hub.url, token=False, on_bytes=stop_early, cancel=cancel)
+    assert not any(a.local_path(home).exists() for a in wanted)
+    assert download_size(wanted, home) == sum(a.size for a in wanted) > 300_000_000  # the catalogue's true sizes
+    assert assets_module.HUBERT.size + assets_module.RMVPE.size < 400_000_000  # not the "550 MB" once stated

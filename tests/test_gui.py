@@ -92,9 +92,13 @@ def voice_files(tmp_path_factory):
 
 
 @pytest.fixture
-def fake_sources(monkeypatch):
-    # Library voices would load HuBERT and the synthesizer; the stand-in engine needs neither.
+def fake_sources(monkeypatch, home):
+    # Library voices would load HuBERT and the synthesizer; the stand-in engine needs neither,
+    # but the panel checks that the content encoder is there before it starts a library voice.
     monkeypatch.setattr(engine_link, "load_voice_source", lambda choice, entry: ("source", choice.key))
+    home.hubert.parent.mkdir(parents=True, exist_ok=True)
+    home.hubert.write_bytes(b"")
+    home.rmvpe.write_bytes(b"")
 
 
 def open_window(qtbot, home, factory=FakeEngine) -> MainWindow:
@@ -256,7 +260,8 @@ def test_corrupt_model_file_shows_error(qtbot, home, voice_files):
     entry = VoiceLibrary(home).create(voice_files.voice, name="Damaged")
     entry.model_path.write_bytes(b"\x00garbage" * 64)
     home.hubert.parent.mkdir(parents=True, exist_ok=True)
-    home.hubert.write_bytes(b"")  # present, so loading reaches the voice model itself
+    home.hubert.write_bytes(b"")
+    home.rmvpe.write_bytes(b"")  # present, so loading reaches the voice model itself
     window.refresh_voices()
     select(window, "library", "Damaged")
     window.start_engine()
@@ -409,7 +414,7 @@ def test_asset_download_runs_off_the_ui_thread_with_progress(qtbot, home, monkey
     monkeypatch.setattr(assets, "download_assets", fake_download)
     window = open_window(qtbot, home)
     assert window.asset_bar.isVisibleTo(window)
-    window.asset_button.click()
-    assert window.asset_progress.isVisibleTo(window)  # the click returned at once
+    window.asset_bar.button.click()
+    assert window.asset_bar.progress.isVisibleTo(window)  # the click returned at once
     qtbot.waitUntil(lambda: not window.asset_bar.isVisibleTo(window), timeout=10000)
     assert calls == ["hubert_base", "rmvpe"] and "downloaded" in window.status_label.text()

@@ -1,0 +1,83 @@
+"""Adding files to the voice library from the panel (no Qt here): sorting dropped files,
+saying why a file cannot be used, and the import job the worker pool runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..synth.voice_library import VoiceDefaults, VoiceLibrary
+from .voice_choice import ADAPTER_SUFFIXES, INDEX_SUFFIXES, MODEL_SUFFIXES
+from .workers import one_line
+
+SUPPORTED = "a voice model (.pth or .onnx), a feature index (.index) or a LoRA adapter (.safetensors)"
+_AUDIO = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus")
+_ARCHIVES = (".zip", ".7z", ".rar", ".tar", ".gz")
+
+
+@dataclass(frozen=True)
+class SortedFiles:
+    models: list[Path]
+    extras: list[Path]  # .index and adapters: they join a voice
+    unsupported: list[tuple[Path, str]]  # with the reason, for the user
+
+
+def unsupported_reason(path: Path) -> str | None:
+    """Why `path` cannot be added (one line), or None when it can."""
+    suffix = path.suffix.lower()
+    if suffix in MODEL_SUFFIXES + INDEX_SUFFIXES + ADAPTER_SUFFIXES:
+        return None if not path.is_dir() else f"{path.name}: a folder; drop the files inside it"
+    if path.is_dir():
+        return f"{path.name}: a folder; drop the voice's files from inside it ({SUPPORTED})"
+    if suffix in _ARCHIVES:
+        return f"{path.name}: an archive; unpack it first and drop the .pth/.onnx (and .index) inside"
+    if suffix in _AUDIO:
+        return f"{path.name}: an audio file; the panel converts your microphone live (for files use `rvclora convert`)"
+    kind = f"a {suffix} file" if suffix else "a file without an extension"
+    return f"{path.name}: {kind} is not something rvclora can use; drop {SUPPORTED}"
+
+
+def sort_files(paths: list[Path]) -> SortedFiles:
+    models, extras, unsupported = [], [], []
+    for path in paths:
+        reason = unsupported_reason(path)
+        if reason is not None:
+            unsupported.append((path, reason))
+        elif path.suffix.lower() in MODEL_SUFFIXES:
+            models.append(path)
+        else:
+            extras.append(path)
+    return SortedFiles(models, extras, unsupported)
+
+
+def import_into_library(
+    library: VoiceLibrary, models: list[Path], extras: list[Path], target: str | None
+) -> tuple[str | None, list[str], list[str]]:
+    """Import on a worker: returns (voice to select, what was added, one-line errors)."""
+    done: list[str] = []
+    errors: list[str] = []
+    select = None
+    for path in models:
+        try:
+            entry = library.create(path, defaults=VoiceDefaults())
+        except Exception as e:  # noqa: BLE001 - each file reports on its own
+            errors.append(f"{path.name}: {one_line(e)}")
+            continue
+        done.append(f"voice \u201c{entry.name}\u201d")
+        select = target = entry.name  # extras dropped together with a model join that model
+    for path in extras:
+        if target is None:
+            errors.append(f"{path.name}: select one of your voices first")
+            continue
+        try:
+            if path.suffix.lower() in INDEX_SUFFIXES:
+                library.add_index(target, path)
+                done.append(f"index to \u201c{target}\u201d")
+            else:
+                library.add_adapter(target, path)
+                done.append(f"adapter \u201c{path.stem}\u201d to \u201c{target}\u201d")
+            select = target
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{path.name}: {one_line(e)}")
+    return select, done, errors
