@@ -186,8 +186,13 @@ def load_rvc_source(
     precision: str = "auto",
     backend: str = "torch",
     force: bool = False,
+    encoder_for: Any = None,
+    estimators: dict | None = None,
 ) -> RVCSource:
-    """Load a voice for live use. Missing assets and bad files raise one-line ValueErrors."""
+    """Load a voice for live use. Missing assets and bad files raise one-line ValueErrors.
+
+    `encoder_for` (version → a content encoder on the same device and dtype) and
+    `estimators` (a pitch-estimator dict) let voices share what each would otherwise load."""
     from ..synth.content_encoder import load_content_encoder
     from ..synth.device import resolve_device, resolve_dtype
     from ..synth.errors import MissingAssetError
@@ -197,7 +202,7 @@ def load_rvc_source(
     dev = resolve_device(device)
     dtype = resolve_dtype(precision, dev)
     hubert_path = Path(hubert) if hubert is not None else home.hubert
-    if not hubert_path.exists():
+    if encoder_for is None and not hubert_path.exists():
         raise MissingAssetError(f"content encoder not found at {hubert_path}; run `rvclora assets download` or pass --hubert")
     rmvpe_path = Path(rmvpe) if rmvpe is not None else home.rmvpe
     path = Path(model)
@@ -208,7 +213,12 @@ def load_rvc_source(
     else:
         raise ValueError(f"backend {backend!r}: choose torch or onnx")
     source.rmvpe_path = rmvpe_path
-    source.encoder = load_content_encoder(hubert_path, version=source.version, device=dev, dtype=dtype)
+    if estimators is not None:
+        source._estimators = estimators
+    if encoder_for is not None:
+        source.encoder = encoder_for(source.version)
+    else:
+        source.encoder = load_content_encoder(hubert_path, version=source.version, device=dev, dtype=dtype)
     if index is not None:
         from ..synth.index import FeatureIndex
 
