@@ -361,8 +361,21 @@ class MainWindow(QMainWindow):
         self.state = replace(self.state, voice=choice.key)
         self._show_voice()
         self._schedule_save()
-        if self._engine_state in ("running", "starting"):
+        if self._engine_state == "running":
+            self._switch_voice()
+        elif self._engine_state == "starting":
             self._restart()
+
+    def _switch_voice(self) -> None:
+        """The engine keeps playing: same-base voices swap adapters, others load in the background."""
+        try:
+            spec = engine_link.voice_spec(self.voice, self.entry)
+        except ValueError as e:
+            self.show_error(str(e))
+            return
+        name = display_name(self.voice)
+        self.show_message(f"Switching to \u201c{name}\u201d\u2026")
+        self.workers.submit(self.link.switch_voice, spec, on_done=lambda _kind: None, on_failed=self.show_error)
 
     def _show_voice(self) -> None:
         if self.voice is None:
@@ -721,8 +734,7 @@ class MainWindow(QMainWindow):
         voice, entry, settings, devices = self.voice, self.entry, self.settings, self.devices.choice()
 
         def start() -> str:
-            source = engine_link.load_voice_source(voice, entry)
-            self.link.start(source, settings, devices)
+            self.link.start(engine_link.voice_spec(voice, entry), settings, devices)
             return display_name(voice)
 
         self.workers.submit(start, on_done=self._started, on_failed=self._start_failed)
@@ -809,7 +821,7 @@ class MainWindow(QMainWindow):
                 error = True
             if message.is_problem and (message.kind == "error" or not errors_only):
                 self.show_error(message.text)
-            elif message.kind == "adapters" and not errors_only:
+            elif message.kind in ("adapters", "voice") and not errors_only:
                 self.show_message(message.text[:1].upper() + message.text[1:])
         return error
 
@@ -881,7 +893,7 @@ class MainWindow(QMainWindow):
         # Blocking here is fine: the window is going away, and streams must close cleanly.
         self.workers.wait(10_000)
         try:
-            self.link.stop()
+            self.link.close()  # also ends the engine process
         except Exception:  # noqa: BLE001 - nothing left to tell the user
             pass
         super().closeEvent(event)

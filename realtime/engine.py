@@ -594,7 +594,7 @@ class Engine:
             self._block_buf = np.zeros(proc.block_in, dtype=np.float32)
             self._proc, self.source = proc, source
             self._set_extra_latency()
-        self._post("voice", f"voice: {source.name} ({1000 * (time.perf_counter() - t0):.0f} ms)")
+        self._post("voice", f"voice: {source.name} (switched in {1000 * (time.perf_counter() - t0):.0f} ms)")
 
     def _step(self) -> bool:
         """Convert whatever input has arrived; False when there was nothing to do."""

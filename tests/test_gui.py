@@ -94,7 +94,7 @@ def voice_files(tmp_path_factory):
 @pytest.fixture
 def fake_sources(monkeypatch):
     # Library voices would load HuBERT and the synthesizer; the stand-in engine needs neither.
-    monkeypatch.setattr(engine_link, "load_voice_source", lambda choice, entry: ("source", choice.key))
+    monkeypatch.setattr(engine_link, "load_voice", lambda spec: ("source", spec.name))
 
 
 def open_window(qtbot, home, factory=FakeEngine) -> MainWindow:
@@ -129,7 +129,7 @@ def test_pick_voice_and_slider_changes_engine_setting(qtbot, home, voice_files, 
     window.start_engine()
     wait_state(qtbot, window, "running")
     engine = window.link.engine
-    assert engine.source == ("source", "library:Alto") and engine.settings.pitch == 12
+    assert engine.source == ("source", "Alto") and engine.settings.pitch == 12
 
     window.pitch.slider.setValue(window.pitch.spec.position(-3))  # as a user's drag would
     window.block.slider.setValue(window.block.spec.position(120))
