@@ -65,10 +65,11 @@ def engine(files):
     proc.close()
 
 
-DEVICES = EngineDevices(input="proc_talk.monitor", output="proc_out")
+# Generous device buffers: the test machine is shared, and a starved callback thread is not what is under test.
+DEVICES = EngineDevices(input="proc_talk.monitor", output="proc_out", latency=0.2)
 BUILTIN = EngineSettings(block_ms=60, buffer_ms=150)
-# Small context and 100 ms blocks keep the tiny model far below real time on a busy CPU.
-TINY_RVC = EngineSettings(block_ms=100, context_ms=300, f0_method="pm", buffer_ms=250)
+# Long blocks and a short context keep the tiny model far below real time on a busy shared CPU.
+TINY_RVC = EngineSettings(block_ms=200, context_ms=100, f0_method="pm", buffer_ms=400)
 
 
 def _play(path):
@@ -166,10 +167,9 @@ def test_voices_switch_while_running_without_a_gap(sinks, engine, files, tmp_pat
         engine.start(spec("base", "a1"), TINY_RVC, DEVICES)
         player = _play(files["talk"])
         _wait(lambda: engine.stats.blocks >= 15, what="converted blocks")
-        for adapter in ("a2", "a1", "a2"):
+        for i, adapter in enumerate(("a2", "a1", "a2")):
             assert engine.switch_voice(spec("base", adapter)) == "adapters"
-            _wait(lambda: sum(e.kind == "voice" for e in _events(engine, seen)) >= 1, what="the adapter swap")
-            seen.clear()
+            _wait(lambda: sum(e.kind == "voice" for e in _events(engine, seen)) > i, what="the adapter swap")
             time.sleep(0.8)
         asked = engine.stats.blocks
         assert engine.switch_voice(spec("other")) == "loading"
@@ -183,7 +183,7 @@ def test_voices_switch_while_running_without_a_gap(sinks, engine, files, tmp_pat
         if player is not None:
             player.kill()
     # (A passing "no audio from the input" warning on a loaded machine is not the switch's doing.)
-    problems = [e for e in seen if e.kind == "error" or "switch" in e.message]
+    problems = [e for e in seen if e.kind == "error" or "could not switch" in e.message]
     assert not problems, problems
     assert stats.blocks > asked  # the engine kept converting the old voice while the new one loaded
     assert stats.underflows == 0 and stats.dropped_input == 0, stats
@@ -193,4 +193,5 @@ def test_voices_switch_while_running_without_a_gap(sinks, engine, files, tmp_pat
     # From the first converted sound to the engine's stop: every switch is inside.
     inside = out[loud[0] : loud[-1]]
     gaps = _zero_runs_ms(inside, REC_SR)
+    print("switches:", [e.message for e in seen if e.kind == "voice"], "longest zero run (ms):", max(gaps, default=0.0))
     assert not (gaps >= 10).any(), sorted(gaps)[-5:]
