@@ -56,6 +56,10 @@ class BlockConverter(Protocol):
 
     def reset(self) -> None: ...
 
+    def continue_from(self, old: BlockConverter) -> None:
+        """Take over `old`'s input history where compatible (a live voice switch)."""
+        ...
+
 
 class VoiceSource(Protocol):
     """What a user picked as a voice; makes converters for a settings' block shape."""
@@ -309,6 +313,12 @@ class RVCBlockConverter:
             w.zero_()
         self._cache.reset()
 
+    def continue_from(self, old: BlockConverter) -> None:
+        """Carry on from another voice's converter: its input window and pitch cache hold
+        the recent audio and its pitch, which do not depend on the voice."""
+        if isinstance(old, RVCBlockConverter) and old.shape == self.shape and old.window.device == self.window.device:
+            self._windows, self._current, self._cache = old._windows, old._current, old._cache
+
     @torch.inference_mode()
     def convert(self, block: np.ndarray, settings: EngineSettings) -> np.ndarray:
         """16 kHz block (`shape.block` samples) → `return_length` frames of audio at the voice's rate."""
@@ -472,3 +482,6 @@ class DSPBlockConverter:
 
     def reset(self) -> None:
         self._voice.reset()
+
+    def continue_from(self, old: BlockConverter) -> None:
+        pass  # a DSP voice's few ms of history refill within its first block

@@ -165,12 +165,13 @@ class BlockProcessor:
 
     def continue_from(self, old: BlockProcessor) -> None:
         """Take over a previous voice's stream state where the rates match (a live voice switch):
-        the SOLA tail crossfades the seam, the gate and rms-mix keep their input history."""
+        the SOLA tail crossfades the seam; the gate, rms-mix and converter keep their input history."""
         if old.input_sr == self.input_sr and len(old._history) == len(self._history):
             self._history, self._gate = old._history, old._gate
         if self._sola is not None and old._sola is not None and old.output_sr == self.output_sr:
             if old._sola.config == self._sola.config:
                 self._sola = old._sola
+        self.converter.continue_from(old.converter)
 
     @property
     def algorithmic_latency_ms(self) -> float:
@@ -293,19 +294,15 @@ class Engine:
         else:
             self.source.apply_adapters(loaded)  # type: ignore[attr-defined]
 
-    def switch_voice(self, source: VoiceSource, adapters: Sequence[tuple[Any, float]] | None = None) -> None:
-        """Change the voice live, between two blocks, streams left open.
-
-        `adapters` (already checked, as from `load_checked_adapters`) are applied to
-        `source` first; the playing source with new adapters is a LoRA hot-swap. Load
-        and warm a new source before calling: the worker only swaps it in."""
+    def switch_voice(self, source: VoiceSource) -> None:
+        """Change the voice live: the worker swaps it in between two blocks, streams left open,
+        carrying the input history over and crossfading the seam. Load and warm `source`
+        before calling (`voice_pool.VoiceSwitcher` does): the worker only swaps."""
         source.check_settings(self._settings)
         if self._running:
-            self._commands.put(("voice", (source, adapters)))
-            return
-        if adapters is not None:
-            source.apply_adapters(adapters)  # type: ignore[attr-defined]
-        self.source, self._proc = source, None
+            self._commands.put(("voice", source))
+        else:
+            self.source, self._proc = source, None
 
     @property
     def stats(self) -> EngineStats:
@@ -572,12 +569,10 @@ class Engine:
                 names = ", ".join(f"{a.source}×{w:g}" for a, w in value) or "none"
                 self._post("adapters", f"adapters: {names} ({1000 * (time.perf_counter() - t0):.0f} ms)")
             elif kind == "voice":
-                self._swap_voice(*value)
+                self._swap_voice(value)
 
-    def _swap_voice(self, source: VoiceSource, adapters: Sequence[tuple[Any, float]] | None) -> None:
+    def _swap_voice(self, source: VoiceSource) -> None:
         t0 = time.perf_counter()
-        if adapters is not None:
-            source.apply_adapters(adapters)  # type: ignore[attr-defined]
         if source is not self.source:
             from .resample import StreamResampler
             from .ring_buffer import RingBuffer

@@ -99,9 +99,9 @@ class _Host:
             raise
 
     def set_adapters(self, adapters: list[tuple[str, float]], force: bool) -> None:
-        if self.engine is None:
+        if self.engine is None or self.switcher is None:
             raise RuntimeError("the engine is not running")
-        self.engine.set_adapters(adapters, force=force)
+        self.switcher.set_adapters(self.engine, adapters, force)
 
     def switch_voice(self, spec: VoiceSpec) -> str:
         if self.engine is None or self.switcher is None:

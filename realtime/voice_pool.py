@@ -7,8 +7,9 @@ their base model file, so voices that are adapters on one base share one model.
 
 A switch (`VoiceSwitcher`) is one of two kinds:
 
-- same base: the running model stays; its adapters are read and checked here and
-  swapped by the engine's worker between two blocks (no reload, no stream restart);
+- same base: no reload: the adapters are read and checked at once, merged into a
+  copy of the playing synthesizer in a background thread, and the engine's worker
+  swaps that copy in between two blocks (no stream restart, no worker stall);
 - another base: loaded and warmed with one block in a background thread while the
   current voice keeps converting, then handed to the engine, which swaps it in
   between two blocks. A newer switch supersedes one still loading.
@@ -19,10 +20,12 @@ picklable, never a model.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +135,14 @@ class VoicePool:
                 self._voices.popitem(last=False)  # a voice still playing keeps its own reference
         return source
 
+    def adopt(self, key: tuple[str, str, str] | None, source: RVCSource) -> None:
+        """Make `source` the pool's voice for `key` (a re-adapted copy replacing its original)."""
+        if key is None:
+            return
+        with self._lock:
+            self._voices[key] = source
+            self._voices.move_to_end(key)
+
     def source(self, spec: VoiceSpec) -> Any:
         """A ready voice source for a spec that is NOT playing now (adapters applied directly)."""
         if spec.builtin is not None:
@@ -182,7 +193,10 @@ def warm(source: Any, settings: EngineSettings) -> None:
 class VoiceSwitcher:
     """Switches a running engine's voice; see the module docstring for the two kinds.
 
-    `current` is the source last handed to the engine (set it when the engine starts).
+    Nothing is changed in place under the worker: adapters are merged into a copy of
+    the playing synthesizer (a few hundred ms for a full-size model) in the background,
+    and the worker swaps whole sources between two blocks (microseconds). `current`
+    is the source last handed to the engine (set it when the engine starts).
     `report(kind, message)` tells the user about a switch that failed in the background
     (the current voice keeps playing)."""
 
@@ -192,52 +206,79 @@ class VoiceSwitcher:
         self.current = current
         self._generation = 0
         self._lock = threading.Lock()
-        self._loading = threading.Lock()  # one background load at a time: loads share models
+        self._loading = threading.Lock()  # one background job at a time: jobs share models
         self._thread: threading.Thread | None = None
 
     def switch(self, engine: Any, spec: VoiceSpec) -> str:
-        """Start switching; returns "adapters" (queued for the next block) or "loading" (in the background).
+        """Start switching; returns "adapters" (same base) or "loading" (another base).
 
         A same-base switch checks the adapter files here and raises their one-line error."""
-        with self._lock:
-            self._generation += 1
-            generation = self._generation
-            current = self.current
+        current = self.current
         key = self.pool.key(spec)
         if key is not None and isinstance(current, RVCSource) and self.pool.key_of(current) == key:
-            adapters = self.pool.adapters(current, spec)
-            current.name = spec.label
-            engine.switch_voice(current, adapters)
+            adapters = self._checked(current, spec.adapters, spec.force)
+            self._start(engine, spec.label, lambda: self._adapted(current, adapters, spec.label, key))
             return "adapters"
-        self._thread = threading.Thread(
-            target=self._load, args=(engine, spec, generation), name="rvclora-voice-load", daemon=True
-        )
-        self._thread.start()
+        self._start(engine, spec.label, lambda: self._loaded(spec, engine.settings))
         return "loading"
 
+    def set_adapters(self, engine: Any, adapters: Sequence[tuple[str, float]], force: bool = False) -> None:
+        """Re-weight or change the playing voice's adapters, the same way (one-line error on a bad file)."""
+        current = self.current
+        if not isinstance(current, RVCSource):
+            raise ValueError("built-in voices take no adapters")
+        loaded = self._checked(current, adapters, force)
+        key = self.pool.key_of(current)
+        self._start(engine, current.name, lambda: self._adapted(current, loaded, current.name, key))
+
     def wait(self, timeout: float | None = None) -> None:
-        """Wait for a background load (tests, shutdown)."""
+        """Wait for the background job (tests, shutdown)."""
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
 
-    def _load(self, engine: Any, spec: VoiceSpec, generation: int) -> None:
+    def _checked(self, current: RVCSource, adapters: Sequence[tuple[str, float]], force: bool) -> list:
+        if current.backend != "torch":
+            raise ValueError("adapters can only be changed live on the torch backend; export a merged ONNX model instead")
+        return load_checked_adapters(current, adapters, force=force) if adapters else []
+
+    def _adapted(self, current: RVCSource, adapters: list, name: str, key: tuple | None) -> RVCSource:
+        # A copy shares the content encoder, pitch estimators and index; only the synthesizer is new.
+        new = dataclasses.replace(current, synth=copy.deepcopy(current.synth), name=name)
+        new.apply_adapters(adapters)
+        self.pool.adopt(key, new)
+        return new
+
+    def _loaded(self, spec: VoiceSpec, settings: EngineSettings) -> Any:
+        source = self.pool.source(spec)
+        warm(source, settings)
+        return source
+
+    def _start(self, engine: Any, label: str, make: Callable[[], Any]) -> None:
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        self._thread = threading.Thread(
+            target=self._run, args=(engine, label, make, generation), name="rvclora-voice-switch", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, engine: Any, label: str, make: Callable[[], Any], generation: int) -> None:
         with self._loading:
             if generation != self._generation:
                 return  # a newer switch came while this one waited
             try:
-                source = self.pool.source(spec)
-                warm(source, engine.settings)
+                source = make()
             except Exception as e:  # noqa: BLE001 - the user hears the current voice and reads why
                 text = str(e).splitlines()[0] if str(e) else type(e).__name__
-                playing = getattr(self.current, "name", "the current voice")
-                self.report("warning", f"could not switch to {spec.label!r}: {text}; still playing {playing!r}")
+                playing = self.current.name if self.current is not None else "the current voice"
+                self.report("warning", f"could not switch to {label!r}: {text}; still playing {playing!r}")
                 return
             with self._lock:
                 if generation != self._generation or not engine.running:
                     return
                 self.current = source
-                engine.switch_voice(source, None)
+                engine.switch_voice(source)
 
 
 __all__ = ["PoolConfig", "VoicePool", "VoiceSpec", "VoiceSwitcher", "file_digest", "load_voice", "warm"]
