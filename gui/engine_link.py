@@ -174,6 +174,10 @@ class EngineLink:
         self._engine: Any = None
         self._devices = DeviceChoice()
         self._messages: list[EngineMessage] = []
+        if engine_factory is None:
+            # The child takes seconds to import torch and the engine: let it do so while the user picks a voice.
+            self._process = EngineProcess(pool)
+            self._process.prepare()
 
     @property
     def engine(self) -> Any:

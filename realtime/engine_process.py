@@ -221,6 +221,10 @@ class EngineProcess:
         process = self._process
         return None if process is None else process.pid
 
+    def prepare(self) -> None:
+        """Start the child now (it imports torch and the engine: seconds) so the first `start` is quick."""
+        self._ensure_child()
+
     def start(self, spec: VoiceSpec, settings: EngineSettings, devices: EngineDevices) -> str:
         """Load the voice and open the devices in the child; returns the voice's name."""
         self._ensure_child()
