@@ -288,6 +288,9 @@ class EngineProcess:
     # -- plumbing ------------------------------------------------------------------------
 
     def _ensure_child(self) -> None:
+        reader = self._reader
+        if reader is not None and self._process is not None and not self._process.is_alive():
+            reader.join(5.0)  # let the dead child's reader finish reporting before a new one starts
         with self._lock:
             if self._process is not None and self._process.is_alive():
                 return
@@ -366,8 +369,9 @@ class EngineProcess:
     def _child_gone(self, process: Any) -> None:
         process.join(2.0)
         with self._lock:
-            if self._process is process:
-                self._commands = None
+            if self._process is not process:
+                return  # an older child: a newer one already runs
+            self._commands = None
         code = process.exitcode
         expected = code == 0
         if not expected:

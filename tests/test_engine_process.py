@@ -95,7 +95,8 @@ def test_start_stats_update_switch_stop_round_trip(sinks, engine, files):
         name = engine.start(VoiceSpec(builtin="deep"), BUILTIN, DEVICES)
         assert name == "deep" and engine.running and engine.pid != os.getpid()
         _wait(lambda: engine.stats is not None and engine.stats.blocks >= 5, what="blocks from the child")
-        assert engine.stats.input_level_db > -60  # the child hears the speech and reports it here
+        # The child hears the speech and reports its level here.
+        _wait(lambda: engine.stats.input_level_db > -60, what="the speech's level from the child")
         engine.update(pitch=3)
         _wait(lambda: engine.settings.pitch == 3 and engine.stats.blocks > 10, what="the child's settings")
         seen = []
@@ -144,6 +145,15 @@ def test_refusals_are_one_line_and_the_child_survives(sinks, engine, files):
     assert engine.pid == pid and engine.running
 
 
+def _favour(pid):
+    """Raise a process's priority where allowed (threads it starts later inherit it): on a
+    shared test machine other jobs' load must not pass for gaps the voice switches made."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, -10)
+    except OSError:
+        pass
+
+
 def _zero_runs_ms(x, sr):
     silent = np.concatenate([[0], (np.abs(x) < 1e-7).astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(silent))
@@ -159,14 +169,26 @@ def test_voices_switch_while_running_without_a_gap(sinks, engine, files, tmp_pat
         model=str(files[model]), adapters=tuple((str(files[a]), 1.0) for a in adapters), name="+".join((model,) + adapters)
     )
     raw = tmp_path / "out.raw"
+    t_rec = time.monotonic()  # the child's event times are on the same clock
     rec = subprocess.Popen(["parec", "--device=proc_out.monitor", "--format=float32le", f"--rate={REC_SR}",
                             "--channels=1", "--latency-msec=20", str(raw)], start_new_session=True)
     player = None
     seen = []
     try:
+        engine.prepare()
+        _favour(engine.pid)
+        _favour(sinks.pid)  # the test's own sound server, which plays and records for the engine
         engine.start(spec("base", "a1"), TINY_RVC, DEVICES)
         player = _play(files["talk"])
-        _wait(lambda: engine.stats.blocks >= 15, what="converted blocks")
+        _wait(lambda: engine.stats.blocks >= 10, what="converted blocks")
+        warm = engine.stats
+        _wait(lambda: engine.stats.blocks >= warm.blocks + 8, what="converted blocks")
+        before = engine.stats
+        if before.overruns > warm.overruns or before.underflows > warm.underflows:
+            # Other jobs starve this machine: any gap now would prove nothing about switching.
+            pytest.skip(f"machine too loaded to measure gaps: the voice alone overran {before.overruns - warm.overruns}"
+                        f" of 8 blocks and underflowed {before.underflows - warm.underflows} times")
+        t_first = time.monotonic()
         for i, adapter in enumerate(("a2", "a1", "a2")):
             assert engine.switch_voice(spec("base", adapter)) == "adapters"
             _wait(lambda: sum(e.kind == "voice" for e in _events(engine, seen)) > i, what="the adapter swap")
@@ -186,12 +208,19 @@ def test_voices_switch_while_running_without_a_gap(sinks, engine, files, tmp_pat
     problems = [e for e in seen if e.kind == "error" or "could not switch" in e.message]
     assert not problems, problems
     assert stats.blocks > asked  # the engine kept converting the old voice while the new one loaded
-    assert stats.underflows == 0 and stats.dropped_input == 0, stats
+    # No underflow and no lost input while the switches happened.
+    assert stats.underflows == before.underflows and stats.dropped_input == before.dropped_input, (before, stats)
     out = np.fromfile(raw, dtype=np.float32)
     loud = np.flatnonzero(np.abs(out) > 1e-4)
     assert len(loud) and (loud[-1] - loud[0]) / REC_SR > 4.0, "the converted voice did not arrive"
-    # From the first converted sound to the engine's stop: every switch is inside.
-    inside = out[loud[0] : loud[-1]]
+    # From just before the first switch (in the recording's time) to the engine's stop.
+    first = max(loud[0], int((t_first - t_rec - 0.5) * REC_SR))
+    inside = out[first : loud[-1]]
     gaps = _zero_runs_ms(inside, REC_SR)
     print("switches:", [e.message for e in seen if e.kind == "voice"], "longest zero run (ms):", max(gaps, default=0.0))
-    assert not (gaps >= 10).any(), sorted(gaps)[-5:]
+    if (gaps >= 10).any():
+        silent = np.concatenate([[0], (np.abs(inside) < 1e-7).astype(np.int8), [0]])
+        edges = np.flatnonzero(np.diff(silent)).reshape(-1, 2)
+        at = [(round((first + a) / REC_SR, 2), round(1000 * (b - a) / REC_SR)) for a, b in edges if b - a >= REC_SR // 100]
+        switches = [round(e.time - t_rec, 2) for e in seen if e.kind == "voice"]
+        pytest.fail(f"gaps (s into the recording, ms): {at}; switches at {switches} s; device xruns {stats.output_xruns}")
