@@ -294,17 +294,18 @@ class EngineProcess:
         with self._lock:
             if self._process is not None and self._process.is_alive():
                 return
-            parent_cmd, child_cmd = self._ctx.Pipe(duplex=False)  # (receiving end, sending end)
-            parent_rep, child_rep = self._ctx.Pipe(duplex=False)
+            command_in, command_out = self._ctx.Pipe(duplex=False)  # (receiving end, sending end)
+            report_in, report_out = self._ctx.Pipe(duplex=False)
             process = self._ctx.Process(
-                target=_child_main, args=(parent_cmd, child_rep, self.pool), name="rvclora-engine", daemon=True
+                target=_child_main, args=(command_in, report_out, self.pool), name="rvclora-engine", daemon=True
             )
             process.start()
-            parent_cmd.close()  # the child's ends: only the child holds them now, so its death closes them
-            child_rep.close()
-            self._process, self._commands = process, child_cmd
+            # The child's ends: only the child holds them now, so either side's death is an EOF for the other.
+            command_in.close()
+            report_out.close()
+            self._process, self._commands = process, command_out
             self._reader = threading.Thread(
-                target=self._read, args=(process, parent_rep), name="rvclora-engine-reader", daemon=True
+                target=self._read, args=(process, report_in), name="rvclora-engine-reader", daemon=True
             )
             self._reader.start()
 
