@@ -2,10 +2,14 @@
 
 Everything the panel needs from the live engine goes through this module, in the
 panel's own small frozen types, so a change in the engine's API is fixed here and
-nowhere else. Slow calls (`EngineLink.start`, `stop`, `list_devices`,
-`create_virtual_mic`) are plain blocking functions: the window runs them on its
-worker pool, never on the UI thread. `update`, `stats` and `drain_messages` are cheap
-and thread-safe, so the UI calls them directly.
+nowhere else. The engine runs in its own process (`realtime.engine_process`): the
+panel sends it voice specs and settings, and reads back stats and events; if that
+process dies, the panel gets a one-line "error" message and can start again.
+
+Slow calls (`EngineLink.start`, `stop`, `switch_voice`, `set_adapters`,
+`list_devices`, `create_virtual_mic`) are plain blocking functions: the window runs
+them on its worker pool, never on the UI thread. `update`, `stats` and
+`drain_messages` are cheap and thread-safe, so the UI calls them directly.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..realtime.engine import EngineDevices
+from ..realtime.engine_process import EngineProcess
 from ..realtime.settings import EngineSettings
+from ..realtime.voice_pool import PoolConfig, VoiceSpec, load_voice
 from ..synth.voice_library import VoiceEntry
 from .voice_choice import VoiceChoice
 
@@ -107,18 +114,18 @@ def builtin_preset(name: str) -> tuple[float, float]:
     return preset.pitch, preset.formant
 
 
-def load_voice_source(choice: VoiceChoice, entry: VoiceEntry | None) -> Any:
-    """The engine's voice source for a choice (slow for library voices: loads the models)."""
-    from ..realtime.block_converter import BuiltinSource, load_rvc_source
-
+def voice_spec(choice: VoiceChoice, entry: VoiceEntry | None) -> VoiceSpec:
+    """What the engine should load for a choice (cheap: names files, reads none)."""
     if choice.is_builtin:
-        return BuiltinSource(choice.name)
+        return VoiceSpec(builtin=choice.name, name=choice.name)
     if entry is None or entry.runnable_model is None:
         raise ValueError(f"voice '{choice.name}' has no model file; import a .pth or .onnx model for it")
-    return load_rvc_source(
-        entry.runnable_model,
-        index=entry.index_path,
-        adapters=[(str(p), w) for p, w in entry.active_adapters()],
+    return VoiceSpec(
+        model=str(entry.runnable_model),
+        index=str(entry.index_path) if entry.index_path is not None else None,
+        adapters=tuple((str(p), float(w)) for p, w in entry.active_adapters()),
+        name=entry.name,
+        force=entry.needs_force,
     )
 
 
@@ -153,17 +160,29 @@ class EngineMessage:
 
 
 class EngineLink:
-    """Owns at most one running engine. `start`/`stop` block (worker pool); the rest is cheap."""
+    """Owns at most one running engine. `start`/`stop`/`switch_voice` block (worker pool); the rest is cheap.
 
-    def __init__(self, engine_factory: Callable[..., Any] | None = None) -> None:
-        self._factory = engine_factory or _default_factory
+    By default the engine runs in a child process that outlives `stop` (its loaded
+    voices stay warm) and ends with `close`. `engine_factory(source, settings,
+    devices)` runs an engine in this process instead (tests, diagnostics): the link
+    then loads the voice here and restarts it on a voice change."""
+
+    def __init__(self, engine_factory: Callable[..., Any] | None = None, pool: PoolConfig | None = None) -> None:
+        self._factory = engine_factory
+        self._pool = pool
         self._lock = threading.Lock()  # start/stop come from pool threads; never two at once
+        self._process: EngineProcess | None = None
         self._engine: Any = None
+        self._devices = DeviceChoice()
         self._messages: list[EngineMessage] = []
+        if engine_factory is None:
+            # The child takes seconds to import torch and the engine: let it do so while the user picks a voice.
+            self._process = EngineProcess(pool)
+            self._process.prepare()
 
     @property
     def engine(self) -> Any:
-        """The running engine itself (for tests and diagnostics), or None."""
+        """The running engine (or the engine process's handle), for tests and diagnostics; None when stopped."""
         return self._engine
 
     @property
@@ -176,16 +195,32 @@ class EngineLink:
         engine = self._engine
         return None if engine is None else engine.settings
 
-    def start(self, source: Any, settings: EngineSettings, devices: DeviceChoice) -> None:
+    def start(self, spec: VoiceSpec, settings: EngineSettings, devices: DeviceChoice) -> None:
         with self._lock:
             self._stop_locked()
-            engine = self._factory(source, settings, devices)
-            engine.start()
-            self._engine = engine
+            self._devices = devices
+            if self._factory is not None:
+                engine = self._factory(load_voice(spec), settings, devices)
+                engine.start()
+                self._engine = engine
+                return
+            if self._process is None:
+                self._process = EngineProcess(self._pool)
+            self._process.start(spec, settings, _engine_devices(devices))
+            self._engine = self._process
 
     def stop(self) -> None:
         with self._lock:
             self._stop_locked()
+
+    def close(self) -> None:
+        """Stop, and end the engine process (the window is closing)."""
+        with self._lock:
+            self._stop_locked()
+            process, self._process = self._process, None
+        if process is not None:
+            process.close()
+            self._messages.extend(EngineMessage(e.kind, e.message) for e in process.drain_events())
 
     def _stop_locked(self) -> None:
         engine, self._engine = self._engine, None
@@ -193,23 +228,42 @@ class EngineLink:
             engine.stop()
             self._collect(engine)
 
+    def switch_voice(self, spec: VoiceSpec) -> str:
+        """Change the running voice without stopping the sound (run off the UI thread).
+
+        Same base: the adapters are swapped at the next block ("adapters"); another base
+        loads in the background while the current voice plays on ("loading"; a "voice"
+        message says when it took over). Raises a one-line error for a bad adapter."""
+        engine = self._engine
+        if engine is None:
+            raise RuntimeError("the engine is not running")
+        if self._factory is not None:  # an in-process engine: restart it with the new voice
+            self.start(spec, engine.settings, self._devices)
+            return "restarted"
+        return engine.switch_voice(spec)
+
     def update(self, **changes: Any) -> None:
         """Live settings change; raises a one-line ValueError on a value the voice cannot take."""
         engine = self._engine
         if engine is not None:
             engine.update(**changes)
 
-    def set_adapters(self, adapters: Sequence[tuple[Path, float]]) -> None:
+    def set_adapters(self, adapters: Sequence[tuple[Path, float]], *, force: bool = False) -> None:
         """Hot-swap or re-weight the running voice's adapters (reads files: run off the UI thread)."""
         engine = self._engine
         if engine is not None:
-            engine.set_adapters([(str(p), float(w)) for p, w in adapters])
+            engine.set_adapters([(str(p), float(w)) for p, w in adapters], force=force)
+
+    @property
+    def engine_pid(self) -> int | None:
+        """The engine process's id while one exists (None for in-process engines)."""
+        return None if self._process is None else self._process.pid
 
     def stats(self) -> EngineStats | None:
         engine = self._engine
-        if engine is None:
+        raw = None if engine is None else engine.stats
+        if raw is None:
             return None
-        raw = engine.stats
         return EngineStats(
             blocks=int(raw.blocks),
             compute_ms=float(raw.compute_ms_last),
@@ -236,7 +290,5 @@ class EngineLink:
         self._messages.extend(EngineMessage(e.kind, e.message) for e in engine.drain_events())
 
 
-def _default_factory(source: Any, settings: EngineSettings, devices: DeviceChoice) -> Any:
-    from ..realtime.engine import Engine, EngineDevices
-
-    return Engine(source, settings, EngineDevices(input=devices.input, output=devices.output, monitor=devices.monitor))
+def _engine_devices(devices: DeviceChoice) -> EngineDevices:
+    return EngineDevices(input=devices.input, output=devices.output, monitor=devices.monitor)

@@ -340,7 +340,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         # Blocking here is fine: the window is going away, and streams must close cleanly.
         self.workers.wait(10_000)
         try:
-            self.link.stop()
+            self.link.close()  # also ends the engine process
         except Exception:  # noqa: BLE001 - nothing left to tell the user
             pass
         super().closeEvent(event)

@@ -50,8 +50,7 @@ class EngineActions:
         voice, entry, settings, devices = self.voice, self.entry, self.settings, self.devices.choice()
 
         def start() -> str:
-            source = engine_link.load_voice_source(voice, entry)
-            self.link.start(source, settings, devices)
+            self.link.start(engine_link.voice_spec(voice, entry), settings, devices)
             return display_name(voice)
 
         self.workers.submit(start, on_done=self._started, on_failed=self._start_failed)
@@ -158,7 +157,7 @@ class EngineActions:
                 error = True
             if message.is_problem and (message.kind == "error" or not errors_only):
                 self.show_error(message.text, topic=DEVICES)
-            elif message.kind == "adapters" and not errors_only:
+            elif message.kind in ("adapters", "voice") and not errors_only:
                 self.show_message(message.text[:1].upper() + message.text[1:], topic=ENGINE)
         return error
 

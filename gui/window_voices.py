@@ -16,6 +16,7 @@ from . import engine_link
 from .asset_jobs import needed_to_start, start_refusal
 from .panel_model import ASSETS, ENGINE, LIBRARY, SETTINGS, VOICE
 from .voice_choice import VoiceChoice
+from .voice_list import display_name
 from .workers import one_line
 
 
@@ -55,8 +56,22 @@ class VoiceActions:
         self.state = replace(self.state, voice=choice.key)
         self._show_voice()
         self._schedule_save()
-        if self._engine_state.active:
+        if self._engine_state == "running":
+            self._switch_voice()
+        elif self._engine_state.active:
             self._restart()
+
+    def _switch_voice(self) -> None:
+        """The engine keeps playing: same-base voices swap adapters, others load in the background."""
+        try:
+            spec = engine_link.voice_spec(self.voice, self.entry)
+        except ValueError as e:
+            self.show_error(str(e), topic=VOICE)
+            return
+        self.show_message(f"Switching to \u201c{display_name(self.voice)}\u201d\u2026", topic=ENGINE)
+        self.workers.submit(
+            self.link.switch_voice, spec, on_done=lambda _kind: None, on_failed=lambda m: self.show_error(m, topic=ENGINE)
+        )
 
     def _show_voice(self) -> None:
         if self.voice is None:
@@ -132,9 +147,9 @@ class VoiceActions:
         self.entry = replace(self.entry, adapters=slots)
         self._voice_save_timer.start()
         if self._engine_state == "running":
-            active = self.entry.active_adapters()
+            active, force = self.entry.active_adapters(), self.entry.needs_force
             self.workers.submit(
-                self.link.set_adapters, active,
+                lambda: self.link.set_adapters(active, force=force),
                 on_done=lambda _r: self.show_message(_adapter_summary(slots), topic=ENGINE),
                 on_failed=lambda m: self.show_error(m, topic=VOICE),
             )

@@ -57,6 +57,10 @@ class BlockConverter(Protocol):
 
     def reset(self) -> None: ...
 
+    def continue_from(self, old: BlockConverter) -> None:
+        """Take over `old`'s input history where compatible (a live voice switch)."""
+        ...
+
 
 class VoiceSource(Protocol):
     """What a user picked as a voice; makes converters for a settings' block shape."""
@@ -186,8 +190,13 @@ def load_rvc_source(
     precision: str = "auto",
     backend: str = "torch",
     force: bool = False,
+    encoder_for: Any = None,
+    estimators: dict | None = None,
 ) -> RVCSource:
-    """Load a voice for live use. Missing assets and bad files raise one-line ValueErrors."""
+    """Load a voice for live use. Missing assets and bad files raise one-line ValueErrors.
+
+    `encoder_for` ((path, version) → a content encoder on the same device and dtype) and
+    `estimators` (a pitch-estimator dict) let voices share what each would otherwise load."""
     from ..synth.content_encoder import load_content_encoder
     from ..synth.device import resolve_device, resolve_dtype
     from ..synth.errors import MissingAssetError
@@ -214,7 +223,12 @@ def load_rvc_source(
         if not hubert_path.exists():
             raise MissingAssetError(f"content encoder not found at {hubert_path}; run `rvclora assets download` or pass --hubert")
     source.rmvpe_path = rmvpe_path
-    source.encoder = load_content_encoder(hubert_path, version=source.version, device=dev, dtype=dtype)
+    if estimators is not None:
+        source._estimators = estimators
+    if encoder_for is not None:
+        source.encoder = encoder_for(hubert_path, source.version)
+    else:
+        source.encoder = load_content_encoder(hubert_path, version=source.version, device=dev, dtype=dtype)
     if index is not None:
         from ..synth.index import FeatureIndex
 
@@ -305,6 +319,12 @@ class RVCBlockConverter:
         for w in self._windows:
             w.zero_()
         self._cache.reset()
+
+    def continue_from(self, old: BlockConverter) -> None:
+        """Carry on from another voice's converter: its input window and pitch cache hold
+        the recent audio and its pitch, which do not depend on the voice."""
+        if isinstance(old, RVCBlockConverter) and old.shape == self.shape and old.window.device == self.window.device:
+            self._windows, self._current, self._cache = old._windows, old._current, old._cache
 
     @torch.inference_mode()
     def convert(self, block: np.ndarray, settings: EngineSettings) -> np.ndarray:
@@ -469,3 +489,6 @@ class DSPBlockConverter:
 
     def reset(self) -> None:
         self._voice.reset()
+
+    def continue_from(self, old: BlockConverter) -> None:
+        pass  # a DSP voice's few ms of history refill within its first block

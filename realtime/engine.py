@@ -38,7 +38,7 @@ import numpy as np
 from .block_converter import BlockConverter, VoiceSource, load_checked_adapters
 from .settings import EngineSettings
 
-EVENT_KINDS = ("started", "stopped", "error", "warning", "settings", "adapters")
+EVENT_KINDS = ("started", "stopped", "error", "warning", "settings", "adapters", "voice")
 _STATS_WINDOW = 512  # compute times kept for the percentiles
 _WATCHDOG_S = 1.5  # no input callback for this long (and at least 4 blocks) = device gone
 
@@ -163,6 +163,16 @@ class BlockProcessor:
             self.settings = settings
             self._gate.threshold_db = float(settings.threshold_db)
 
+    def continue_from(self, old: BlockProcessor) -> None:
+        """Take over a previous voice's stream state where the rates match (a live voice switch):
+        the SOLA tail crossfades the seam; the gate, rms-mix and converter keep their input history."""
+        if old.input_sr == self.input_sr and len(old._history) == len(self._history):
+            self._history, self._gate = old._history, old._gate
+        if self._sola is not None and old._sola is not None and old.output_sr == self.output_sr:
+            if old._sola.config == self._sola.config:
+                self._sola = old._sola
+        self.converter.continue_from(old.converter)
+
     @property
     def algorithmic_latency_ms(self) -> float:
         s = self.settings
@@ -283,6 +293,16 @@ class Engine:
             self._commands.put(("adapters", loaded))
         else:
             self.source.apply_adapters(loaded)  # type: ignore[attr-defined]
+
+    def switch_voice(self, source: VoiceSource) -> None:
+        """Change the voice live: the worker swaps it in between two blocks, streams left open,
+        carrying the input history over and crossfading the seam. Load and warm `source`
+        before calling (`voice_pool.VoiceSwitcher` does): the worker only swaps."""
+        source.check_settings(self._settings)
+        if self._running:
+            self._commands.put(("voice", source))
+        else:
+            self.source, self._proc = source, None
 
     @property
     def stats(self) -> EngineStats:
@@ -548,6 +568,28 @@ class Engine:
                 self.source.apply_adapters(value)  # type: ignore[attr-defined]
                 names = ", ".join(f"{a.source}×{w:g}" for a, w in value) or "none"
                 self._post("adapters", f"adapters: {names} ({1000 * (time.perf_counter() - t0):.0f} ms)")
+            elif kind == "voice":
+                self._swap_voice(value)
+
+    def _swap_voice(self, source: VoiceSource) -> None:
+        t0 = time.perf_counter()
+        if source is not self.source:
+            from .resample import StreamResampler
+            from .ring_buffer import RingBuffer
+
+            old = self._proc
+            proc = BlockProcessor(source, self._settings)
+            proc.continue_from(old)  # same rates: the seam goes through the old SOLA tail
+            if proc.input_sr != old.input_sr:
+                self._to_conv = StreamResampler(self._sr_in, proc.input_sr)
+                self._stage = RingBuffer(2 * proc.input_sr + 2 * proc.block_in)
+            if proc.output_sr != old.output_sr:
+                self._to_out = StreamResampler(proc.output_sr, self._sr_out)
+                self._to_mon = StreamResampler(proc.output_sr, self._sr_mon) if self._sr_mon else None
+            self._block_buf = np.zeros(proc.block_in, dtype=np.float32)
+            self._proc, self.source = proc, source
+            self._set_extra_latency()
+        self._post("voice", f"voice: {source.name} (switched in {1000 * (time.perf_counter() - t0):.0f} ms)")
 
     def _step(self) -> bool:
         """Convert whatever input has arrived; False when there was nothing to do."""

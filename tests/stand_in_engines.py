@@ -45,7 +45,7 @@ class SlowEngine:
         self._since = time.monotonic()
         self.settings = self.settings.replace(**changes)
 
-    def set_adapters(self, adapters):
+    def set_adapters(self, adapters, force=False):
         self.adapters = list(adapters)
 
     def drain_events(self):

@@ -58,7 +58,7 @@ class FakeEngine:
     def update(self, **changes):
         self.settings = self.settings.replace(**changes)
 
-    def set_adapters(self, adapters):
+    def set_adapters(self, adapters, force=False):
         self.adapters = list(adapters)
 
     def drain_events(self):
@@ -95,7 +95,7 @@ def voice_files(tmp_path_factory):
 def fake_sources(monkeypatch, home):
     # Library voices would load HuBERT and the synthesizer; the stand-in engine needs neither,
     # but the panel checks that the content encoder is there before it starts a library voice.
-    monkeypatch.setattr(engine_link, "load_voice_source", lambda choice, entry: ("source", choice.key))
+    monkeypatch.setattr(engine_link, "load_voice", lambda spec: ("source", spec.name))
     home.hubert.parent.mkdir(parents=True, exist_ok=True)
     home.hubert.write_bytes(b"")
     home.rmvpe.write_bytes(b"")
@@ -133,7 +133,7 @@ def test_pick_voice_and_slider_changes_engine_setting(qtbot, home, voice_files, 
     window.start_engine()
     wait_state(qtbot, window, "running")
     engine = window.link.engine
-    assert engine.source == ("source", "library:Alto") and engine.settings.pitch == 12
+    assert engine.source == ("source", "Alto") and engine.settings.pitch == 12
 
     window.pitch.slider.setValue(window.pitch.spec.position(-3))  # as a user's drag would
     window.block.slider.setValue(window.block.spec.position(120))
@@ -418,3 +418,31 @@ def test_asset_download_runs_off_the_ui_thread_with_progress(qtbot, home, monkey
     assert window.asset_bar.progress.isVisibleTo(window)  # the click returned at once
     qtbot.waitUntil(lambda: not window.asset_bar.isVisibleTo(window), timeout=10000)
     assert calls == ["hubert_base", "rmvpe"] and "downloaded" in window.status_label.text()
+
+
+def test_killed_engine_process_is_one_line_and_start_works_again(qtbot, home, talking):
+    """The engine runs in its own process: killing it (as the OOM killer or a native crash
+    would) leaves the panel up, says why in one line, and Start works again."""
+    window = open_window(qtbot, home, factory=None)
+    select(window, "builtin", "deep")
+    mic = next(d.name for d in window.devices.devices if d.pulse == "gui_talk.monitor")
+    out = next(d.name for d in window.devices.devices if d.pulse == "gui_out")
+    window.devices.input.setCurrentIndex(window.devices.input.findData(mic))
+    window.devices.output.setCurrentIndex(window.devices.output.findData(out))
+    _start_until_blocks_flow(qtbot, window)
+    pid = window.link.engine_pid
+    assert pid is not None and pid != os.getpid()
+
+    os.kill(pid, signal.SIGKILL)
+    wait_state(qtbot, window, "stopped", timeout=10000)
+    status = window.status_label.text()
+    assert WARN in status and "killed by SIGKILL" in status and "\n" not in status
+    assert window.start_button.text() == "Start" and window.isVisible()
+
+    engine = _start_until_blocks_flow(qtbot, window)
+    assert window.link.engine_pid not in (None, pid) and engine.running
+    select(window, "builtin", "high")  # a voice change while running switches live, no restart
+    qtbot.waitUntil(lambda: window.link.engine_pid is not None and "Voice: high" in window.status_label.text(), timeout=10000)
+    assert window.engine_state == "running" and window.link.engine is engine
+    window.start_button.click()
+    wait_state(qtbot, window, "stopped")
