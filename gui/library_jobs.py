@@ -4,9 +4,10 @@ saying why a file cannot be used, and the import job the worker pool runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..lora import AdapterNeedsForce
 from ..synth.voice_library import VoiceDefaults, VoiceLibrary
 from .voice_choice import ADAPTER_SUFFIXES, INDEX_SUFFIXES, MODEL_SUFFIXES
 from .workers import one_line
@@ -14,6 +15,14 @@ from .workers import one_line
 SUPPORTED = "a voice model (.pth or .onnx), a feature index (.index) or a LoRA adapter (.safetensors)"
 _AUDIO = (".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus")
 _ARCHIVES = (".zip", ".7z", ".rar", ".tar", ".gz")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    select: str | None  # the voice to select
+    done: list[str]  # what was added, for the status line
+    errors: list[str]  # one line each
+    unverified: list[tuple[Path, str]] = field(default_factory=list)  # adapters whose base cannot be checked, with why: ask the user
 
 
 @dataclass(frozen=True)
@@ -52,11 +61,13 @@ def sort_files(paths: list[Path]) -> SortedFiles:
 
 
 def import_into_library(
-    library: VoiceLibrary, models: list[Path], extras: list[Path], target: str | None
-) -> tuple[str | None, list[str], list[str]]:
-    """Import on a worker: returns (voice to select, what was added, one-line errors)."""
+    library: VoiceLibrary, models: list[Path], extras: list[Path], target: str | None, *, force: bool = False
+) -> ImportResult:
+    """Import on a worker. Adapters made for an unverifiable base are left out and listed in
+    `unverified` unless `force` (the user said to use them anyway)."""
     done: list[str] = []
     errors: list[str] = []
+    unverified: list[tuple[Path, str]] = []
     select = None
     for path in models:
         try:
@@ -75,9 +86,11 @@ def import_into_library(
                 library.add_index(target, path)
                 done.append(f"index to \u201c{target}\u201d")
             else:
-                library.add_adapter(target, path)
+                library.add_adapter(target, path, force=force)
                 done.append(f"adapter \u201c{path.stem}\u201d to \u201c{target}\u201d")
             select = target
+        except AdapterNeedsForce as e:
+            unverified.append((path, one_line(e)))
         except Exception as e:  # noqa: BLE001
             errors.append(f"{path.name}: {one_line(e)}")
-    return select, done, errors
+    return ImportResult(select, done, errors, unverified)

@@ -12,7 +12,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from ..synth.voice_library import VoiceLibraryError
-from .library_jobs import import_into_library, sort_files
+from .library_jobs import ImportResult, import_into_library, sort_files
 from .panel_model import LIBRARY
 from .voice_choice import IMPORTABLE_SUFFIXES, VoiceChoice
 from .workers import one_line
@@ -51,8 +51,17 @@ class LibraryActions:
             on_failed=lambda m: self.show_error(m, topic=LIBRARY),
         )
 
-    def _imported(self, result: tuple[str | None, list[str], list[str]]) -> None:
-        select, done, errors = result
+    def _imported(self, result: ImportResult) -> None:
+        select, done, errors = result.select, result.done, result.errors
+        if result.unverified and self.entry is not None and self._use_unverified(result.unverified):
+            target = self.entry.name
+            self.workers.submit(
+                import_into_library, self.library, [], [p for p, _ in result.unverified], target, force=True,
+                on_done=self._imported,
+                on_failed=lambda m: self.show_error(m, topic=LIBRARY),
+            )
+        elif result.unverified:
+            errors = errors + [why for _, why in result.unverified]
         self.refresh_voices()
         if select is not None:
             self.voice_list.select(VoiceChoice("library", select))
@@ -63,6 +72,19 @@ class LibraryActions:
             self.show_error(errors[0] + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""), topic=LIBRARY)
         elif done:
             self.show_message("Added " + ", ".join(done), topic=LIBRARY)
+
+    def _use_unverified(self, unverified: list[tuple[Path, str]]) -> bool:
+        """Ask before attaching adapters whose base cannot be checked (made by another tool)."""
+        names = ", ".join(p.name for p, _ in unverified)
+        answer = QMessageBox.question(
+            self,
+            "Adapter for an unknown base",
+            f"{names} cannot be checked against this voice's base (it was made by another tool, or for another "
+            "copy of the base). Its shapes fit. Use it anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _rename_current(self) -> None:
         if self.entry is not None:

@@ -6,6 +6,7 @@ from .adapter_file import (
     FORMAT_VERSION,
     Adapter,
     AdapterError,
+    AdapterNeedsForce,
     AdapterWarning,
     BaseInfo,
     check_adapter,
@@ -50,7 +51,7 @@ from .merge import (
 from .targets import PRESETS, select_modules, targets_string
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "Adapter", "AdapterError", "AdapterWarning", "BaseInfo", "check_adapter",
+    "FORMAT", "FORMAT_VERSION", "Adapter", "AdapterError", "AdapterNeedsForce", "AdapterWarning", "BaseInfo", "check_adapter",
     "extract_adapter", "fingerprint", "load_adapter", "model_fingerprint", "save_adapter",
     "base_state_dict", "canonical_key", "freeze", "inject", "lora_modules", "lora_state_dict",
     "parameter_counts", "trainable_parameters", "unfreeze",

@@ -34,6 +34,10 @@ class AdapterError(ValueError):
     """An adapter file that cannot be read, or does not fit this base (one-line message)."""
 
 
+class AdapterNeedsForce(AdapterError):
+    """An adapter whose base cannot be verified (no fingerprint, or another one): ``force`` applies it."""
+
+
 class AdapterWarning(UserWarning):
     """An adapter applied on the user's word (``force``) although its base cannot be verified."""
 
@@ -308,12 +312,12 @@ def check_adapter(adapter: Adapter, model: nn.Module, base: BaseInfo, *, force: 
                 raise AdapterError(f"{made_for}; extra tensor {name} {list(t.shape)} does not fit {have}")
     if not adapter.base.fingerprint:
         if not force:
-            raise AdapterError(
+            raise AdapterNeedsForce(
                 f"{adapter.source}: no base_fingerprint in its header (made by another tool?), so it cannot be "
                 f"checked against this voice; {_FORCE_HINT} (shapes are still checked)"
             )
         warnings.warn(f"{adapter.source}: no base fingerprint, applied unverified because of --force", AdapterWarning, stacklevel=2)
     elif adapter.base.fingerprint != base.fingerprint:
         if not force:
-            raise AdapterError(f"{made_for}, not for this {base.describe()}; {_FORCE_HINT}")
+            raise AdapterNeedsForce(f"{made_for}, not for this {base.describe()}; {_FORCE_HINT}")
         warnings.warn(f"{made_for}, applied to this {base.describe()} because of --force", AdapterWarning, stacklevel=2)

@@ -289,7 +289,7 @@ class VoiceLibrary:
         f0, shapes, base fingerprint). `force` accepts an adapter whose base cannot be
         verified (another fingerprint, or none: made by another tool); shapes are still
         checked, an AdapterWarning is issued and the slot remembers it (`needs_force`)."""
-        from ..lora import AdapterError
+        from ..lora import AdapterNeedsForce
         from .voice_adapters import load_checked_adapters
         from .voice_file import load_voice
 
@@ -308,7 +308,7 @@ class VoiceLibrary:
         try:
             load_checked_adapters(voice, [(adapter, weight)])  # made for this base?
             forced = False
-        except AdapterError:
+        except AdapterNeedsForce:
             if not force:
                 raise
             load_checked_adapters(voice, [(adapter, weight)], force=True)  # still refuses wrong shapes

@@ -29,7 +29,7 @@ from rvclora.gui.voice_choice import VoiceChoice
 from rvclora.realtime.settings import EngineSettings
 from rvclora.synth.home import Home
 from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
+from rvclora.tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
 
 WARN = "\u26a0"
 
@@ -60,6 +60,7 @@ class FakeEngine:
 
     def set_adapters(self, adapters, force=False):
         self.adapters = list(adapters)
+        self.forced = force
 
     def drain_events(self):
         events, self.events = self.events, []
@@ -331,6 +332,47 @@ def test_import_drop_adapters_rename_remove(qtbot, home, voice_files, fake_sourc
     assert not (home.voices / "Alto Bright").exists()
     assert all(c.is_builtin for c in window.voice_list.choices())
     qtbot.waitUntil(lambda: window.engine_state == "stopped", timeout=5000)  # its engine was stopped first
+
+
+def test_an_adapter_made_elsewhere_is_used_only_when_the_user_says_so(
+    qtbot, home, voice_files, fake_sources, monkeypatch, tmp_path
+):
+    """An adapter without base_fingerprint (another tool's) cannot be checked against the
+    voice: the panel asks; Cancel attaches nothing, Yes attaches it forced and the engine
+    gets it with force."""
+    foreign = make_foreign_adapter_file(voice_files.adapter, tmp_path / "elsewhere.safetensors")
+    window = open_window(qtbot, home)
+    _drop(window, [voice_files.voice])
+    qtbot.waitUntil(lambda: window.voice == VoiceChoice("library", "Alto"), timeout=10000)
+    asked = []
+
+    def answer(reply):
+        def question(*args, **kwargs):
+            asked.append(args[2])
+            return reply
+        return question
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Cancel))
+    _drop(window, [foreign])
+    qtbot.waitUntil(lambda: WARN in window.status_label.text(), timeout=10000)
+    assert "no base_fingerprint" in window.status_label.text() and len(asked) == 1
+    assert VoiceLibrary(home).get("Alto").adapters == ()
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    _drop(window, [foreign])
+    qtbot.waitUntil(lambda: len(window.adapters.rows) == 1, timeout=10000)
+    assert len(asked) == 2 and "elsewhere.safetensors" in asked[1]
+    slot = VoiceLibrary(home).get("Alto").adapters[0]
+    assert slot.force and VoiceLibrary(home).get("Alto").needs_force
+    window.start_engine()
+    wait_state(qtbot, window, "running")
+    box, slider, value = window.adapters.rows[0]
+    slider.setValue(round(0.5 / 0.05))
+    slider.sliderReleased.emit()
+    qtbot.waitUntil(lambda: window.link.engine.adapters is not None, timeout=5000)
+    assert window.link.engine.forced is True
+    window.stop_engine()
+    wait_state(qtbot, window, "stopped")
 
 
 def test_extras_without_a_voice_say_what_to_do(qtbot, home, voice_files):
