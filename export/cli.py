@@ -131,6 +131,7 @@ def _export_onnx(args, adapters: list[tuple[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..synth.errors import ModelFileError
     from ..synth.voice_adapters import parse_adapter_spec
 
     suffix = Path(args.out).suffix.lower()
@@ -146,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rvclora-export: interrupted", file=sys.stderr)
         return 130
+    except ModelFileError as e:  # a refused input file (corrupt, hostile, not a model): one line, exit 2
+        print(f"rvclora-export: error: {str(e).strip().splitlines()[0]}", file=sys.stderr)
+        return EXIT_USAGE
     except (ValueError, OSError, RuntimeError) as e:  # our errors are ValueErrors with one line
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"rvclora-export: error: {msg}", file=sys.stderr)

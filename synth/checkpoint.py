@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import torch
 
+from .errors import ModelFileError
 from .pickle_scan import MAX_PICKLE_BYTES, ForbiddenGlobal, PickleScan, PickleScanError, scan_pickle, scan_pickle_bytes
 
 # Headroom of every memory budget: Python objects, small files' fixed costs.
@@ -48,7 +49,7 @@ _INERT_NAMES = frozenset(
 )
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ModelFileError):
     """A checkpoint could not be loaded; the message says why and what to do."""
 
 

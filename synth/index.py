@@ -17,6 +17,8 @@ import faiss
 import numpy as np
 import torch
 
+from .errors import ModelFileError
+
 __all__ = [
     "FeatureIndex",
     "FeatureIndexError",
@@ -34,7 +36,7 @@ _MIN_SCORE = 1e-12
 _ADD_BATCH = 8192
 
 
-class FeatureIndexError(ValueError):
+class FeatureIndexError(ModelFileError):
     """A feature index cannot be used; the message is one line saying why and what to do."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import load_checkpoint
+from .checkpoint import BUDGET_SLACK, load_checkpoint, memory_budget
 from .pitch import PitchError
 
 SAMPLE_RATE = 16_000
@@ -394,9 +395,16 @@ def load_rmvpe(
     that is not RMVPE weights), both ValueErrors with a one-line message.
     """
     label = str(path)
-    state = _state_dict_of(load_checkpoint(path, map_location="cpu"), label)
     with torch.device("meta"):  # skip random init of 90 M parameters that the file replaces
         model = RMVPE()
+    # The architecture is fixed, so its own size bounds what the file's tensors may describe.
+    model_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    size = Path(path).stat().st_size if Path(path).is_file() else 0
+    state = _state_dict_of(load_checkpoint(path, map_location="cpu",
+                                           max_tensor_bytes=max(memory_budget(size), model_bytes + BUDGET_SLACK)), label)
+    not_float = [k for k, v in state.items() if not v.is_floating_point() and not k.endswith("num_batches_tracked")]
+    if not_float:
+        raise PitchError(f"{label}: not an RMVPE checkpoint: {not_float[0]} holds {state[not_float[0]].dtype}, not floats")
     missing, unexpected = _key_mismatch(model, state)
     if missing or unexpected:
         parts = []

@@ -27,6 +27,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, load_checkpoint, memory_budget
 from .configs import SynthConfig, parse_sr, sr_label
+from .errors import ModelFileError
 from .synthesizer import Synthesizer
 from .voice_layout import (
     check_state_dict,
@@ -42,7 +43,7 @@ from .voice_layout import (
 from .voice_shapes import ConfigLimitError, check_config, expected_shapes, parameter_count
 
 
-class VoiceFileError(ValueError):
+class VoiceFileError(ModelFileError):
     """A voice file cannot be used; the one-line message names the file and what to do."""
 
 
