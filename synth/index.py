@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .errors import ModelFileError
+from .index_layout import IndexLayoutError, check_index_layout
 
 __all__ = [
     "FeatureIndex",
@@ -56,6 +57,11 @@ class FeatureIndex:
         path = Path(path)
         if not path.is_file():
             raise FeatureIndexError(f"feature index not found: {path}")
+        try:  # faiss allocates what the file declares before reading it: check the counts first
+            with path.open("rb") as f:
+                check_index_layout(f, path.stat().st_size)
+        except IndexLayoutError as exc:
+            raise FeatureIndexError(f"{path.name} is not a faiss index file RVC writes ({exc})") from None
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:

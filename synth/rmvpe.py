@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import BUDGET_SLACK, load_checkpoint, memory_budget
+from .errors import ModelFileError
 from .pitch import PitchError
 
 SAMPLE_RATE = 16_000
@@ -376,13 +377,17 @@ class RMVPE(nn.Module):
         return decode_salience(self.salience(mel)[0].cpu().numpy(), threshold)
 
 
+class RMVPEFileError(PitchError, ModelFileError):
+    """rmvpe.pt is not RMVPE weights (a pitch error and a model-file error)."""
+
+
 def _state_dict_of(obj: Any, label: str) -> dict[str, Tensor]:
     # rmvpe.pt is a plain state dict; tolerate the common {"model": …} wrappers too.
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise PitchError(f"{label}: not an RMVPE checkpoint (expected a state dict of tensors)")
+        raise RMVPEFileError(f"{label}: not an RMVPE checkpoint (expected a state dict of tensors)")
     return obj
 
 
@@ -404,7 +409,7 @@ def load_rmvpe(
                                            max_tensor_bytes=max(memory_budget(size), model_bytes + BUDGET_SLACK)), label)
     not_float = [k for k, v in state.items() if not v.is_floating_point() and not k.endswith("num_batches_tracked")]
     if not_float:
-        raise PitchError(f"{label}: not an RMVPE checkpoint: {not_float[0]} holds {state[not_float[0]].dtype}, not floats")
+        raise RMVPEFileError(f"{label}: not an RMVPE checkpoint: {not_float[0]} holds {state[not_float[0]].dtype}, not floats")
     missing, unexpected = _key_mismatch(model, state)
     if missing or unexpected:
         parts = []
@@ -412,12 +417,12 @@ def load_rmvpe(
             parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
-        raise PitchError(f"{label}: not an RMVPE checkpoint: {', '.join(parts)}")
+        raise RMVPEFileError(f"{label}: not an RMVPE checkpoint: {', '.join(parts)}")
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as e:
         detail = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), "shape mismatch")
-        raise PitchError(f"{label}: not an RMVPE checkpoint: {detail.rstrip('.')}") from None
+        raise RMVPEFileError(f"{label}: not an RMVPE checkpoint: {detail.rstrip('.')}") from None
     return model.to(device=device, dtype=dtype).eval()
 
 
