@@ -137,10 +137,11 @@ def test_the_payloads_are_real(tmp_path):
         hf.marker_path(tmp_path).unlink()
 
 
-def test_export_console_script_on_the_reported_cases(folder, adapter, bad_files):
-    """The real `rvclora-export` entry point, ONNX path included (its worker process)."""
+def test_export_console_script_through_its_onnx_worker(folder, adapter, bad_files):
+    """The installed `rvclora-export` script on a reported case, through the ONNX export's worker
+    process (the other cases run through `main` in test_every_bad_file_...[export])."""
     exe = Path(sys.executable).with_name("rvclora-export")
-    for name, out in (("one_byte", "x.pth"), ("zip_getattr_chain", "x.pth"), ("zip_stack_global_memo", "x.onnx")):
+    for name, out in (("zip_stack_global_memo", "x.onnx"),):
         proc = subprocess.run([str(exe), "--model", str(bad_files[name]), "--adapter", str(adapter),
                                "--out", str(folder / out)], capture_output=True, text=True, timeout=300)
         lines = proc.stderr.strip().splitlines()
@@ -313,12 +314,12 @@ def test_index_that_declares_more_than_it_holds_is_refused(tmp_path):
 
 
 def test_fuzz_every_loader_bounded():
-    """~100 hypothesis examples over all seven file kinds, in a subprocess capped by RLIMIT_AS."""
+    """Up to 40 hypothesis examples (20 s) over all seven file kinds, in a subprocess capped by RLIMIT_AS."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "rvclora.tests.fuzz_cases", "--examples", "100", "--seconds", "40"],
+    proc = subprocess.run([sys.executable, "-m", "rvclora.tests.fuzz_cases", "--examples", "40", "--seconds", "20"],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["failures"] == [], report["failures"]
-    assert report["tried"] >= 30 and report["refused"] > 0 and len(report["by_kind"]) >= 5, report
+    assert report["tried"] >= 10 and report["refused"] > 0 and len(report["by_kind"]) >= 4, report
     assert math.isfinite(report["slowest_s"])
