@@ -116,7 +116,13 @@ def load_content_encoder(
         p = p.parent
     if not p.exists():
         raise ContentEncoderError(f"{p}: not found; {_HINT}")
-    cfg, weights = _read_hf_folder(p) if p.is_dir() else _read_checkpoint_file(p)
+    try:
+        cfg, weights = _read_hf_folder(p) if p.is_dir() else _read_checkpoint_file(p)
+    except ContentEncoderError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as e:  # odd shapes in a stranger's file
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ContentEncoderError(f"{p}: weights do not fit a HuBERT-base model ({reason}); {_HINT}") from None
     _check_size(cfg, weights, p)
     model = Hubert(cfg)
     _load_weights(model, weights, p)
@@ -128,9 +134,10 @@ def _check_size(cfg: HubertConfig, weights: Mapping[str, Tensor], label: Path) -
     """Refuse a config that asks for a bigger model than the file holds, before building it: a
     lower bound of the model's parameters (attention, FFN, positional conv; the strict load
     needs every one from the file) against the stored tensors, and every tensor floating point."""
-    not_float = [k for k, v in weights.items() if not v.is_floating_point()]
+    not_float = [k for k, v in weights.items() if not isinstance(v, Tensor) or not v.is_floating_point()]
     if not_float:
-        raise ContentEncoderError(f"{label}: weight {not_float[0]} holds {weights[not_float[0]].dtype}, not floats; {_HINT}")
+        what = getattr(weights[not_float[0]], "dtype", type(weights[not_float[0]]).__name__)
+        raise ContentEncoderError(f"{label}: weight {not_float[0]} holds {what}, not floats; {_HINT}")
     e, layers = cfg.embed_dim, cfg.num_layers
     lower = layers * (4 * e * e + 2 * e * cfg.ffn_dim) + e * (e // max(cfg.pos_conv_groups, 1)) * cfg.pos_conv_kernel
     stored = sum(v.numel() for v in weights.values()) + e * e  # + the identity projection fairseq may omit

@@ -90,7 +90,7 @@ def _file_fields(ckpt: Mapping[str, Any], label: str, shape_version: str, shape_
     # agree with their shapes, so the shapes decide only when the field is absent.
     version = str(ckpt.get("version", shape_version))[:20]
     raw_f0 = ckpt.get("f0", 1 if shape_f0 else 0)
-    if raw_f0 not in (0, 1, "0", "1", True, False):
+    if not isinstance(raw_f0, (int, str)) or raw_f0 not in (0, 1, "0", "1"):
         raise VoiceFileError(f"{label}: its f0 field is {str(raw_f0)[:20]!r}, expected 0 or 1; re-export the voice")
     f0 = bool(int(raw_f0))
     if version not in ("v1", "v2"):
@@ -154,7 +154,8 @@ def inspect_voice(path: str | os.PathLike) -> VoiceSummary:
         except (ValueError, TypeError, OverflowError) as e:
             raise VoiceFileError(f"{label}: bad synthesizer config ({str(e)[:200]}); re-export the voice with RVC") from None
         # As RVC: the speaker count comes from the embedding table, not the list.
-        config = config.replace(spk_embed_dim=int(state["emb_g.weight"].shape[0])) if "emb_g.weight" in state else config
+        emb_g = state.get("emb_g.weight")
+        config = config.replace(spk_embed_dim=int(emb_g.shape[0])) if emb_g is not None and emb_g.dim() == 2 else config
     else:
         version, f0 = shape_version, shape_f0
         try:

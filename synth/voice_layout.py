@@ -42,7 +42,7 @@ def split_folded_weights(state: Mapping[str, torch.Tensor], expected: Mapping[st
     for key in list(out):
         if key.endswith(".weight"):
             stem = key[: -len(".weight")]
-            if f"{stem}.weight_g" in expected and f"{stem}.weight_v" in expected and key not in expected:
+            if f"{stem}.weight_g" in expected and f"{stem}.weight_v" in expected and key not in expected and out[key].dim():
                 w = out.pop(key)
                 out[f"{stem}.weight_v"] = w
                 out[f"{stem}.weight_g"] = _norm_except_dim0(w)

@@ -179,6 +179,20 @@ def config_extreme(data: bytes, rng: random.Random) -> bytes:
     return out.getvalue()
 
 
+def odd_value(data: bytes, rng: random.Random) -> bytes:
+    """Put an odd object where the loader expects something else (top-level field or a weight)."""
+    ckpt = torch.load(io.BytesIO(data), weights_only=True)
+    odd = [torch.zeros(()), torch.zeros(0), torch.zeros(3, 0, 2), torch.ones(2, 2, dtype=torch.int64), "x", None, 1,
+           [1, 2], {"a": 1}, torch.full((2,), float("nan")), torch.zeros(1, dtype=torch.bool), torch.zeros(2, 3).t()]
+    inner = ckpt.get("weight") or ckpt.get("model") if isinstance(ckpt, dict) else None
+    target = inner if isinstance(inner, dict) and rng.random() < 0.7 else ckpt
+    if isinstance(target, dict) and target:
+        target[rng.choice(sorted(target, key=str))] = rng.choice(odd)
+    out = io.BytesIO()
+    torch.save(ckpt, out, _use_new_zipfile_serialization=data.startswith(b"PK"))
+    return out.getvalue()
+
+
 def safetensors_header(data: bytes, rng: random.Random) -> bytes:
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + n])
@@ -218,6 +232,8 @@ def mutations(kind: str) -> list[str]:
         common += ["inflate_int", "inflate_int", "rewrite_global", "rewrite_global", "payload"]
     if kind in ("voice_zip", "voice_legacy"):
         common += ["config_extreme", "config_extreme"]
+    if kind in ("voice_zip", "voice_legacy", "base", "hubert", "rmvpe"):
+        common += ["odd_value", "odd_value"]
     if kind == "adapter":
         common += ["safetensors_header", "safetensors_header"]
     if kind == "index":
@@ -230,7 +246,7 @@ def mutate(kind: str, data: bytes, how: str, seed: int, marker: Path) -> bytes:
     if how == "payload":
         return swap_payload(data, rng, marker)
     fn = {"truncate": truncate, "flip": flip, "inflate_int": inflate_int, "rewrite_global": rewrite_global,
-          "config_extreme": config_extreme, "safetensors_header": safetensors_header, "index_field": index_field}[how]
+          "config_extreme": config_extreme, "odd_value": odd_value, "safetensors_header": safetensors_header, "index_field": index_field}[how]
     return fn(data, rng)
 
 
