@@ -149,6 +149,8 @@ def _scan_zip(f: BinaryIO, size: int) -> PickleScan:
     prefix, records = _zip_records(f, size)
     try:
         with zipfile.ZipFile(f) as z:
+            if records[prefix + "data.pkl"] > MAX_PICKLE_BYTES:
+                raise PickleScanError(f"a {records[prefix + 'data.pkl']} byte pickle; model files hold their structure in far less")
             scan = scan_pickle_bytes(z.read(prefix + "data.pkl"), _allowed)
     except zipfile.BadZipFile as e:
         raise CheckpointError(f"not a readable checkpoint (truncated or corrupt: {e})") from None
@@ -161,19 +163,30 @@ def _scan_zip(f: BinaryIO, size: int) -> PickleScan:
     return scan
 
 
+def _scan_bounded(f: BinaryIO, size: int) -> tuple[Any, PickleScan]:
+    """Scan the next pickle of a legacy file from at most MAX_PICKLE_BYTES of it."""
+    pos = f.tell()
+    buf = io.BytesIO(f.read(MAX_PICKLE_BYTES))
+    try:
+        result = scan_pickle(buf, _allowed)
+    except EOFError:
+        if pos + len(buf.getvalue()) < size:
+            raise CheckpointError("its pickle is implausibly large for a model file") from None
+        raise
+    f.seek(pos + buf.tell())
+    return result
+
+
 def _scan_legacy(f: BinaryIO, size: int) -> PickleScan:
     """Check a legacy (torch < 1.6) checkpoint: magic, then the pickle, then each storage as
     an element count and its bytes; every count must match its declaration and fit the file."""
-    magic, _ = scan_pickle(f, _allowed)
+    magic, _ = _scan_bounded(f, size)
     if magic != _LEGACY_MAGIC:
         raise CheckpointError("not a PyTorch checkpoint (.pth/.pt): no torch magic number")
-    scan_pickle(f, _allowed)  # protocol version
-    scan_pickle(f, _allowed)  # sys info
-    start = f.tell()
-    _, scan = scan_pickle(f, _allowed)
-    if f.tell() - start > MAX_PICKLE_BYTES:
-        raise CheckpointError("its pickle is implausibly large for a model file")
-    keys, _ = scan_pickle(f, _allowed)
+    _scan_bounded(f, size)  # protocol version
+    _scan_bounded(f, size)  # sys info
+    _, scan = _scan_bounded(f, size)
+    keys, _ = _scan_bounded(f, size)
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise CheckpointError("not a readable checkpoint (corrupt storage list)")
     for key in keys:

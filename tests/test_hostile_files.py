@@ -64,6 +64,9 @@ def bad_files(folder, voice) -> dict[str, Path]:
     }
     for name, data in hf.payload_checkpoints(marker).items():
         files[name] = hf.write(folder / f"{name}.pth", data)
+    memo_bomb = b"\x80\x02" + b"]\x94" * (3 << 19) + b"."  # 3 MB of new lists, each memoized
+    files["memo_bomb_zip"] = hf.write(folder / "memo_zip.pth", hf.torch_zip(None, {}, pickle_bytes=memo_bomb))
+    files["memo_bomb_legacy"] = hf.write(folder / "memo_legacy.pth", hf.torch_legacy(None, {}, pickle_bytes=memo_bomb))
     edits = hf.config_edits()
     for name in ("64_layers_8192_wide", "20000_resblocks", "sample_rate_0", "hop_mismatch", "heads_100", "negative_width"):
         files[name] = hf.rewrite_voice(voice, folder / f"{name}.pth", edits[name])
