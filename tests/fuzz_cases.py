@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import pickle
 import pickletools
 import random
@@ -325,19 +326,23 @@ def run_fuzz(examples: int, seed: int = 0, seconds: float | None = None, kinds: 
             loaders()[kind][0](make_path(folder, kind, seeds))
         base_rss = _rss()
         deadline = time.monotonic() + seconds if seconds else None
-
         cases = st.sampled_from(kinds).flatmap(lambda k: st.tuples(st.just(k), st.sampled_from(mutations(k)),
                                                                    st.integers(0, 2**32 - 1)))
-
-        @fix_seed(seed)
-        @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-        @given(cases)
-        def prop(case: tuple[str, str, int]) -> None:
+        # Rounds of at most 25 examples, each with its own seed, so a time limit ends the run
+        # promptly (hypothesis itself only stops at max_examples).
+        for round_ in range(math.ceil(examples / 25)):
             if deadline is not None and time.monotonic() > deadline:
-                return
-            check_one(*case, seeds, folder, report, base_rss)
+                break
 
-        prop()
+            @fix_seed(seed * 100003 + round_)
+            @settings(max_examples=min(25, examples - 25 * round_), deadline=None, database=None,
+                      suppress_health_check=list(HealthCheck))
+            @given(cases)
+            def prop(case: tuple[str, str, int]) -> None:
+                if deadline is None or time.monotonic() < deadline:
+                    check_one(*case, seeds, folder, report, base_rss)
+
+            prop()
     return report
 
 
