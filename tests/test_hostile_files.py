@@ -317,9 +317,9 @@ def test_index_that_declares_more_than_it_holds_is_refused(tmp_path):
 
 
 def test_fuzz_every_loader_bounded():
-    """Up to 40 hypothesis examples (20 s) over all seven file kinds, in a subprocess capped by RLIMIT_AS."""
+    """Up to 40 hypothesis examples (15 s) over all seven file kinds, in a subprocess capped by RLIMIT_AS."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "rvclora.tests.fuzz_cases", "--examples", "40", "--seconds", "20"],
+    proc = subprocess.run([sys.executable, "-m", "rvclora.tests.fuzz_cases", "--examples", "40", "--seconds", "15"],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
