@@ -16,6 +16,7 @@ it holds.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pickle
@@ -101,14 +102,25 @@ def _is_inert(name: str) -> bool:
     return name in _INERT_NAMES or name.startswith(_INERT_PREFIXES)
 
 
+# What model files reference, should torch's own list (private API) be unreadable.
+_MODEL_GLOBALS = frozenset(
+    {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
+     "torch._utils._rebuild_parameter_with_state", "torch._tensor._rebuild_from_type_v2", "torch.Size",
+     "torch.device", "builtins.set", "_codecs.encode", "torch.nn.parameter.Parameter"}
+    | {f"torch.{kind}Storage" for kind in ("Float", "Half", "BFloat16", "Double", "Long", "Int", "Short", "Char",
+                                           "Byte", "Bool", "Untyped")}
+)
+
+
+@functools.lru_cache(maxsize=1)
 def _torch_allowed() -> frozenset[str]:
-    # torch's own weights_only allowlist (private, so read defensively; torch.load re-checks anyway).
+    # torch's own default weights_only allowlist (read defensively; torch.load re-checks anyway).
     try:
         from torch import _weights_only_unpickler as w
 
-        return frozenset(w._get_allowed_globals()) | frozenset(w._get_user_allowed_globals())
-    except (ImportError, AttributeError):
-        return frozenset()
+        return frozenset(w._get_allowed_globals())
+    except (ImportError, AttributeError, TypeError):
+        return _MODEL_GLOBALS
 
 
 def _allowed(name: str) -> bool:
