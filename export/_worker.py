@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..synth.errors import ModelFileError
+
 
 def main(argv: list[str]) -> int:
     job_file, result_file = Path(argv[0]), Path(argv[1])
@@ -27,6 +29,7 @@ def main(argv: list[str]) -> int:
     except (ValueError, OSError, RuntimeError) as e:  # our errors are ValueErrors with one line
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         result = {"error": msg if isinstance(e, ValueError) else f"{type(e).__name__}: {msg}"}
+        result["bad_file"] = isinstance(e, ModelFileError)
     result_file.write_text(json.dumps(result))
     return 0
 

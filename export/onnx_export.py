@@ -54,6 +54,7 @@ from torch import Tensor, nn
 
 from ..synth.onnx_voice import STREAM_INPUTS
 from ..synth.output_file import check_output_path, staged_output
+from ..synth.errors import ModelFileError
 from ..synth.synthesizer import FLOW_CONTEXT, Synthesizer
 
 COMPONENTS = ("synth", "content", "pitch")
@@ -65,6 +66,10 @@ EXPORT_FRAMES = 64  # example length for tracing; any T works afterwards
 # Which content encoder a voice was trained on (RVC: hubert_base.pt, a ContentVec model).
 EMBEDDERS = ("hubert_base", "contentvec")
 EMBEDDER_LAYERS = {"v1": (9, True, 256), "v2": (12, False, 768)}  # (layer, final_proj, dim)
+
+
+class ExportFileError(ModelFileError):
+    """The export process refused an input model file (its one-line message)."""
 
 
 class ExportError(ValueError):
@@ -579,7 +584,7 @@ def _run_worker(job: Mapping[str, Any]) -> dict[str, Any]:
         if result_file.exists():
             result = json.loads(result_file.read_text())
             if "error" in result:
-                raise ExportError(result["error"])
+                raise (ExportFileError if result.get("bad_file") else ExportError)(result["error"])
             return result
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         raise ExportError(f"export process failed (exit {proc.returncode}): {lines[-1] if lines else 'no message'}")

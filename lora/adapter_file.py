@@ -262,6 +262,7 @@ def load_adapter(path: str | Path) -> Adapter:
         raise AdapterError(f"{where}: adapter header is missing or has a bad field ({e})") from None
     if rank < 1 or not math.isfinite(alpha):
         raise AdapterError(f"{where}: adapter header has rank={rank}, alpha={alpha}")
+    _check_tensor_values(where, tensors, rank)
     lora, extras = {}, {}
     for key, t in tensors.items():
         if key.endswith(".lora_A"):
@@ -282,6 +283,21 @@ def load_adapter(path: str | Path) -> Adapter:
     if not lora and not extras:
         raise AdapterError(f"{where}: adapter holds no tensors")
     return Adapter(lora, rank, alpha, rslora, targets, base, extras, created_by, where)
+
+
+def _check_tensor_values(where: str, tensors: Mapping[str, Tensor], rank: int) -> None:
+    """Every tensor floating point and finite; LoRA factors 2-D with the header's rank
+    (A [r, fan_in], B [fan_out, r]; their fit to the base is `check_adapter`'s job)."""
+    for key, t in tensors.items():
+        if not t.is_floating_point():
+            raise AdapterError(f"{where}: tensor {key} holds {t.dtype}, adapters hold floating-point weights")
+        if not bool(torch.isfinite(t).all()):
+            raise AdapterError(f"{where}: tensor {key} contains NaN/Inf; the adapter is broken, train or export it again")
+        if key.endswith((".lora_A", ".lora_B")):
+            r = t.shape[0] if key.endswith(".lora_A") else (t.shape[1] if t.ndim == 2 else -1)
+            if t.ndim != 2 or r != rank:
+                raise AdapterError(f"{where}: {key} has shape {list(t.shape)}, expected rank {rank} "
+                                   f"({'[r, fan_in]' if key.endswith('.lora_A') else '[fan_out, r]'})")
 
 
 def check_adapter(adapter: Adapter, model: nn.Module, base: BaseInfo, *, force: bool = False) -> None:

@@ -231,26 +231,21 @@ def _adapter_info(path: Path) -> dict:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint
-
     if args.model.suffix.lower() == ".safetensors":
         print(json.dumps(_adapter_info(args.model), indent=2))
         return 0
-    from .voice_file import load_voice
+    from .voice_file import inspect_voice
 
-    voice = load_voice(args.model)
-    raw = load_checkpoint(args.model)
-    weights = raw.get("weight") or raw.get("model") or {}
-    dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in weights.values() if hasattr(t, "dtype")})
+    voice = inspect_voice(args.model)  # checks the file against its config; builds no model
     info = {
         "path": str(args.model),
-        "kind": "voice" if "weight" in raw else "pretrained base",
+        "kind": "voice" if voice.kind == "voice" else "pretrained base",
         "version": voice.version,
         "sample_rate": voice.sr,
         "f0": voice.f0,
         "speakers": voice.n_speakers,
-        "parameters": sum(t.numel() for t in weights.values() if hasattr(t, "numel")),
-        "dtype": dtypes[0] if len(dtypes) == 1 else dtypes,
+        "parameters": sum(t.numel() for t in voice.state.values()),
+        "dtype": voice.dtypes[0] if len(voice.dtypes) == 1 else list(voice.dtypes),
         "info": voice.info,
         "embedder": voice.meta.embedder_name,  # the content encoder it needs (Applio's embedder_model)
         "vocoder": voice.meta.vocoder or "HiFi-GAN",

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, InertObject, load_checkpoint
+from .errors import ModelFileError
 from .hubert import BASE_CONV_LAYERS, ConvSpec, Hubert, HubertConfig, fold_weight_norm
 
 SAMPLE_RATE = 16000
@@ -30,7 +31,7 @@ VERSION_LAYERS: dict[str, tuple[int, bool]] = {"v1": (9, True), "v2": (12, False
 _HINT = "expected fairseq hubert_base.pt / a ContentVec .pt, or a Hugging Face folder with config.json and model weights"
 
 
-class ContentEncoderError(ValueError):
+class ContentEncoderError(ModelFileError):
     """A content-encoder file could not be used; the one-line message says why and what to do."""
 
 
@@ -115,11 +116,34 @@ def load_content_encoder(
         p = p.parent
     if not p.exists():
         raise ContentEncoderError(f"{p}: not found; {_HINT}")
-    cfg, weights = _read_hf_folder(p) if p.is_dir() else _read_checkpoint_file(p)
+    try:
+        cfg, weights = _read_hf_folder(p) if p.is_dir() else _read_checkpoint_file(p)
+    except ContentEncoderError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as e:  # odd shapes in a stranger's file
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ContentEncoderError(f"{p}: weights do not fit a HuBERT-base model ({reason}); {_HINT}") from None
+    _check_size(cfg, weights, p)
     model = Hubert(cfg)
     _load_weights(model, weights, p)
     encoder = ContentEncoder(model, version)
     return encoder.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def _check_size(cfg: HubertConfig, weights: Mapping[str, Tensor], label: Path) -> None:
+    """Refuse a config that asks for a bigger model than the file holds, before building it: a
+    lower bound of the model's parameters (attention, FFN, positional conv; the strict load
+    needs every one from the file) against the stored tensors, and every tensor floating point."""
+    not_float = [k for k, v in weights.items() if not isinstance(v, Tensor) or not v.is_floating_point()]
+    if not_float:
+        what = getattr(weights[not_float[0]], "dtype", type(weights[not_float[0]]).__name__)
+        raise ContentEncoderError(f"{label}: weight {not_float[0]} holds {what}, not floats; {_HINT}")
+    e, layers = cfg.embed_dim, cfg.num_layers
+    lower = layers * (4 * e * e + 2 * e * cfg.ffn_dim) + e * (e // max(cfg.pos_conv_groups, 1)) * cfg.pos_conv_kernel
+    stored = sum(v.numel() for v in weights.values()) + e * e  # + the identity projection fairseq may omit
+    if min(e, layers, cfg.ffn_dim, cfg.num_heads, cfg.pos_conv_kernel) < 1 or lower > stored:
+        raise ContentEncoderError(f"{label}: its config ({layers} layers, width {e}, FFN {cfg.ffn_dim}) asks for a "
+                                  f"bigger model than the {stored} weights the file holds; {_HINT}")
 
 
 # --- reading files ----------------------------------------------------------------------------

@@ -12,6 +12,11 @@ class MissingAssetError(ValueError):
     """A model file the command needs is not where it was looked for."""
 
 
+class ModelFileError(ValueError):
+    """A model file (voice, pretrained base, content encoder, pitch model, index) that cannot be
+    used: missing, corrupt, hostile or not what it claims. Commands exit 2 on it, with its line."""
+
+
 class OutputPathError(ValueError):
     """An output path that cannot be written (no such folder, not writable, wrong suffix)."""
 

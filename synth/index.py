@@ -17,6 +17,9 @@ import faiss
 import numpy as np
 import torch
 
+from .errors import ModelFileError
+from .index_layout import IndexLayoutError, check_index_layout
+
 __all__ = [
     "FeatureIndex",
     "FeatureIndexError",
@@ -34,7 +37,7 @@ _MIN_SCORE = 1e-12
 _ADD_BATCH = 8192
 
 
-class FeatureIndexError(ValueError):
+class FeatureIndexError(ModelFileError):
     """A feature index cannot be used; the message is one line saying why and what to do."""
 
 
@@ -54,6 +57,11 @@ class FeatureIndex:
         path = Path(path)
         if not path.is_file():
             raise FeatureIndexError(f"feature index not found: {path}")
+        try:  # faiss allocates what the file declares before reading it: check the counts first
+            with path.open("rb") as f:
+                check_index_layout(f, path.stat().st_size)
+        except IndexLayoutError as exc:
+            raise FeatureIndexError(f"{path.name} is not a faiss index file RVC writes ({exc})") from None
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as exc:

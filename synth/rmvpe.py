@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint import load_checkpoint
+from .checkpoint import BUDGET_SLACK, load_checkpoint, memory_budget
+from .errors import ModelFileError
 from .pitch import PitchError
 
 SAMPLE_RATE = 16_000
@@ -375,13 +377,17 @@ class RMVPE(nn.Module):
         return decode_salience(self.salience(mel)[0].cpu().numpy(), threshold)
 
 
+class RMVPEFileError(PitchError, ModelFileError):
+    """rmvpe.pt is not RMVPE weights (a pitch error and a model-file error)."""
+
+
 def _state_dict_of(obj: Any, label: str) -> dict[str, Tensor]:
     # rmvpe.pt is a plain state dict; tolerate the common {"model": …} wrappers too.
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise PitchError(f"{label}: not an RMVPE checkpoint (expected a state dict of tensors)")
+        raise RMVPEFileError(f"{label}: not an RMVPE checkpoint (expected a state dict of tensors)")
     return obj
 
 
@@ -394,9 +400,16 @@ def load_rmvpe(
     that is not RMVPE weights), both ValueErrors with a one-line message.
     """
     label = str(path)
-    state = _state_dict_of(load_checkpoint(path, map_location="cpu"), label)
     with torch.device("meta"):  # skip random init of 90 M parameters that the file replaces
         model = RMVPE()
+    # The architecture is fixed, so its own size bounds what the file's tensors may describe.
+    model_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    size = Path(path).stat().st_size if Path(path).is_file() else 0
+    state = _state_dict_of(load_checkpoint(path, map_location="cpu",
+                                           max_tensor_bytes=max(memory_budget(size), model_bytes + BUDGET_SLACK)), label)
+    not_float = [k for k, v in state.items() if not v.is_floating_point() and not k.endswith("num_batches_tracked")]
+    if not_float:
+        raise RMVPEFileError(f"{label}: not an RMVPE checkpoint: {not_float[0]} holds {state[not_float[0]].dtype}, not floats")
     missing, unexpected = _key_mismatch(model, state)
     if missing or unexpected:
         parts = []
@@ -404,12 +417,12 @@ def load_rmvpe(
             parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
-        raise PitchError(f"{label}: not an RMVPE checkpoint: {', '.join(parts)}")
+        raise RMVPEFileError(f"{label}: not an RMVPE checkpoint: {', '.join(parts)}")
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as e:
         detail = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), "shape mismatch")
-        raise PitchError(f"{label}: not an RMVPE checkpoint: {detail.rstrip('.')}") from None
+        raise RMVPEFileError(f"{label}: not an RMVPE checkpoint: {detail.rstrip('.')}") from None
     return model.to(device=device, dtype=dtype).eval()
 
 

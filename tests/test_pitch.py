@@ -87,10 +87,15 @@ def rmvpe_file(ref_module, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def hollow_file(tmp_path_factory) -> Path:
-    """rmvpe.pt with every tensor a zero-stride view of one zero: right names and shapes, a few KB."""
+    """rmvpe.pt with every tensor a view of one shared zero storage per dtype: right names and
+    shapes, the size of the largest tensor. (Zero-stride views are refused as a memory bomb.)"""
     with torch.device("meta"):
         shapes = RMVPE().state_dict()
-    state = {k: torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in shapes.items()}
+    pools = {}
+    for v in shapes.values():
+        pools[v.dtype] = max(pools.get(v.dtype, 0), v.numel())
+    pools = {dtype: torch.zeros(n, dtype=dtype) for dtype, n in pools.items()}
+    state = {k: pools[v.dtype][: v.numel()].view(v.shape) for k, v in shapes.items()}
     path = tmp_path_factory.mktemp("hollow") / "rmvpe.pt"
     torch.save(state, path)
     return path
