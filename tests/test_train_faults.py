@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,9 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from rvclora.lora import load_adapter
 from rvclora.tests.test_train_run import args, kit, read_log  # noqa: F401 - kit is a fixture
+from rvclora.train import loop, state
 from rvclora.train.cli import main
 from rvclora.train.run_lock import lock_path_for_output, lock_path_for_work
 
@@ -72,3 +75,59 @@ def test_a_killed_runs_lock_is_taken_over_by_resume(kit, tmp_path):  # noqa: F81
     train, _ = read_log(work)
     assert [r["step"] for r in train] == list(range(1, 7))
     load_adapter(out)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 MB tmpfs mounted where the run in `tmp_path/a.train` keeps its checkpoints; `fill(leave)`
+    then takes all its space but `leave` bytes."""
+    folder = tmp_path / "a.train" / "checkpoints"
+    folder.mkdir(parents=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}); needs root")
+
+    def fill(leave: int) -> None:
+        size = shutil.disk_usage(folder).free - leave
+        fd = os.open(folder / "filler.bin", os.O_WRONLY | os.O_CREAT)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)
+
+    yield folder, fill
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill_after_first_checkpoint(monkeypatch, fill, leave: int) -> list:
+    saved = []
+    real = loop.save_checkpoint
+
+    def save(folder, step, payload, keep):
+        if saved:  # the disk fills up after the first checkpoint
+            fill(leave)
+        path = real(folder, step, payload, keep)
+        saved.append((path, path.read_bytes()))
+        return path
+
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    return saved
+
+
+@pytest.mark.parametrize("when", ["while writing", "before writing"])
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_leaves_no_junk(kit, tmp_path, capsys, monkeypatch, full_disk, when):  # noqa: F811
+    folder, fill = full_disk
+    if when == "while writing":  # the check before writing saw room (it is fooled here): the write itself fails
+        monkeypatch.setattr(state, "_SPACE_MARGIN", -(2**40))
+    saved = _fill_after_first_checkpoint(monkeypatch, fill, leave=64 * 1024)
+    out = tmp_path / "a.safetensors"
+    assert main(args(kit, out, "--max-steps", "3", "--save-every", "1", "--eval-every", "3", "--no-progress")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert ("the disk is full" if when == "while writing" else "not enough free space") in err, err
+    assert "ckpt_00000001.pt) is kept" in err and "--resume" in err, err
+    assert sorted(p.name for p in folder.iterdir()) == ["ckpt_00000001.pt", "filler.bin"]  # no .tmp left
+    (first, first_bytes), = saved
+    assert first.read_bytes() == first_bytes
+    torch.load(first, map_location="cpu", weights_only=True)  # and it still loads
+    assert not out.exists()
