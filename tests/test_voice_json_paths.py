@@ -7,12 +7,12 @@ import json
 import pytest
 
 from rvclora.synth.home import Home
-from rvclora.synth.voice_library import VoiceLibrary, VoiceLibraryError, read_voice_json
+from rvclora.synth.voice_library import FORMAT, VoiceLibrary, VoiceLibraryError, read_voice_json
 
 
 def write(folder, **fields):
     folder.mkdir(parents=True, exist_ok=True)
-    data = {"format": "rvclora-voice", "format_version": 1, "name": folder.name, "model": "v.pth", **fields}
+    data = {"format": FORMAT, "format_version": 1, "name": folder.name, "model": "v.pth", **fields}
     (folder / "voice.json").write_text(json.dumps(data))
     return folder
 
@@ -24,12 +24,6 @@ def voices(tmp_path):
     return home.voices, tmp_path
 
 
-def _format():
-    from rvclora.synth import voice_library
-
-    return voice_library.FORMAT
-
-
 @pytest.mark.parametrize("fields, key", [
     ({"model": "../outside.pth"}, "model"),
     ({"model": "sub/../../outside.pth"}, "model"),
@@ -38,7 +32,7 @@ def _format():
 ])
 def test_paths_out_of_the_folder_are_refused(voices, fields, key):
     root, _ = voices
-    folder = write(root / "Bad", **{"format": _format(), **fields})
+    folder = write(root / "Bad", **fields)
     with pytest.raises(VoiceLibraryError, match=f"'{key}' names .*outside the voice's folder"):
         read_voice_json(folder)
     library = VoiceLibrary(Home(root.parent))
@@ -48,7 +42,7 @@ def test_paths_out_of_the_folder_are_refused(voices, fields, key):
 
 def test_a_symlink_leading_out_is_refused(voices):
     root, outside = voices
-    folder = write(root / "Link", format=_format(), model="v.pth")
+    folder = write(root / "Link", model="v.pth")
     (folder / "v.pth").symlink_to(outside / "outside.pth")
     with pytest.raises(VoiceLibraryError, match="outside the voice's folder"):
         read_voice_json(folder)
@@ -56,7 +50,7 @@ def test_a_symlink_leading_out_is_refused(voices):
 
 def test_files_inside_are_accepted(voices):
     root, _ = voices
-    folder = write(root / "Good", format=_format(), model="v.pth", index="sub/added.index",
+    folder = write(root / "Good", model="v.pth", index="sub/added.index",
                    adapters=[{"file": "a.safetensors", "weight": 0.5}])
     entry = read_voice_json(folder)
     assert entry.model_path == folder / "v.pth" and entry.index_path == folder / "sub" / "added.index"
