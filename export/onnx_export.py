@@ -310,14 +310,15 @@ def load_merged(
     (JSON list of ``{"file", "weight", "rank", "targets"}``); ``reference`` (with
     ``keep_reference``) is a copy of the base with the adapters applied *unmerged*
     (live LoRA layers, weight norm kept), the model verification compares against."""
-    from ..lora import BaseInfo, apply_adapters, bake, check_adapter, load_adapter, model_fingerprint
+    from ..lora import BaseInfo, apply_adapters, bake, load_adapter, model_fingerprint
+    from ..synth.voice_adapters import check_adapter_on
     from ..synth.voice_file import load_voice
 
     voice = load_voice(model_path)
     base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
     loaded = [(load_adapter(p), float(w)) for p, w in adapters]
     for adapter, _ in loaded:
-        check_adapter(adapter, voice.model, base, force=force)
+        check_adapter_on(adapter, voice.model, base, force=force)
     # A second load, not a deepcopy: legacy weight norm cannot be deep-copied.
     reference = load_voice(model_path).model if keep_reference else None
     if loaded:
@@ -334,13 +335,14 @@ def load_merged(
 
 def check_inputs(model_path: str | os.PathLike, adapters: Sequence[tuple[str, float]], *, force: bool = False) -> None:
     """The voice loads and every adapter fits it (one-line errors), before any process starts."""
-    from ..lora import BaseInfo, check_adapter, load_adapter, model_fingerprint
+    from ..lora import BaseInfo, load_adapter, model_fingerprint
+    from ..synth.voice_adapters import check_adapter_on
     from ..synth.voice_file import load_voice
 
     voice = load_voice(model_path)
     base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
     for path, _ in adapters:
-        check_adapter(load_adapter(path), voice.model, base, force=force)
+        check_adapter_on(load_adapter(path), voice.model, base, force=force)
 
 
 def synth_metadata(voice, merge_info: Mapping[str, str], *, streaming: bool, fp16: bool, opset: int, embedder: str) -> dict[str, str]:

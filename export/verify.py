@@ -68,14 +68,15 @@ def source_noise_off() -> Iterator[None]:
 
 def reference_synth(model_path: str | os.PathLike, adapters: Sequence[tuple[str, float]] = (), *, force: bool = False):
     """The voice with adapters applied live (unmerged, fp32, weight norm kept)."""
-    from ..lora import BaseInfo, apply_adapters, check_adapter, load_adapter, model_fingerprint
+    from ..lora import BaseInfo, apply_adapters, load_adapter, model_fingerprint
+    from ..synth.voice_adapters import check_adapter_on
     from ..synth.voice_file import load_voice
 
     voice = load_voice(model_path)
     base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
     loaded = [(load_adapter(p), float(w)) for p, w in adapters]
     for adapter, _ in loaded:
-        check_adapter(adapter, voice.model, base, force=force)
+        check_adapter_on(adapter, voice.model, base, force=force)
     if loaded:
         apply_adapters(voice.model, loaded, merged=False)
     return voice.model.eval()

@@ -273,12 +273,13 @@ def load_checked_adapters(
     source: RVCSource, specs: Sequence[tuple[str | os.PathLike, float]], *, force: bool = False
 ) -> list[tuple[Any, float]]:
     """Read adapter files and check each against the voice (one-line AdapterError on a mismatch)."""
-    from ..lora import check_adapter, load_adapter
+    from ..lora import load_adapter
+    from ..synth.voice_adapters import check_adapter_on
 
     loaded = []
     for path, weight in specs:
         adapter = load_adapter(path)
-        check_adapter(adapter, source.synth, source.base_info, force=force)
+        check_adapter_on(adapter, source.synth, source.base_info, force=force)
         loaded.append((adapter.to(device=source.device), float(weight)))
     return loaded
 

@@ -151,6 +151,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--input-file", type=Path, help="read the input from this audio file")
     g.add_argument("--output-file", type=Path, help="write the converted audio here (.wav, .flac, .ogg)")
     g.add_argument("--realtime", action="store_true", help="pace the file like a device (default: as fast as possible)")
+    g.add_argument("--ceiling-db", type=float, default=-1.0,
+                   help="true-peak limiter ceiling of --output-file in dBTP, -60…0 (default -1)")
     _add_settings_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -177,17 +179,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if (args.input_file is None) != (args.output_file is None):
         raise ValueError("--input-file and --output-file go together")
+    if args.input_file is not None:
+        from ..synth.audio_io import check_audio_output, check_input_length, finish_audio, write_audio
+        from ..synth.limiter import check_ceiling_option, limiter_note
+
+        check_ceiling_option(args.ceiling_db)
+        check_audio_output(args.output_file, overwrite=True)
+        check_input_length(args.input_file)  # before the voice loads and the file is decoded whole
     source = _load_source(args)
     if args.input_file is not None:
         engine = Engine(source, settings)
         t0 = time.perf_counter()
-        out = engine.process_file(args.input_file, args.output_file, realtime=args.realtime)
+        out = engine.process_file(args.input_file, None, realtime=args.realtime)
         st = engine.stats
+        out, limited = finish_audio(out, st.output_sr, args.ceiling_db)
+        write_audio(args.output_file, out, st.output_sr, ceiling_db=None)
         seconds = len(out) / st.output_sr
         print(
             f"wrote {args.output_file} ({seconds:.2f} s at {st.output_sr} Hz) in {time.perf_counter() - t0:.1f} s; "
             f"{st.blocks} blocks, compute p50 {st.compute_ms_p50:.1f} ms / p95 {st.compute_ms_p95:.1f} ms "
-            f"per {st.block_ms:.0f} ms block, {st.overruns} over budget"
+            f"per {st.block_ms:.0f} ms block, {st.overruns} over budget{limiter_note(limited)}"
         )
         return 0
     devices = EngineDevices(args.input, args.output, args.monitor, args.samplerate, _latency_arg(args.latency))

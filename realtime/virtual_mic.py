@@ -6,6 +6,8 @@ remapped from that sink's monitor. Apps that hide monitor sources (Discord does)
 still list a remapped source as an ordinary microphone, shown by its description.
 Everything goes through ``pactl``, so it works on either server and needs no
 privileges; the modules live until removed or until the sound server restarts.
+Creating and removing hold a lock per server and name (a file in the user's
+runtime dir), so concurrent `virtual-mic create` runs make one device, not several.
 
 Windows and macOS have no equivalent rvclora can create: there users install
 VB-CABLE or BlackHole (README, "Routing to Discord/OBS").
@@ -13,12 +15,18 @@ VB-CABLE or BlackHole (README, "Routing to Discord/OBS").
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class VirtualMicError(OSError):
@@ -88,6 +96,20 @@ def _check_name(name: str) -> None:
         raise VirtualMicError(f"invalid virtual microphone name {name!r}: use letters, digits, '_', '-', '.'")
 
 
+@contextlib.contextmanager
+def _mic_lock(name: str) -> Iterator[None]:
+    """Exclusive while checking and changing the modules of `name` on this user's sound server."""
+    server = os.environ.get("PULSE_SERVER", "")
+    key = hashlib.sha256(f"{server}\0{name}".encode()).hexdigest()[:16]
+    folder = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+    fd = os.open(folder / f"rvclora-virtual-mic-{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits: each holder only runs a few pactl calls (10 s timeout each)
+        yield
+    finally:
+        os.close(fd)
+
+
 def find_virtual_mic(name: str = "rvclora") -> VirtualMic | None:
     """The virtual microphone ``name`` if both its modules are loaded, else None."""
     _check_platform()
@@ -103,6 +125,11 @@ def create_virtual_mic(name: str = "rvclora") -> VirtualMic:
     _check_platform()
     _check_name(name)
     _pactl("info")  # one clear error when no server runs
+    with _mic_lock(name):
+        return _create(name)
+
+
+def _create(name: str) -> VirtualMic:
     sink = f"{name}_sink"
     sink_mod, src_mod = _find(name, _modules())
     if sink_mod is None:
@@ -121,9 +148,10 @@ def remove_virtual_mic(name: str = "rvclora") -> bool:
     """Unload the virtual microphone's modules; False when there was nothing to remove."""
     _check_platform()
     _check_name(name)
-    sink_mod, src_mod = _find(name, _modules())
-    # The source first: it depends on the sink's monitor.
-    for mid in (src_mod, sink_mod):
-        if mid is not None:
-            _pactl("unload-module", str(mid))
+    with _mic_lock(name):
+        sink_mod, src_mod = _find(name, _modules())
+        # The source first: it depends on the sink's monitor.
+        for mid in (src_mod, sink_mod):
+            if mid is not None:
+                _pactl("unload-module", str(mid))
     return sink_mod is not None or src_mod is not None

@@ -18,10 +18,14 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .limiter import LimiterConfig, LimiterState, limit
 from .output_file import check_output_path, staged_output
 
 # What `write_audio` writes, by suffix (libsndfile's formats with a usable default encoding).
 OUTPUT_SUFFIXES = (".wav", ".flac", ".ogg")
+# The longest input a file conversion takes: it is held in memory whole (with its
+# resampled copies and the output), so a longer one is refused before it is decoded.
+MAX_INPUT_SECONDS = 3600.0
 
 
 class AudioError(ValueError):
@@ -77,6 +81,22 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return audio, int(sr)
 
 
+def check_input_length(path: str | os.PathLike, max_seconds: float = MAX_INPUT_SECONDS) -> None:
+    """Refuse (one-line AudioError) an input longer than `max_seconds`, from its header alone.
+    A file whose header cannot be read passes: `read_audio` then says what is wrong with it."""
+    try:
+        with _decoder_stderr():
+            info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, OSError):
+        return
+    if info.samplerate > 0 and info.frames / info.samplerate > max_seconds:
+        hours = info.frames / info.samplerate / 3600
+        raise AudioError(
+            f"{path}: {hours:.1f} hours of audio; at most {max_seconds / 3600:g} hour(s) are converted at a time "
+            f"(the whole file is held in memory); split it first, e.g. ffmpeg -i IN -f segment -segment_time 3600 part%02d.flac"
+        )
+
+
 def to_mono(audio: np.ndarray) -> np.ndarray:
     """Average channels: [frames, channels] -> [frames]."""
     return audio.mean(axis=1, dtype=np.float32) if audio.ndim == 2 else audio.astype(np.float32)
@@ -103,10 +123,31 @@ def check_audio_output(path: str | os.PathLike, *, overwrite: bool) -> Path:
         raise AudioError(str(e)) from None
 
 
-def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, *, overwrite: bool = True) -> Path:
-    """Write float audio; the format follows the suffix (wav/flac/ogg). The file appears
-    only once completely written (see `staged_output`)."""
+def finish_audio(audio: np.ndarray, sr: int, ceiling_db: float | None = -1.0) -> tuple[np.ndarray, LimiterState]:
+    """What every output file gets before it is written: refused if any sample is NaN or
+    infinite (one-line AudioError), then a true-peak limiter at `ceiling_db` dBTP (None: off)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if not np.isfinite(audio).all():
+        bad = int(np.count_nonzero(~np.isfinite(audio)))
+        raise AudioError(f"the converted audio has {bad} NaN or infinite samples (a broken voice or adapter?); nothing was written")
+    if ceiling_db is None or audio.size == 0:
+        return audio, LimiterState()
+    config = LimiterConfig(ceiling_db=ceiling_db)
+    if audio.ndim == 1:
+        return limit(audio, sr, config)
+    channels = [limit(audio[:, c], sr, config) for c in range(audio.shape[1])]
+    state = max((st for _, st in channels), key=lambda st: st.max_gain_reduction_db)
+    return np.stack([ch for ch, _ in channels], axis=1), state
+
+
+def write_audio(
+    path: str | os.PathLike, audio: np.ndarray, sr: int, *, overwrite: bool = True, ceiling_db: float | None = -1.0
+) -> Path:
+    """Write float audio; the format follows the suffix (wav/flac/ogg). Non-finite audio is
+    refused and peaks are limited to `ceiling_db` dBTP (see `finish_audio`; None: written as
+    given). The file appears only once completely written (see `staged_output`)."""
     path = check_audio_output(path, overwrite=overwrite)
+    audio, _ = finish_audio(audio, sr, ceiling_db)
     subtype = "FLOAT" if path.suffix.lower() == ".wav" else None
     try:
         with staged_output(path, overwrite=overwrite) as tmp:

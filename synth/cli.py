@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .file_hash import sha256_file
 from .home import Home
+from .limiter import check_ceiling_option, limiter_note
 from .pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, resolve_f0_method
 from .voice_adapters import load_checked_adapters, parse_adapter_spec
 
@@ -65,6 +66,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="auto = fp16 on CUDA, fp32 on CPU")
     p.add_argument("--hubert", type=Path, help="content encoder: hubert_base.pt or a Hugging Face folder (default: assets)")
     p.add_argument("--rmvpe", type=Path, help="rmvpe.pt (default: assets)")
+    p.add_argument("--ceiling-db", type=float, default=-1.0,
+                   help="true-peak limiter ceiling in dBTP, -60…0; louder peaks are limited, quieter audio is untouched (default -1)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=cmd_convert)
 
@@ -145,12 +148,13 @@ def _check_convert_options(args: argparse.Namespace) -> None:
         raise ValueError(f"--protect {args.protect}: must be between 0 and 0.5")
     if args.sr is not None and not OUTPUT_RATES[0] <= args.sr <= OUTPUT_RATES[1]:
         raise ValueError(f"--sr {args.sr}: must be from {OUTPUT_RATES[0]} to {OUTPUT_RATES[1]} Hz")
+    check_ceiling_option(args.ceiling_db)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .audio_io import check_audio_output, load_mono, resample, write_audio
+    from .audio_io import check_audio_output, check_input_length, finish_audio, load_mono, resample, write_audio
     from .content_encoder import load_content_encoder
     from .device import resolve_device, resolve_dtype
     from .index import FeatureIndex
@@ -160,6 +164,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .voice_meta import content_encoder_path
 
     check_audio_output(args.output, overwrite=args.overwrite)  # before minutes of work, not after
+    check_input_length(args.input)  # before decoding it whole
     adapters = [parse_adapter_spec(a) for a in args.adapter]
     _fill_defaults(args, adapters)
     _check_convert_options(args)
@@ -203,8 +208,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
         out = converter.convert(audio, settings, progress=progress)
     out_sr = args.sr or converter.sr
-    write_audio(args.output, resample(out, converter.sr, out_sr), out_sr, overwrite=args.overwrite)
-    print(f"wrote {args.output} ({len(out) / converter.sr:.2f} s at {out_sr} Hz)")
+    out, limited = finish_audio(resample(out, converter.sr, out_sr), out_sr, args.ceiling_db)
+    write_audio(args.output, out, out_sr, overwrite=args.overwrite, ceiling_db=None)
+    print(f"wrote {args.output} ({len(out) / out_sr:.2f} s at {out_sr} Hz){limiter_note(limited)}")
     return 0
 
 

@@ -1,15 +1,30 @@
-"""LoRA adapters on a loaded voice: the base description and the checked loading every caller needs."""
+"""LoRA adapters on a loaded voice: the base description and the checked loading every caller needs.
+
+Every command that puts an adapter on a voice (convert, run, rvclora-export, the
+library's import) checks it here: made for this base (`check_adapter`) and of a sane
+size for it (`check_adapter_scale`), so a broken file is refused before it can make
+a file of NaNs or a deafening voice.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..lora import Adapter, AdapterError, BaseInfo, check_adapter, load_adapter, model_fingerprint
+import torch
+from torch import nn
+
+from ..lora import Adapter, AdapterError, BaseInfo, base_state_dict, check_adapter, effective_weight, load_adapter, model_fingerprint
 from .voice_file import Voice
 
 AdapterSpec = tuple[str | os.PathLike, float]
+
+# The largest change an adapter may make to one tensor, as a multiple of that tensor's own
+# (Frobenius) norm.  Trained adapters change a layer by a fraction of it (the tests' training
+# runs and fixture adapters stay below 1×); 100× is a ruined voice, never a real adapter.
+MAX_DELTA_RATIO = 100.0
 
 
 def base_info(voice: Voice) -> BaseInfo:
@@ -17,13 +32,64 @@ def base_info(voice: Voice) -> BaseInfo:
     return BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
 
 
+def _lora_delta_norm(adapter: Adapter, name: str) -> float:
+    """‖scaling·B@A‖_F, exactly, from the r×r Gram matrices (no out×fan product is formed)."""
+    a, b = adapter.lora[name]
+    a, b = a.detach().cpu().double(), b.detach().cpu().double()
+    squared = float((a @ a.T * (b.T @ b)).sum())
+    return abs(adapter.scaling) * math.sqrt(max(squared, 0.0)) if math.isfinite(squared) else math.inf
+
+
+def _reference_norm(weight: torch.Tensor) -> float:
+    """The tensor's own norm, at least that of a freshly initialised layer of its shape (√out):
+    a zero-initialised layer still admits a real adapter."""
+    w = weight.detach().cpu().double()
+    return max(float(w.norm()), math.sqrt(w.shape[0]) if w.ndim >= 2 else 1.0)
+
+
+def check_adapter_scale(adapter: Adapter, model: nn.Module) -> None:
+    """Refuse (one-line AdapterError) an adapter holding non-finite values, or one that would change
+    any tensor of `model` by more than MAX_DELTA_RATIO times that tensor's own norm.
+
+    Call after `check_adapter` (the names and shapes must fit); `force` never skips this."""
+    modules = dict(model.named_modules())
+    sizes = [(name, _lora_delta_norm(adapter, name), _reference_norm(effective_weight(modules[name])))
+             for name in adapter.lora]
+    if adapter.extras:
+        state = base_state_dict(model)
+        for name, t in adapter.extras.items():
+            if not t.is_floating_point():
+                continue
+            size = float(t.detach().cpu().double().norm())
+            sizes.append((name, size if math.isfinite(size) else math.inf, _reference_norm(state[name])))
+    for name, size, ref in sizes:
+        if not math.isfinite(size) or any(not torch.isfinite(t).all() for t in _tensors_of(adapter, name)):
+            raise AdapterError(f"{adapter.source}: {name} holds NaN or infinite values; the file is broken, retrain or re-export it")
+        if size > MAX_DELTA_RATIO * ref:
+            raise AdapterError(
+                f"{adapter.source}: {name} would change the voice's weights by {size / ref:.3g}× their own size "
+                f"(at most {MAX_DELTA_RATIO:g}× is accepted); the file is broken or not an adapter for this voice"
+            )
+
+
+def _tensors_of(adapter: Adapter, name: str) -> tuple[torch.Tensor, ...]:
+    return adapter.lora[name] if name in adapter.lora else (adapter.extras[name],)
+
+
+def check_adapter_on(adapter: Adapter, model: nn.Module, base: BaseInfo, *, force: bool = False) -> None:
+    """Made for this base (shapes, version, fingerprint unless `force`) and of a sane size for it."""
+    check_adapter(adapter, model, base, force=force)
+    check_adapter_scale(adapter, model)
+
+
 def load_checked_adapters(voice: Voice, specs: Sequence[AdapterSpec], *, force: bool = False) -> list[tuple[Adapter, float]]:
-    """Load `[(path, weight), …]`, refusing any adapter made for another base (one-line AdapterError)."""
+    """Load `[(path, weight), …]`, refusing any adapter made for another base or of absurd size
+    (one-line AdapterError)."""
     base = base_info(voice)
     loaded = []
     for path, weight in specs:
         adapter = load_adapter(path)
-        check_adapter(adapter, voice.model, base, force=force)
+        check_adapter_on(adapter, voice.model, base, force=force)
         loaded.append((adapter, float(weight)))
     return loaded
 

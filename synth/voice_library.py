@@ -128,6 +128,8 @@ def read_voice_json(folder: Path) -> VoiceEntry:
         adapters = tuple(AdapterSlot(**a) for a in data.get("adapters") or ())
     except TypeError as e:
         raise VoiceLibraryError(f"{path}: malformed entry ({e})") from None
+    for key, value in [("model", data.get("model")), ("index", data.get("index"))] + [("adapters", a.file) for a in adapters]:
+        _check_inside(path, key, value)
     return VoiceEntry(
         name=str(data.get("name") or folder.name),
         folder=folder,
@@ -137,6 +139,22 @@ def read_voice_json(folder: Path) -> VoiceEntry:
         defaults=defaults,
         base=data.get("base"),
     )
+
+
+def _check_inside(path: Path, key: str, value: Any) -> None:
+    """A file a voice.json names must be a plain name inside its folder: no absolute path, no
+    `..`, no symlink leading out (`base`, the model an adapter voice applies to, may be anywhere)."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise VoiceLibraryError(f"{path}: '{key}' must be a file name, not {value!r}")
+    folder = path.parent.resolve()
+    rel = Path(value)
+    if rel.is_absolute() or ".." in rel.parts or not (folder / rel).resolve().is_relative_to(folder):
+        raise VoiceLibraryError(
+            f"{path}: '{key}' names {value!r}, outside the voice's folder; a voice's files must sit in its folder "
+            "(re-import the voice, or fix voice.json)"
+        )
 
 
 def write_voice_json(entry: VoiceEntry) -> Path:

@@ -25,6 +25,7 @@ from .loop import quality_metrics, run
 from .mel import SpecConfig
 from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
+from .run_lock import training_lock
 from ..synth.file_hash import sha256_file
 from ..synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 
@@ -136,6 +137,13 @@ def _resolve_f0_method(o: TrainOptions, f0: bool, home: Home) -> str:
 
 def train_voice(o: TrainOptions, say=print) -> TrainReport:
     check_options(o)
+    # One writer per output and work dir: a second run into the same place is refused here,
+    # before it writes anything (a killed run's lock is taken over).
+    with training_lock(o.out, o.work):
+        return _train_voice(o, say)
+
+
+def _train_voice(o: TrainOptions, say) -> TrainReport:
     device = resolve_device(o.device)
     if o.train.fp16 and device.type != "cuda":
         raise ValueError("--fp16 needs a CUDA GPU (mixed precision); on the CPU train in fp32 (leave --fp16 off)")

@@ -6,12 +6,20 @@ discriminator, the step, the best-so-far tensors for early stopping, and the
 random number generator states.  The batch order and the learning rate are pure
 functions of (seed, epoch), so they need no saving.  Files are written
 atomically (`ckpt_<step>.pt`); only the newest few are kept.
+
+Nothing else goes in: in LoRA mode the size is almost all discriminator (its
+weights and two AdamW moments: 3 × 71 M fp32 values, ~0.86 GB, for a full-size v2
+one), which an exact resume needs.  Free space is checked before each write; a
+write that fails anyway (the disk filled meanwhile) removes its temporary file and
+keeps the last good checkpoint.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +49,59 @@ def checkpoint_path(folder: Path, step: int) -> Path:
     return folder / f"ckpt_{step:08d}.pt"
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (no space, say); the one-line message says what is kept."""
+
+
+# Room left over besides the tensors: pickle and zip records, and other files the run writes.
+_SPACE_MARGIN = 16 * 2**20
+
+
+def payload_bytes(payload: Any) -> int:
+    """The bytes of every tensor in a (nested) checkpoint payload: close to its file size."""
+    if isinstance(payload, torch.Tensor):
+        return payload.numel() * payload.element_size()
+    if isinstance(payload, dict):
+        return sum(payload_bytes(v) for v in payload.values())
+    if isinstance(payload, (list, tuple)):
+        return sum(payload_bytes(v) for v in payload)
+    return 0
+
+
+def _kept(folder: Path) -> str:
+    done = list_checkpoints(folder)
+    return f"the last checkpoint ({done[-1].name}) is kept" if done else "no earlier checkpoint exists"
+
+
 def save_checkpoint(folder: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(folder, step)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    size = payload_bytes(payload)
+    need = size + _SPACE_MARGIN
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise CheckpointWriteError(
+            f"not enough free space in {folder} for a checkpoint ({need / 1e6:.0f} MB needed, {free / 1e6:.0f} MB free); "
+            f"{_kept(folder)}: free some space (or move --work-dir) and run again with --resume"
+        )
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())  # a full disk shows here at the latest, not after the rename
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch words a failed write as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        full = getattr(e, "errno", None) == errno.ENOSPC or shutil.disk_usage(folder).free < size
+        why = "the disk is full" if full else (getattr(e, "strerror", None) or str(e).splitlines()[0])
+        raise CheckpointWriteError(
+            f"cannot write checkpoint {path.name} in {folder} ({why}); {_kept(folder)}: "
+            "free some space (or move --work-dir) and run again with --resume"
+        ) from None
+    except BaseException:  # interrupted mid-write: no partial file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
     for old in list_checkpoints(folder)[:-max(1, keep)]:
         old.unlink(missing_ok=True)
     return path
