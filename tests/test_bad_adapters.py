@@ -56,7 +56,7 @@ def _one_line(capsys, *words):
     return err
 
 
-BAD = [("nan", "NaN or infinite"), ("huge", "their own size")]
+BAD = [("nan", "NaN/Inf"), ("huge", "their own size")]
 
 
 def test_real_adapters_are_far_below_the_bound(files):
