@@ -27,6 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+MIN_BOOKS_S = 20.0
+
+
 @dataclass(frozen=True)
 class DriftConfig:
     settle_skip_s: float = 0.5  # after (re)priming: ignore this long (start-up transients)
@@ -48,6 +51,7 @@ class DriftCorrector:
         self.target: float | None = None  # settled fill level (samples)
         self.level = 0.0  # smoothed fill level
         self.active = 0  # +1 dropping, −1 repeating, 0 idle
+        self.enabled = True  # False: one clock (a duplex stream): only watch and report
         self.corrections = 0  # samples dropped + repeated, all told
         # Clock books: closed stretches plus the open one.
         self._closed_num = 0.0
@@ -77,13 +81,14 @@ class DriftCorrector:
 
     @property
     def ppm(self) -> float:
-        """Output clock relative to the input's, parts per million (+ = output faster)."""
+        """Output clock relative to the input's, parts per million (+ = output faster); 0 until
+        MIN_BOOKS_S of settled playback (before that the level's jitter outweighs the drift)."""
         num, den = self._closed_num, self._closed_den
         if self._settled and self._read > 0:
             delta = self.level - self._base
             num += self._net - delta
             den += self._read + delta
-        return 1e6 * num / den if den > 0 else 0.0
+        return 1e6 * num / den if den > MIN_BOOKS_S * self.sr else 0.0
 
     @property
     def settled(self) -> bool:
@@ -118,6 +123,8 @@ class DriftCorrector:
         if self.margin > 0:
             start = min(start, 0.25 * self.margin)
         start = max(start, 2.0)
+        if not self.enabled:
+            return 0
         if self.active == 0 and abs(err) > start:
             self.active = 1 if err > 0 else -1
         elif self.active and (abs(err) < c.stop_frac * start or err * self.active < 0):

@@ -36,7 +36,8 @@ from .settings import EngineSettings
 from .streams import EngineDevices, OpenStreams, open_streams, stream_latency
 from .voice_source import VoiceSource
 
-WATCHDOG_S = 1.5  # no callbacks for this long (and at least 4 blocks) = device gone
+WATCHDOG_S = 5.0  # output not called for this long (and at least 4 blocks) = device gone; a loaded
+# machine can stall a Pulse stream for 2 s, and reopening costs more than waiting
 RETRY_S = 2.0  # how often a lost device is looked for
 
 
@@ -206,21 +207,31 @@ class Engine:
 
         The output must reach the input (a loopback, or a virtual sink's monitor). The
         voice is off for the ~3 s it takes. Raises RuntimeError when the engine is not
-        running."""
+        running. (`begin_latency_probe` / `end_latency_probe` are the same in two steps,
+        for drivers that pump the engine themselves.)"""
+        probe = self.begin_latency_probe()
+        deadline = time.monotonic() + timeout
+        while not probe.done and time.monotonic() < deadline and self._running:
+            time.sleep(0.02)
+        return self.end_latency_probe(probe)
+
+    def begin_latency_probe(self) -> LatencyProbe:
         p = self.pipeline
         if not self._running or p is None or self._state != "running":
             raise RuntimeError("start the engine first: latency is measured through the running engine")
         proc = p.proc
         probe = LatencyProbe(proc.input_sr, proc.output_sr, proc.block_in, proc.block_out)
-        before = self._disturbances()
+        self._probe_start = self._disturbances()
         self._commands.put(("tap", probe))
         self._wake.set()
-        deadline = time.monotonic() + timeout
-        while not probe.done and time.monotonic() < deadline and self._running:
-            time.sleep(0.02)
+        return probe
+
+    def end_latency_probe(self, probe: LatencyProbe) -> LatencyMeasurement:
         self._commands.put(("tap", None))
+        p = self.pipeline
         result = probe.result()
-        extra = self._disturbances() - before
+        extra = self._disturbances() - self._probe_start
+        proc = p.proc
         lookahead = proc.algorithmic_latency_ms - proc.settings.block_ms
         reason = ""
         if not probe.done:
@@ -238,6 +249,8 @@ class Engine:
         self._last_measure = m
         self._post("latency", m.summary())
         return m
+
+    _probe_start = 0
 
     def _disturbances(self) -> int:
         p = self.pipeline
@@ -378,20 +391,19 @@ class Engine:
 
     def _watchdog(self) -> None:
         # A vanished device normally ends its stream (finished callback). Some drivers
-        # just stop calling back instead; an idle virtual source (a null sink's monitor)
-        # legitimately delivers nothing: silence from the input is a warning once, and
-        # the device counts as lost only when its stream is no longer active or the
-        # output stops asking for audio as well.
-        if self._open is None or self.pipeline is None:
-            return
+        # just stop calling back instead. Input silence alone is only a warning: capture
+        # through Pulse's ALSA plugin can take ~2 s to deliver its first period, and an
+        # idle virtual source may deliver nothing; an output that stops asking, or a
+        # stream PortAudio no longer calls active, is a lost device.
+        if self._open is None or self.pipeline is None or self.pipeline.out.played == 0:
+            return  # not before audio flowed once: Pulse may take ~2 s to start a stream
         now = time.monotonic()
         limit = max(WATCHDOG_S, 4 * self._settings.block_ms / 1000)
         quiet_in = now - self.pipeline.last_input
         quiet_out = now - self._last_output
-        inactive = not all(s.active for s in self._open.streams)
-        if (quiet_in > limit or quiet_out > limit) and (inactive or quiet_out > limit):
-            self._lost = f"no audio from the devices for {max(quiet_in, quiet_out):.1f} s (unplugged?)"
-        elif quiet_in > limit and not self._warned_quiet:
+        if quiet_out > limit or not all(s.active for s in self._open.streams):
+            self._lost = f"the output device stopped asking for audio ({quiet_out:.1f} s; unplugged?)"
+        elif quiet_in > 2 * limit and not self._warned_quiet:
             self._warned_quiet = True
             self._post("warning", f"no audio from the input device for {quiet_in:.1f} s")
         elif quiet_in <= limit:
@@ -405,8 +417,8 @@ class Engine:
         reason, self._lost = self._lost, None
         opened = self._open
         names = opened.input.name, opened.output.name, opened.monitor.name if opened.monitor else None
+        self._state = "reconnecting"  # first: closing ends the streams, which is no news now
         opened.close()
-        self._state = "reconnecting"
         self._waiting_for = " / ".join(n for n in names if n)
         self._post("reconnecting", f"{reason}; waiting for {self._waiting_for} (stop to cancel)")
         d = self.devices

@@ -113,8 +113,12 @@ class Output:
 
 class Sim:
     def __init__(self, settings: EngineSettings, *, out_ppm: float, mon_ppm: float | None = None,
-                 compute=lambda k: 0.02, period: int = 320, window_every_s: float = 1.0) -> None:
+                 compute=lambda k: 0.02, period: int = 320, window_every_s: float = 1.0,
+                 loop_s: float | None = None, seconds: float = 60.0) -> None:
         self.clock = Clock()
+        # Loopback: the main output reaches the input `loop_s` later (a cable with a known delay).
+        self.loop_s = loop_s or 0.0
+        self.loop = np.zeros(int((seconds + 2) * SR), np.float32) if loop_s is not None else None
         self.table = noise_table()
         self.limit = float(np.max(np.abs(np.diff(np.concatenate([self.table, self.table[:1]])))))
         self.source = SlowIdentity(self.clock, compute)
@@ -136,7 +140,10 @@ class Sim:
     def _input(self) -> None:
         n = self.fed
         idx = np.arange(n, n + self.period) % len(self.table)
-        self.pipe.on_input(self.table[idx])
+        x = 0.1 * self.table[idx]
+        if self.loop is not None:  # what the main output played `loop_s` ago comes back
+            x = x + self.loop[n : n + self.period]
+        self.pipe.on_input(x)
         self.fed += self.period
         self.clock.at((self.fed + self.period) / SR, self._input)
 
@@ -155,6 +162,10 @@ class Sim:
         if self.clock.t >= self.next_window[i]:
             o.windows.append((t0, buf.copy()))
             self.next_window[i] = self.clock.t + self.window_every
+        if self.loop is not None and o is self.outputs[0]:
+            start = int(round((t0 + self.loop_s) * SR))
+            if start + len(buf) <= len(self.loop):
+                self.loop[start : start + len(buf)] += buf
         o.played += o.period
         self.clock.at(o.played / rate + o.held, lambda: self._output(o))
 
