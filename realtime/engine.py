@@ -30,18 +30,16 @@ import numpy as np
 from .block_processor import BlockProcessor
 from .drift import DriftConfig
 from .engine_types import EVENT_KINDS, EngineEvent, EngineStats, LatencyMeasurement
-from .pipeline import Pipeline
-from .probe import LatencyProbe
+from .pipeline import FRESH_BLOCKS, Pipeline
+from .probe import LatencyProbe, measurement
+from .reconnect import DeviceWatch
 from .settings import EngineSettings
 from .streams import EngineDevices, OpenStreams, open_streams, stream_latency
 from .voice_source import VoiceSource
 
-WATCHDOG_S = 5.0  # output not called for this long (and at least 4 blocks) = device gone; a loaded
-# machine can stall a Pulse stream for 2 s, and reopening costs more than waiting
-RETRY_S = 2.0  # how often a lost device is looked for
 
 
-class Engine:
+class Engine(DeviceWatch):
     """Real-time voice conversion between audio devices (or files, same code path).
 
     >>> engine = Engine(source, EngineSettings(pitch=12), EngineDevices(input="mic", output="rvclora"))
@@ -228,24 +226,10 @@ class Engine:
 
     def end_latency_probe(self, probe: LatencyProbe) -> LatencyMeasurement:
         self._commands.put(("tap", None))
-        p = self.pipeline
-        result = probe.result()
-        extra = self._disturbances() - self._probe_start
-        proc = p.proc
-        lookahead = proc.algorithmic_latency_ms - proc.settings.block_ms
-        reason = ""
-        if not probe.done:
-            reason = "timed out"
-        elif extra:
-            reason = f"{extra} samples skipped, trimmed or starved during the measurement"
-        elif result.found < 2 or not result.agree:
-            reason = f"only {result.found} of the test bursts came back consistently: is the output routed to the input?"
-        m = LatencyMeasurement(
-            measured_ms=result.median_ms + lookahead if result.delays_ms else float("nan"),
-            estimated_ms=self.stats.latency_ms, jitter_ms=result.jitter_ms, bursts=result.found,
-            snr_db=float(np.median(result.snr_db)) if result.snr_db else 0.0, valid=not reason, reason=reason,
-            tries_ms=[d + lookahead for d in result.delays_ms],
-        )
+        proc = self.pipeline.proc
+        m = measurement(probe, disturbed=self._disturbances() - self._probe_start,
+                        lookahead_ms=proc.algorithmic_latency_ms - proc.settings.block_ms,
+                        estimated_ms=self.stats.latency_ms)
         self._last_measure = m
         self._post("latency", m.summary())
         return m
@@ -366,17 +350,13 @@ class Engine:
             except queue.Empty:
                 return
             if kind == "settings":
-                reshaped = p.proc.settings.reshapes(value)
-                if reshaped:
-                    p.reshape(value)
-                else:
-                    p.proc.update(value)
-                p.fresh = max(p.fresh, 1)
+                reshaped = p.apply(value)
+                p.fresh = FRESH_BLOCKS
                 self._post("settings", "block shape changed, buffers rebuilt" if reshaped else "settings applied")
             elif kind == "adapters":
                 t0 = time.perf_counter()
                 self.source.apply_adapters(value)
-                p.fresh = max(p.fresh, 1)
+                p.fresh = FRESH_BLOCKS
                 names = ", ".join(f"{a.source}×{w:g}" for a, w in value) or "none"
                 self._post("adapters", f"adapters: {names} ({1000 * (time.perf_counter() - t0):.0f} ms)")
             elif kind == "voice":
@@ -388,62 +368,6 @@ class Engine:
             elif kind == "tap":
                 p.tap = value
                 p.proc.reset()
-
-    def _watchdog(self) -> None:
-        # A vanished device normally ends its stream (finished callback). Some drivers
-        # just stop calling back instead. Input silence alone is only a warning: capture
-        # through Pulse's ALSA plugin can take ~2 s to deliver its first period, and an
-        # idle virtual source may deliver nothing; an output that stops asking, or a
-        # stream PortAudio no longer calls active, is a lost device.
-        if self._open is None or self.pipeline is None or self.pipeline.out.played == 0:
-            return  # not before audio flowed once: Pulse may take ~2 s to start a stream
-        now = time.monotonic()
-        limit = max(WATCHDOG_S, 4 * self._settings.block_ms / 1000)
-        quiet_in = now - self.pipeline.last_input
-        quiet_out = now - self._last_output
-        if quiet_out > limit or not all(s.active for s in self._open.streams):
-            self._lost = f"the output device stopped asking for audio ({quiet_out:.1f} s; unplugged?)"
-        elif quiet_in > 2 * limit and not self._warned_quiet:
-            self._warned_quiet = True
-            self._post("warning", f"no audio from the input device for {quiet_in:.1f} s")
-        elif quiet_in <= limit:
-            self._warned_quiet = False
-
-    def _reconnect(self) -> None:
-        """Close the streams, keep the voice, look for the devices every RETRY_S, reopen them."""
-        from . import reconnect
-        from .devices import DeviceError
-
-        reason, self._lost = self._lost, None
-        opened = self._open
-        names = opened.input.name, opened.output.name, opened.monitor.name if opened.monitor else None
-        self._state = "reconnecting"  # first: closing ends the streams, which is no news now
-        opened.close()
-        self._waiting_for = " / ".join(n for n in names if n)
-        self._post("reconnecting", f"{reason}; waiting for {self._waiting_for} (stop to cancel)")
-        d = self.devices
-        specs = [("input", d.input), ("output", d.output)] + ([("output", d.monitor)] if d.monitor is not None else [])
-        while not self._stop_flag.is_set():
-            if all(reconnect.present(specs)):
-                try:
-                    fresh = self._open_streams()
-                except DeviceError as e:
-                    self._post("warning", str(e))
-                else:
-                    p = self.pipeline
-                    p.in_ring.clear()
-                    for port in p.ports:
-                        port.starved = True
-                        port.primed = False
-                        port.ring.clear()
-                    self._open = fresh
-                    self._state = "running"
-                    self._waiting_for = ""
-                    p.last_input = self._last_output = time.monotonic()
-                    fresh.start()
-                    self._post("started", f"reconnected: {fresh.input.name} → {fresh.output.name}")
-                    return
-            self._stop_flag.wait(RETRY_S)
 
     def _fail(self, message: str) -> None:
         if self._failure is None:

@@ -205,16 +205,24 @@ class OutputPort:
         self.starved = True
 
     def _play_gap(self, out: np.ndarray) -> None:
-        """Fade out, then the inserted silence; the next period fades back in."""
+        """A larger margin: fade out, exactly the owed silence, fade back in (perhaps next period)."""
         n = len(out)
         m = min(FADE, n)
         got = self._take(out[:m])
         out[:got] *= self._ramp[::-1][FADE - m : FADE - m + got]
-        out[got:] = 0.0
-        silent = n - m
-        self.drift.shift(silent + m - got)  # the ring did not move for these samples
-        self._insert_silence = max(0, self._insert_silence - silent)
-        self._fade_in = True
+        out[got:m] = 0.0
+        z = min(self._insert_silence, n - m)
+        out[m : m + z] = 0.0
+        self._insert_silence -= z
+        self.drift.shift(z)  # the ring keeps z more samples than it would have: margin, not drift
+        rest = out[m + z :]
+        if len(rest):
+            k = self._take(rest)
+            r = min(FADE, k)
+            rest[:r] *= self._ramp[FADE - r :] if r < FADE else self._ramp
+            rest[k:] = 0.0
+        else:
+            self._fade_in = True
         self.played += n
 
     def _check_backlog(self, n: int) -> None:

@@ -87,16 +87,23 @@ class Pipeline:
 
     # -- worker ------------------------------------------------------------------------------
 
-    def reshape(self, settings: EngineSettings) -> None:
-        """Between blocks: new block shape (or margin) from new settings."""
+    def apply(self, settings: EngineSettings) -> bool:
+        """Between blocks: new settings. A new block shape rebuilds the chain's buffers (True); a new
+        safety margin is inserted (faded silence) or trimmed in the output rings, exactly."""
+        old = self.proc.settings
+        reshaped = old.reshapes(settings)
         self.proc.update(settings)
-        self.stage.clear()
-        self._block = np.zeros(self.proc.block_in, dtype=np.float32)
-        for port in self.ports:
-            port.block = settings.block_ms * port.sr // 1000
-            port.drift.block = max(port.block, 1)
-            port.set_margin(settings.buffer_ms * port.sr // 1000)
-        self.fresh = FRESH_BLOCKS
+        if reshaped:
+            self.stage.clear()
+            self._block = np.zeros(self.proc.block_in, dtype=np.float32)
+            for port in self.ports:
+                port.block = settings.block_ms * port.sr // 1000
+                port.drift.block = max(port.block, 1)
+            self.fresh = FRESH_BLOCKS
+        if settings.buffer_ms != old.buffer_ms:
+            for port in self.ports:
+                port.set_margin(settings.buffer_ms * port.sr // 1000)
+        return reshaped
 
     def swap_processor(self, proc: BlockProcessor) -> None:
         """Between blocks: another voice's chain; resamplers follow its rates."""
@@ -149,11 +156,11 @@ class Pipeline:
 
     def _convert(self, block: np.ndarray) -> None:
         proc, s = self.proc, self.proc.settings
-        t0 = time.perf_counter()
+        t0 = self.clock()
         out = proc.process(block)
         if self.tap is not None:  # the voice still runs (same compute, same timing); the probe is heard
             out = self.tap.process(block)
-        ms = 1000.0 * (time.perf_counter() - t0)
+        ms = 1000.0 * (self.clock() - t0)
         self.last_ms = ms
         self.blocks += 1
         if self.fresh > 0:
@@ -178,9 +185,11 @@ class Pipeline:
     def estimate_ms(self, device_ms: float) -> float:
         """Delay from a sample entering the input device to leaving the output device, from what is measured
         now: the chain's algorithmic latency, compute time (p50), the queue a new block joins in the output
-        ring (safety margin included), the resamplers' current hold-back and the devices' buffers."""
+        ring (safety margin included), half a device period (a block lands mid-period on average), the
+        resamplers' current hold-back and the devices' buffers."""
         p50 = self.percentiles()[0] or self.last_ms
         out = self.out
         queue_ms = 1000.0 * out.backlog / out.sr if out.backlog else float(self.proc.settings.buffer_ms)
         holdback_ms = 1000.0 * (self.to_conv.holdback_s + out.from_model.holdback_s)
-        return self.proc.algorithmic_latency_ms + p50 + queue_ms + holdback_ms + device_ms
+        period_ms = 500.0 * out.period / out.sr
+        return self.proc.algorithmic_latency_ms + p50 + queue_ms + period_ms + holdback_ms + device_ms

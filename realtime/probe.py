@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .engine_types import LatencyMeasurement
+
 import numpy as np
 import soxr
 from scipy.signal import correlate
@@ -126,3 +128,21 @@ class LatencyProbe:
         med = float(np.median(delays)) if delays else 0.0
         agree = bool(delays) and sum(abs(d - med) <= AGREE_MS for d in delays) * 2 >= BURSTS
         return ProbeResult(delays, snrs, len(delays), agree)
+
+
+def measurement(probe: LatencyProbe, *, disturbed: int, lookahead_ms: float, estimated_ms: float) -> LatencyMeasurement:
+    """The verdict on a finished probe: median, jitter, SNR, and why it is not valid if it is not."""
+    result = probe.result()
+    reason = ""
+    if not probe.done:
+        reason = "timed out"
+    elif disturbed:
+        reason = f"{disturbed} samples skipped, trimmed or starved during the measurement"
+    elif result.found < 2 or not result.agree:
+        reason = f"only {result.found} of the test bursts came back consistently: is the output routed to the input?"
+    return LatencyMeasurement(
+        measured_ms=result.median_ms + lookahead_ms if result.delays_ms else float("nan"),
+        estimated_ms=estimated_ms, jitter_ms=result.jitter_ms, bursts=result.found,
+        snr_db=float(np.median(result.snr_db)) if result.snr_db else 0.0, valid=not reason, reason=reason,
+        tries_ms=[float(d) + lookahead_ms for d in result.delays_ms],
+    )

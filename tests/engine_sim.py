@@ -140,9 +140,9 @@ class Sim:
     def _input(self) -> None:
         n = self.fed
         idx = np.arange(n, n + self.period) % len(self.table)
-        x = 0.1 * self.table[idx]
-        if self.loop is not None:  # what the main output played `loop_s` ago comes back
-            x = x + self.loop[n : n + self.period]
+        x = self.table[idx]
+        if self.loop is not None:  # what the main output played `loop_s` ago comes back (over quiet noise)
+            x = 0.1 * x + self.loop[n : n + self.period]
         self.pipe.on_input(x)
         self.fed += self.period
         self.clock.at((self.fed + self.period) / SR, self._input)

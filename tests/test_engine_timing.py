@@ -87,3 +87,94 @@ def test_output_stall_backlog_is_trimmed_with_a_fade():
     steady = float(np.median([d for t, d in delays if 5.0 <= t <= 9.5]))
     after = [d for t, d in delays if t > 10.0 + 2.5]
     assert after and max(abs(d - steady) for d in after) <= BLOCK_S, (steady, after[:3])
+
+
+def _probe(sim: Sim):
+    probe = sim.engine.begin_latency_probe()
+    while not probe.done:
+        sim.run(0.1)
+    return sim.engine.end_latency_probe(probe)
+
+
+def test_latency_probe_measures_what_the_output_plays():
+    """`measure_latency` through the engine's own path, on a simulated loopback cable of 50 ms:
+    the probe's round trip equals the delay the output really has (found by locating the played
+    signal in the input) plus the cable, within 1 ms; the engine's estimate is within 5 ms of it;
+    and a 50 ms larger safety margin, changed live, measures 50 ms more."""
+    steady = Sim(SETTINGS, out_ppm=0, window_every_s=0.5)
+    steady.run(8.0)
+    true_ms = 1000 * float(np.median([d for t, d in steady.delays(steady.outputs[0]) if t > 3]))
+
+    sim = Sim(SETTINGS, out_ppm=0, loop_s=0.05, seconds=30)
+    sim.run(5.0)
+    m = _probe(sim)
+    assert m.valid and m.bursts == 4 and m.jitter_ms < 0.5, m
+    assert abs(m.measured_ms - (true_ms + 50)) <= 1.0, (m.measured_ms, true_ms)
+    assert abs(m.estimated_ms - true_ms) <= 5.0, (m.estimated_ms, true_ms)
+    assert sim.engine.stats.measured_latency_ms == m.measured_ms
+
+    sim.engine.update(buffer_ms=SETTINGS.buffer_ms + 50)
+    sim.run(3.0)
+    m2 = _probe(sim)
+    assert m2.valid and abs(m2.measured_ms - m.measured_ms - 50) <= 1.0, (m.measured_ms, m2.measured_ms)
+    assert sim.pipe.out.trimmed == 0 and sim.pipe.out.underflows == 0
+
+
+def test_latency_probe_is_invalid_when_audio_was_skipped():
+    stall = {"at": None}
+
+    def compute(k):
+        return 0.5 if stall["at"] == k else 0.02
+
+    sim = Sim(SETTINGS, out_ppm=0, loop_s=0.0, seconds=30, compute=compute)
+    sim.run(5.0)
+    stall["at"] = sim.source.blocks + 5  # a stall in the middle of the measurement
+    m = _probe(sim)
+    assert not m.valid and "skipped" in m.reason
+
+
+def test_first_blocks_after_a_change_stay_out_of_the_compute_percentiles():
+    slow = {"until": -1}
+
+    def compute(k):
+        return 0.05 if k <= slow["until"] else 0.01
+
+    sim = Sim(SETTINGS, out_ppm=0, compute=compute)
+    sim.run(3.0)
+    assert abs(sim.engine.stats.compute_ms_p95 - 10.0) < 0.5
+    # A change: the next blocks are slow (caches refilled…), but they are warm-up, not the steady cost.
+    slow["until"] = sim.source.blocks + 1
+    sim.engine.update(pitch=3.0)
+    sim.run(1.0)
+    assert sim.engine.stats.compute_ms_p99 < 11.0, sim.engine.stats
+
+
+def test_new_pitch_estimator_loads_in_the_background_while_audio_flows():
+    """An f0 method not loaded yet: the worker keeps converting with the old one while a
+    background thread loads it; the switch happens between two blocks once it is ready."""
+    import threading
+
+    sim = Sim(SETTINGS, out_ppm=0)
+    loaded = threading.Event()
+    release = threading.Event()
+    src = sim.source
+    src.prepared = lambda s: s.f0_method != "rmvpe" or loaded.is_set()
+
+    def prepare(s):
+        release.wait(10)
+        loaded.set()
+
+    src.prepare = prepare
+    sim.run(2.0)
+    sim.engine.update(f0_method="rmvpe")
+    before = src.blocks
+    sim.run(1.0)  # the load is still blocked: audio must go on, old settings in force
+    assert src.blocks - before >= 15 and sim.pipe.proc.settings.f0_method == "auto"
+    release.set()
+    loaded.wait(5)
+    for _ in range(200):
+        sim.run(0.1)
+        if sim.pipe.proc.settings.f0_method == "rmvpe":
+            break
+    assert sim.pipe.proc.settings.f0_method == "rmvpe"
+    assert sim.pipe.out.underflows == 0
