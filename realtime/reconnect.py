@@ -82,9 +82,9 @@ class DeviceWatch:
         reason, self._lost = self._lost, None
         opened = self._open
         names = opened.input.name, opened.output.name, opened.monitor.name if opened.monitor else None
-        self._state = "reconnecting"  # first: closing ends the streams, which is no news now
-        opened.close()
         self._waiting_for = " / ".join(n for n in names if n)
+        self._state = "reconnecting"  # before closing: closing ends the streams, which is no news now
+        opened.close()
         self._post("reconnecting", f"{reason}; waiting for {self._waiting_for} (stop to cancel)")
         d = self.devices
         specs = [("input", d.input), ("output", d.output)] + ([("output", d.monitor)] if d.monitor is not None else [])
