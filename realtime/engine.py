@@ -268,7 +268,12 @@ class Engine(DeviceWatch):
     def _prepared_processor(self, source: VoiceSource, settings: EngineSettings) -> BlockProcessor:
         source.prepare(settings)
         proc = BlockProcessor(source, settings)
-        proc.warm_up()
+        try:
+            proc.warm_up()
+        except Exception as e:  # a broken model fails here, before any device opens: one line
+            message = f"the voice failed while warming up: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            self._post("error", message.rstrip(": "))
+            raise RuntimeError(message.rstrip(": ")) from None
         return proc
 
     def _open_streams(self) -> OpenStreams:

@@ -26,6 +26,7 @@ def convert_file(engine: Engine, in_path: str | os.PathLike, out_path: str | os.
     audio, sr = read_audio(in_path)
     audio = np.asarray(to_mono(audio), dtype=np.float32)
     pipe = engine.attach(sr, out_sr or 0)
+    pipe.skip_stale = realtime  # fast mode feeds ahead of real time on purpose
     try:
         proc = pipe.proc
         s = proc.settings

@@ -55,6 +55,7 @@ class Pipeline:
         self.out = self._port(self.sr_out, "output")
         self.mon = self._port(self.sr_mon, "monitor") if self.sr_mon else None
         self.tap: BlockTap | None = None
+        self.skip_stale = True  # False for drivers that feed faster than real time (files)
         self.blocks = 0
         self.timed = 0
         self.compute_ms = np.zeros(STATS_WINDOW, dtype=np.float64)
@@ -147,6 +148,8 @@ class Pipeline:
         return True
 
     def _skip_stale(self) -> None:
+        if not self.skip_stale:
+            return
         b = self.proc.block_in
         avail = self.stage.available
         # A block beyond the one due now, plus one device period of slack: more is stale.

@@ -7,7 +7,7 @@ as the voice) and records what comes back through the input (same device, ring a
 resampler). The output must reach the input: a loopback cable, or a virtual sink's
 monitor. A burst counts when its correlation peak stands ≥ 20 dB above the median
 of the correlation; the measurement is the median of the bursts found, valid only
-when at least half agree within 2 ms and nothing was skipped, trimmed or starved
+when more than half agree within 2 ms and nothing was skipped, trimmed or starved
 meanwhile (the caller checks the counters).
 
 Both streams are indexed in "stream time": input block k covers input samples
@@ -126,7 +126,10 @@ class LatencyProbe:
             delays.append(1000.0 * ((first + k + frac) / self.sr_in - t0))
             snrs.append(float(snr))
         med = float(np.median(delays)) if delays else 0.0
-        agree = bool(delays) and sum(abs(d - med) <= AGREE_MS for d in delays) * 2 >= BURSTS
+        close = [i for i, d in enumerate(delays) if abs(d - med) <= AGREE_MS]
+        agree = len(close) * 2 > BURSTS  # more than half of the bursts sent
+        if agree:  # the outliers (a burst smeared by a device hiccup) are reported as not found
+            delays, snrs = [delays[i] for i in close], [snrs[i] for i in close]
         return ProbeResult(delays, snrs, len(delays), agree)
 
 

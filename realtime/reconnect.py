@@ -55,6 +55,8 @@ class DeviceWatch:
 
     def _open_streams(self) -> Any: ...
 
+    def _fail(self, message: str) -> None: ...
+
     def _watchdog(self) -> None:
         # A vanished device normally ends its stream (finished callback). Some drivers
         # just stop calling back instead. Input silence alone is only a warning: capture
@@ -81,6 +83,9 @@ class DeviceWatch:
 
         reason, self._lost = self._lost, None
         opened = self._open
+        if opened is None:  # a driver of the caller's own (a file): nothing to reopen
+            self._fail(reason or "the audio driver stopped")
+            return
         names = opened.input.name, opened.output.name, opened.monitor.name if opened.monitor else None
         self._waiting_for = " / ".join(n for n in names if n)
         self._state = "reconnecting"  # before closing: closing ends the streams, which is no news now

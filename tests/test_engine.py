@@ -285,7 +285,13 @@ def test_live_update_and_errors_do_not_stop_or_crash(files, source):
 
 def test_vanished_device_becomes_an_error_event(files, source):
     engine = Engine(source, EngineSettings(f0_method="pm", context_ms=300))
-    threading.Timer(0.3, engine._on_finished).start()  # what PortAudio calls when a device dies
+    def vanish():
+        while not engine.running:  # after the voice warmed up and audio flows
+            time.sleep(0.01)
+        time.sleep(0.3)
+        engine._on_finished()  # what PortAudio calls when a device dies
+
+    threading.Thread(target=vanish).start()
     with pytest.raises(RuntimeError, match="stopped unexpectedly"):
         engine.process_file(speech_path(), realtime=True)
     kinds = [e.kind for e in engine.drain_events()]

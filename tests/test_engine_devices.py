@@ -129,3 +129,18 @@ def test_lost_output_comes_back_without_reloading_the_voice(pulse):  # noqa: F81
         engine.stop()
         ps.stop()
         ps.close()
+
+
+@pytest.mark.parametrize("error, reason", [
+    ("Error opening InputStream: Device unavailable [PaErrorCode -9985]", "busy"),
+    ("Error opening OutputStream: Invalid sample rate [PaErrorCode -9997]", "rate"),
+    ("Error opening InputStream: Invalid number of channels [PaErrorCode -9998]", "channels"),
+    ("Error opening InputStream: Permission denied", "permission"),
+])
+def test_refusals_name_the_reason_and_what_to_try(error, reason):
+    from rvclora.realtime.devices import AudioDevice
+    from rvclora.realtime.streams import refusal
+
+    dev = AudioDevice(3, "USB Mic", "ALSA", 1, 0, 48000.0, None)
+    message = str(refusal(dev, OSError(error)))
+    assert f"({reason}:" in message and "USB Mic" in message and ";" in message and "\n" not in message
