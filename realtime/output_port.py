@@ -18,10 +18,10 @@ the callback never allocates more than a period's scratch and never waits.
 
 from __future__ import annotations
 
-import numpy as np
-
 import time
 from collections.abc import Callable
+
+import numpy as np
 
 from .drift import DriftConfig, DriftCorrector
 from .resample import StreamResampler

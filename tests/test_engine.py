@@ -490,3 +490,19 @@ def test_auto_device_latency_is_safe_on_alsa_and_low_elsewhere():
     assert stream_latency("auto", "Windows WASAPI") == "low"
     assert stream_latency("auto", "Core Audio") == "low"
     assert stream_latency(0.02, "ALSA") == 0.02 and stream_latency("low", "ALSA") == "low"
+
+
+def test_models_load_and_warm_before_audio_flows(files, source):
+    """Every pitch estimator the settings can use is loaded when the engine starts, before the
+    first real block (not lazily inside the worker); a missing one is a one-line error then,
+    before any device would open."""
+    source._estimators.clear()
+    engine = Engine(source, EngineSettings(f0_method="pm", context_ms=300))
+    pipe = engine.attach(16000, threaded=False)
+    try:
+        assert pipe.blocks == 0 and "pm" in source._estimators  # auto resolves to pm here: one load
+    finally:
+        engine.stop()
+    with pytest.raises(Exception, match="rmvpe") as e:
+        Engine(source, EngineSettings(f0_method="rmvpe")).attach(16000, threaded=False)
+    assert "\n" not in str(e.value)
