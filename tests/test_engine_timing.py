@@ -178,3 +178,19 @@ def test_new_pitch_estimator_loads_in_the_background_while_audio_flows():
             break
     assert sim.pipe.proc.settings.f0_method == "rmvpe"
     assert sim.pipe.out.underflows == 0
+
+
+def test_switch_voice_between_blocks_keeps_the_output_flowing():
+    """`Engine.switch_voice`: the new voice is built and warmed outside the worker and swapped in
+    between two blocks; the output neither starves nor steps (same rates here)."""
+    from rvclora.tests.engine_sim import SlowIdentity
+
+    sim = Sim(SETTINGS, out_ppm=0, window_every_s=0.1)
+    sim.run(3.0)
+    other = SlowIdentity(sim.clock, lambda k: 0.02)
+    sim.engine.switch_voice(other)
+    other.live = True
+    sim.run(3.0)
+    assert sim.engine.source is other and other.blocks >= 40
+    assert sim.pipe.out.underflows == 0 and sim.outputs[0].steps_over == 0
+    assert any(e.kind == "voice" for e in sim.engine.drain_events())
