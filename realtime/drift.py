@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 
 MIN_BOOKS_S = 20.0
+MIN_STRETCH_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ class DriftCorrector:
         self.active = 0
 
     def _close_stretch(self) -> None:
-        if self._settled and self._read > 0:
+        # Stretches shorter than MIN_STRETCH_S (a stream that keeps starving) say more about the
+        # gaps than about the clocks: left out of the books.
+        if self._settled and self._read > MIN_STRETCH_S * self.sr:
             delta = self.level - self._base
             self._closed_num += self._net - delta
             self._closed_den += self._read + delta
