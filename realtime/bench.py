@@ -125,7 +125,7 @@ def run_bench(
     signal: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Per-block compute of the live chain (and of the naive full-window pass) as a JSON-able dict."""
-    from .engine import BlockProcessor
+    from .block_processor import BlockProcessor
 
     proc = BlockProcessor(source, settings)
     device = getattr(source, "device", torch.device("cpu"))

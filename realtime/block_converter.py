@@ -1,115 +1,29 @@
-"""Per-block voice conversion: what the engine's worker runs once per block.
+"""Voice sources: what is loaded once for a voice, and makes a converter per block shape.
 
-A converter takes one block of input (at its `input_sr`) and returns the audio the
-engine crossfades into the output. Two kinds share that interface:
-
-- `RVCBlockConverter`: RVC inference on a rolling 16 kHz window
-  `[context | crossfade | search | block]` (research/rvc-reference.md §1.2–1.4):
-  the content encoder sees the bounded window, pitch is estimated only on the new
-  tail and kept in a rolling cache, the index blend touches only non-context frames,
-  and the synthesizer runs its text encoder over the window but its flow and decoder
-  only on the last `block + crossfade + search` frames (`skip_head`, §2.5). It returns
-  those frames' audio (`uses_sola`): the engine's SOLA crossfader keeps `block` of it.
-  `naive=True` runs the whole window through every stage instead (RVC's 2023 loop
-  without `skip_head`), for the benchmark's comparison.
-- `DSPBlockConverter`: a built-in DSP voice (no model files); its output is
+- `RVCSource`: an RVC model (torch or a streaming ONNX export) with its content
+  encoder, pitch estimators, optional index and LoRA adapters; its converter is
+  `rvc_converter.RVCBlockConverter` (RVC on a rolling 16 kHz window).
+- `BuiltinSource`: a built-in DSP voice (no model files); its converter's output is
   continuous by itself, so it returns exactly one block and needs no crossfade.
 
-A voice source (`RVCSource`, `BuiltinSource`) owns what is loaded once (models,
-index, adapters) and makes converters for a given block shape.
+Both satisfy `voice_source.VoiceSource`, the only interface the engine calls.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..synth.pitch_options import resolve_f0_method
+from .rvc_converter import BlockShape, RVCBlockConverter, f0_tail_length
 from .settings import EngineSettings
-
-SR_16K = 16000
-HOP_16K = 160  # one synthesizer frame (10 ms) at 16 kHz
-F0_TAIL_EXTRA = 800  # RVC analyses block + 50 ms of pitch: the estimator needs some left context
-RMVPE_UNIT = 5120  # rmvpe tail = 5120k − 160 samples → exactly 32k mel frames (no padding seam)
-PITCH_CACHE_FRAMES = 1024
-
-
-# --------------------------------------------------------------------------- interfaces
-
-
-class BlockConverter(Protocol):
-    """One block in, audio to crossfade out. Called from the engine's worker only."""
-
-    input_sr: int
-    output_sr: int
-    uses_sola: bool  # True: returns block+crossfade+search for SOLA; False: exactly one block
-    latency_s: float  # extra delay the converter itself adds (DSP look-ahead), seconds
-
-    def convert(self, block: np.ndarray, settings: EngineSettings) -> np.ndarray: ...
-
-    def reset(self) -> None: ...
-
-    def continue_from(self, old: BlockConverter) -> None:
-        """Take over `old`'s input history where compatible (a live voice switch)."""
-        ...
-
-
-class VoiceSource(Protocol):
-    """What a user picked as a voice; makes converters for a settings' block shape."""
-
-    name: str
-
-    def make_converter(self, settings: EngineSettings) -> BlockConverter: ...
-
-
-@dataclass(frozen=True)
-class BlockShape:
-    """A settings' lengths in 16 kHz samples (each a multiple of 160)."""
-
-    block: int
-    crossfade: int
-    search: int
-    context: int
-
-    @classmethod
-    def from_settings(cls, s: EngineSettings) -> BlockShape:
-        per_ms = SR_16K // 1000
-        return cls(s.block_ms * per_ms, s.crossfade_ms * per_ms, s.search_ms * per_ms, s.context_ms * per_ms)
-
-    @property
-    def window(self) -> int:
-        return self.context + self.crossfade + self.search + self.block
-
-    @property
-    def frames(self) -> int:
-        return self.window // HOP_16K
-
-    @property
-    def skip_head(self) -> int:
-        """Context frames: the synthesizer's attention sees them, flow and decoder skip them."""
-        return self.context // HOP_16K
-
-    @property
-    def return_length(self) -> int:
-        """Frames the decoder produces: block + crossfade + search."""
-        return (self.block + self.crossfade + self.search) // HOP_16K
-
-
-def f0_tail_length(block16: int, method: str) -> int:
-    """Samples of the window's tail the pitch estimator sees (RVC: block + 50 ms; rmvpe: 5120k − 160)."""
-    n = block16 + F0_TAIL_EXTRA
-    if method == "rmvpe":
-        n = math.ceil((n + HOP_16K) / RMVPE_UNIT) * RMVPE_UNIT - HOP_16K
-    return n
-
+from .voice_source import BlockConverter, VoiceSource
 
 # --------------------------------------------------------------------------- RVC models
 
@@ -148,7 +62,7 @@ class RVCSource:
         """Refuse settings this voice cannot honour (one-line ValueError)."""
         if self.backend == "onnx" and settings.formant:
             raise ValueError("formant shift needs the torch backend (ONNX exports have no return_length2 input)")
-        if settings.speaker >= getattr(self, "n_speakers", settings.speaker + 1):
+        if settings.speaker >= self.n_speakers:
             raise ValueError(f"speaker {settings.speaker}: this voice has speakers 0–{self.n_speakers - 1}")
 
     def resolve_f0_method(self, method: str) -> str:
@@ -164,6 +78,20 @@ class RVCSource:
                 method, rmvpe_path=self.rmvpe_path, device=self.device, dtype=self.dtype
             )
         return self._estimators[method]
+
+    def prepare(self, settings: EngineSettings) -> None:
+        """Load the chosen and the `auto` pitch estimators now, not in the worker's first block."""
+        if self.f0:
+            for method in {settings.f0_method, "auto"}:
+                self.estimator(method)
+
+    def prepared(self, settings: EngineSettings) -> bool:
+        return not self.f0 or self.resolve_f0_method(settings.f0_method) in self._estimators
+
+    def load_adapters(
+        self, specs: Sequence[tuple[str | os.PathLike, float]], *, force: bool = False
+    ) -> list[tuple[Any, float]]:
+        return load_checked_adapters(self, specs, force=force)
 
     def apply_adapters(self, adapters: Sequence[tuple[Any, float]]) -> None:
         """Hot-swap / re-weight LoRA adapters (already checked). Call between blocks."""
@@ -284,163 +212,6 @@ def load_checked_adapters(
     return loaded
 
 
-# --------------------------------------------------------------------------- RVC per block
-
-
-class RVCBlockConverter:
-    """RVC on a rolling 16 kHz window; see the module docstring."""
-
-    input_sr = SR_16K
-    uses_sola = True
-    latency_s = 0.0
-
-    def __init__(self, source: RVCSource, shape: BlockShape, *, naive: bool = False) -> None:
-        from .pitch_cache import PitchCache
-
-        self.source = source
-        self.shape = shape
-        self.naive = naive
-        self.output_sr = source.sr
-        self.hop = source.sr // 100  # output samples per synthesizer frame
-        dev = source.device
-        # Two window buffers, swapped each block: shifting into the other one needs no
-        # allocation and no overlapping in-place copy.
-        self._windows = [torch.zeros(shape.window, device=dev, dtype=torch.float32) for _ in range(2)]
-        self._current = 0
-        self._cache = PitchCache(PITCH_CACHE_FRAMES)
-        self._lengths = torch.tensor([shape.frames], device=dev)
-        self._sid_value = -1
-        self._sid = torch.zeros(1, dtype=torch.long, device=dev)
-
-    @property
-    def window(self) -> torch.Tensor:
-        return self._windows[self._current]
-
-    def reset(self) -> None:
-        for w in self._windows:
-            w.zero_()
-        self._cache.reset()
-
-    def continue_from(self, old: BlockConverter) -> None:
-        """Carry on from another voice's converter: its input window and pitch cache hold
-        the recent audio and its pitch, which do not depend on the voice."""
-        if isinstance(old, RVCBlockConverter) and old.shape == self.shape and old.window.device == self.window.device:
-            self._windows, self._current, self._cache = old._windows, old._current, old._cache
-
-    @torch.inference_mode()
-    def convert(self, block: np.ndarray, settings: EngineSettings) -> np.ndarray:
-        """16 kHz block (`shape.block` samples) → `return_length` frames of audio at the voice's rate."""
-        shape = self.shape
-        if block.shape[0] != shape.block:
-            raise ValueError(f"block has {block.shape[0]} samples, expected {shape.block}")
-        src, dst = self._windows[self._current], self._windows[1 - self._current]
-        dst[: -shape.block].copy_(src[shape.block :])
-        dst[-shape.block :].copy_(torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32)))
-        self._current = 1 - self._current
-        window = dst
-
-        if settings.speaker != self._sid_value:
-            self._sid.fill_(settings.speaker)
-            self._sid_value = settings.speaker
-        feats = self._content(window, settings)
-        pitch = pitchf = None
-        factor = 2.0 ** (settings.formant / 12.0)
-        rl = shape.return_length
-        if self.naive:
-            n_res = math.ceil(shape.frames * factor) if settings.formant else None
-        else:
-            n_res = math.ceil(rl * factor) if settings.formant else None
-        if self.source.f0:
-            pitch, pitchf = self._pitch(window, settings)
-            if n_res is not None:
-                # The decoder stretches its source to n_res frames (lowering its pitch by
-                # the factor) and the output is squeezed back below; pre-scale to cancel.
-                pitchf = pitchf * (n_res / (shape.frames if self.naive else rl))
-
-        synth_dtype = self.source.dtype
-        kwargs: dict[str, Any] = dict(noise_scale=settings.noise_scale, return_length2=n_res)
-        if not self.naive:
-            kwargs.update(skip_head=shape.skip_head, return_length=rl)
-        audio = self.source.synth.infer(
-            feats.to(synth_dtype),
-            self._lengths,
-            pitch,
-            pitchf.to(synth_dtype) if pitchf is not None else None,
-            self._sid,
-            **kwargs,
-        )
-        out = audio[0, 0].float().cpu().numpy()
-        if n_res is not None:
-            # Back to the nominal length: this squeeze is what moves the formants.
-            n_frames = shape.frames if self.naive else rl
-            out = _resample_to(out, n_frames * self.hop)
-        if self.naive:
-            out = out[-rl * self.hop :]
-        return out
-
-    # -- stages ----------------------------------------------------------------------------
-
-    def _content(self, window: torch.Tensor, settings: EngineSettings) -> torch.Tensor:
-        shape = self.shape
-        feats = self.source.encoder(window.unsqueeze(0).to(self.source.dtype))  # [1, F50, C]
-        # The encoder yields about N/320 − 1 frames: repeat the last one so ×2 covers the window.
-        feats = torch.cat([feats, feats[:, -1:]], dim=1)
-        index = self.source.index
-        if index is not None and settings.index_rate > 0:
-            # Only the frames the decoder will hear are worth a search (RVC: skip_head // 2 on).
-            start = 0 if self.naive else shape.skip_head // 2
-            part = feats[0, start:].float().cpu().numpy()
-            blended = index.search_blend(part, settings.index_rate)
-            feats = feats.clone()
-            feats[0, start:] = torch.from_numpy(blended).to(feats.device, feats.dtype)
-        feats = F.interpolate(feats.transpose(1, 2), scale_factor=2.0, mode="nearest").transpose(1, 2)
-        feats = feats[:, : shape.frames]
-        if feats.shape[1] < shape.frames:  # very short windows: pad by repeating the last frame
-            feats = torch.cat([feats, feats[:, -1:].expand(-1, shape.frames - feats.shape[1], -1)], dim=1)
-        return feats
-
-    def _pitch(self, window: torch.Tensor, settings: EngineSettings) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..synth.pitch import f0_to_coarse_torch, shift_f0
-
-        shape = self.shape
-        method = self.source.resolve_f0_method(settings.f0_method)
-        estimator = self.source.estimator(method)
-        semitones = settings.pitch - settings.formant
-        if self.naive:
-            f0 = estimator(window.cpu().numpy())[: shape.frames]
-            f0 = np.pad(f0, (0, max(0, shape.frames - len(f0))))
-        else:
-            n = min(f0_tail_length(shape.block, method), shape.window)
-            f0_tail = self._estimate(estimator, method, window[-n:])
-            # Frame i of the tail sits on window frame (window − n)/160 + i; the cache keeps
-            # frames [3:-1] (edges have no context) at its end, aligned with the window's end.
-            self._cache.push(shift_f0(f0_tail, semitones), shape.block // HOP_16K)
-            f0 = self._cache.latest(shape.frames)
-        if self.naive:
-            f0 = shift_f0(f0, semitones)
-        pitchf = torch.as_tensor(np.asarray(f0, dtype=np.float32), device=self.source.device).unsqueeze(0)
-        return f0_to_coarse_torch(pitchf), pitchf
-
-    def _estimate(self, estimator: Any, method: str, tail: torch.Tensor) -> np.ndarray:
-        model = getattr(estimator, "model", None)
-        if method == "rmvpe" and model is not None and hasattr(model, "infer"):
-            # Stay on the device: RMVPE takes a tensor; only the f0 frames come back.
-            return model.infer(tail, getattr(estimator, "threshold", 0.03)).cpu().numpy().astype(np.float64)
-        return np.asarray(estimator(tail.cpu().numpy()), dtype=np.float64)
-
-
-def _resample_to(audio: np.ndarray, n_out: int) -> np.ndarray:
-    """Band-limited resampling of a whole block to exactly `n_out` samples."""
-    import soxr
-
-    if len(audio) == n_out:
-        return audio
-    out = soxr.resample(audio, len(audio), n_out, quality="HQ")
-    if len(out) != n_out:
-        out = np.pad(out, (0, max(0, n_out - len(out))))[:n_out]
-    return out.astype(np.float32, copy=False)
-
-
 # --------------------------------------------------------------------------- built-in voices
 
 
@@ -460,6 +231,23 @@ class BuiltinSource:
 
     def check_settings(self, settings: EngineSettings) -> None:
         pass
+
+    def prepare(self, settings: EngineSettings) -> None:
+        pass  # nothing to load
+
+    def prepared(self, settings: EngineSettings) -> bool:
+        return True
+
+    def load_adapters(
+        self, specs: Sequence[tuple[str | os.PathLike, float]], *, force: bool = False
+    ) -> list[tuple[Any, float]]:
+        if specs:
+            raise ValueError(f"built-in voice {self.voice_name!r} takes no adapters; pick an RVC voice for LoRA adapters")
+        return []
+
+    def apply_adapters(self, adapters: Sequence[tuple[Any, float]]) -> None:
+        if adapters:
+            raise ValueError(f"built-in voice {self.voice_name!r} takes no adapters")
 
 
 class DSPBlockConverter:
@@ -493,3 +281,7 @@ class DSPBlockConverter:
 
     def continue_from(self, old: BlockConverter) -> None:
         pass  # a DSP voice's few ms of history refill within its first block
+
+
+__all__ = ["BlockConverter", "BlockShape", "BuiltinSource", "DSPBlockConverter", "RVCSource", "VoiceSource",
+           "f0_tail_length", "load_checked_adapters", "load_rvc_source"]

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from .latency_cli import add_latency_command, latency_arg
 from .settings import F0_METHODS, EngineSettings
 
 _D = EngineSettings()
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_run(sub)
     _add_devices(sub)
     _add_bench(sub)
-    _add_latency(sub)
+    add_latency_command(sub)
     _add_virtual_mic(sub)
 
 
@@ -157,18 +158,6 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def _latency_arg(text: str) -> str | float:
-    if text in ("auto", "low", "high"):
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"--latency {text!r}: use auto, low, high or a number of seconds") from None
-    if not 0 < value < 2:
-        raise ValueError(f"--latency {text}: must be between 0 and 2 seconds")
-    return value
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from .engine import Engine, EngineDevices
 
@@ -201,7 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"per {st.block_ms:.0f} ms block, {st.overruns} over budget{limiter_note(limited)}"
         )
         return 0
-    devices = EngineDevices(args.input, args.output, args.monitor, args.samplerate, _latency_arg(args.latency))
+    devices = EngineDevices(args.input, args.output, args.monitor, args.samplerate, latency_arg(args.latency))
     engine = Engine(source, settings, devices)
     engine.start()
     t_end = time.monotonic() + args.duration if args.duration else None
@@ -213,14 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if ev.kind == "error":
                     failed = ev.message
                 print(f"[{ev.kind}] {ev.message}", file=sys.stderr)
-            st = engine.stats
-            print(
-                f"latency ~{st.latency_ms:.0f} ms (algorithmic {st.algorithmic_latency_ms:.0f}) | "
-                f"load {100 * st.load:.0f}% (p95 {st.compute_ms_p95:.0f} ms / {st.block_ms:.0f} ms) | "
-                f"overruns {st.overruns} underflows {st.underflows} xruns {st.input_xruns + st.output_xruns} | "
-                f"in {st.input_level_db:.0f} dB out {st.output_level_db:.0f} dB",
-                file=sys.stderr, flush=True,
-            )
+            print(run_line(engine.stats), file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         print("stopping…", file=sys.stderr)
     finally:
@@ -231,6 +213,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failed:
         raise OSError(failed)
     return 0
+
+
+def run_line(st) -> str:
+    """The once-a-second status line of `rvclora run`."""
+    measured = f", measured {st.measured_latency_ms:.0f}" if st.measured_latency_ms == st.measured_latency_ms else ""
+    state = "" if st.state == "running" else f"{st.state.upper()} {st.waiting_for} | "
+    return (
+        f"{state}latency ~{st.latency_ms:.0f} ms{measured} (algorithmic {st.algorithmic_latency_ms:.0f}) | "
+        f"load {100 * st.load:.0f}% (p95 {st.compute_ms_p95:.0f} ms / {st.block_ms:.0f} ms) | "
+        f"overruns {st.overruns} underflows {st.underflows} skipped {st.skipped_input} trimmed {st.trimmed_output} "
+        f"xruns {st.input_xruns + st.output_xruns} | drift {st.drift_ppm:+.0f} ppm | "
+        f"in {st.input_level_db:.0f} dB out {st.output_level_db:.0f} dB"
+    )
 
 
 # --------------------------------------------------------------------------- devices
@@ -314,35 +309,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- latency
-
-
-def _add_latency(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "latency",
-        help="measure true end-to-end latency through devices",
-        description="Play a click into OUTPUT, find it in what INPUT records, and print the round-trip delay. "
-        "Loop the output back to the input (a cable, or a virtual sink and its monitor) first.",
-    )
-    p.add_argument("--input", "-i", help="device that hears the click (default: system default input)")
-    p.add_argument("--output", "-o", help="device that plays the click (default: system default output)")
-    p.add_argument("--samplerate", type=int, default=48000, help="rate for both streams (default 48000)")
-    p.add_argument("--tries", type=int, default=3, help="clicks to play; the median is reported (default 3)")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_latency)
-
-
-def cmd_latency(args: argparse.Namespace) -> int:
-    from .latency import measure_latency
-
-    if args.tries < 1:
-        raise ValueError("--tries must be at least 1")
-    result = measure_latency(args.input, args.output, sr=args.samplerate, tries=args.tries)
-    if args.json:
-        print(json.dumps({"ms": result.ms, "tries": list(result.tries)}))
-    else:
-        tries = ", ".join(f"{t:.1f}" for t in result.tries)
-        print(f"end-to-end latency {result.ms:.1f} ms (tries: {tries})")
-    return 0
 
 
 # --------------------------------------------------------------------------- virtual mic

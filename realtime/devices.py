@@ -82,6 +82,7 @@ class PulseNode:
     driver: str          # e.g. module-null-sink.c, module-remap-source.c
     monitor_of: str | None
     virtual: str | None
+    rate: int = 0  # the node's own sample rate (0 = unknown)
 
 
 def _pactl(*args: str, timeout: float = 5.0) -> str | None:
@@ -128,10 +129,12 @@ def pulse_virtual_sources() -> list[PulseNode]:
             if monitor_of in ("n/a", ""):
                 monitor_of = None
             virtual = virtual_kind(name) or virtual_kind(desc)
+            m = re.search(r"(\d+)\s*Hz", f.get("Sample Specification", ""))
+            rate = int(m.group(1)) if m else 0
             if "null-sink" in driver:
                 null_sinks.add(name)
                 virtual = virtual or "PulseAudio null sink"
-            nodes.append(PulseNode(kind, name, desc, driver, monitor_of, virtual))
+            nodes.append(PulseNode(kind, name, desc, driver, monitor_of, virtual, rate))
     flagged = []
     for n in nodes:
         v = n.virtual
@@ -139,7 +142,7 @@ def pulse_virtual_sources() -> list[PulseNode]:
             v = "PulseAudio null sink"
         if v is None and "remap-source" in n.driver:
             v = "PulseAudio remapped source"
-        flagged.append(PulseNode(n.kind, n.name, n.description, n.driver, n.monitor_of, v))
+        flagged.append(PulseNode(n.kind, n.name, n.description, n.driver, n.monitor_of, v, n.rate))
     return flagged
 
 
@@ -207,7 +210,10 @@ def list_devices(include_pulse: bool = True) -> list[AudioDevice]:
                     hostapi=PULSE_HOSTAPI,
                     max_input_channels=0 if is_out else pulse.max_input_channels,
                     max_output_channels=pulse.max_output_channels if is_out else 0,
-                    default_samplerate=pulse.default_samplerate, virtual=node.virtual, pulse=node.name,
+                    # The node's own rate: a stream at another rate makes Pulse resample, and
+                    # capture through ALSA's pulse plugin then starves.
+                    default_samplerate=float(node.rate or pulse.default_samplerate), virtual=node.virtual,
+                    pulse=node.name,
                 ))
     return devices
 

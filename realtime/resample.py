@@ -58,12 +58,23 @@ class StreamResampler:
             # latency budget must count (the bursts included, not just the filter).
             self.delay = _worst_holdback(self.sr_in, self.sr_out, self.channels, quality)
 
+    fed = 0  # input samples so far
+    produced = 0  # output samples so far
+
+    @property
+    def holdback_s(self) -> float:
+        """Seconds of input held back right now (what a latency estimate must add)."""
+        return max(0.0, self.fed / self.sr_in - self.produced / self.sr_out)
+
     def process(self, block: np.ndarray) -> np.ndarray:
         """Resample the next block; returns however many samples soxr releases (may be 0)."""
         x = np.ascontiguousarray(block, dtype=np.float32)
         if self.identity:
             return x
-        return self._rs.resample_chunk(x)
+        y = self._rs.resample_chunk(x)
+        self.fed += len(x)
+        self.produced += len(y)
+        return y
 
     def flush(self) -> np.ndarray:
         """Release the held-back tail at the end of a stream (file mode)."""
@@ -75,3 +86,4 @@ class StreamResampler:
     def reset(self) -> None:
         if self._rs is not None:
             self._rs.clear()
+        self.fed = self.produced = 0

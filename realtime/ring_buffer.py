@@ -107,6 +107,13 @@ class RingBuffer:
             self.underflows += n - k
         return k
 
+    def discard(self, n: int) -> int:
+        """Drop the oldest ``n`` frames (consumer side); returns how many were dropped."""
+        with self._lock:
+            k = min(int(n), self._written - self._read)
+            self._read += k
+        return k
+
     def clear(self) -> None:
         """Drop everything buffered (counters of dropped frames are kept).
 

@@ -118,6 +118,6 @@ def _check_frames(name: str, value: int, lo: int, hi: int, hint: str = "") -> No
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(EngineSettings))
 # Buffer sizes depend on these: the worker rebuilds its buffers between two blocks.
-RESHAPE_FIELDS = frozenset({"block_ms", "crossfade_ms", "search_ms", "context_ms", "buffer_ms"})
+RESHAPE_FIELDS = frozenset({"block_ms", "crossfade_ms", "search_ms", "context_ms"})
 # Read afresh at every block: no rebuild, no seam.
 LIVE_FIELDS = FIELDS - RESHAPE_FIELDS

@@ -202,7 +202,19 @@ class _FlakySource:
     def check_settings(self, settings):
         pass
 
-    def make_converter(self, settings):
+    def prepare(self, settings):
+        pass
+
+    def prepared(self, settings):
+        return True
+
+    def load_adapters(self, specs, *, force=False):
+        return []
+
+    def apply_adapters(self, adapters):
+        pass
+
+    def make_converter(self, settings, *, naive=False):
         outer = self
 
         class Conv:
@@ -232,7 +244,8 @@ def test_nan_never_reaches_the_output(files):
     sf.write(wav, np.full(16000, 0.1, np.float32), 16000)
     out = engine.process_file(wav)
     assert np.isfinite(out).all()
-    assert engine.stats.nonfinite_blocks == engine.stats.blocks // 3
+    # Every third call is NaN; warm-up calls shift the phase by a block or two.
+    assert abs(engine.stats.nonfinite_blocks - engine.stats.blocks / 3) <= 1
 
 
 def test_overruns_are_counted_and_the_stream_keeps_going(files):
@@ -253,6 +266,8 @@ def test_live_update_and_errors_do_not_stop_or_crash(files, source):
     assert engine.settings.pitch == 0
 
     def tweak():
+        while not engine.running:  # models load and warm up before the stream starts
+            time.sleep(0.01)
         time.sleep(0.4)
         engine.update(pitch=7, threshold_db=-50)  # live
         time.sleep(0.4)
@@ -270,7 +285,13 @@ def test_live_update_and_errors_do_not_stop_or_crash(files, source):
 
 def test_vanished_device_becomes_an_error_event(files, source):
     engine = Engine(source, EngineSettings(f0_method="pm", context_ms=300))
-    threading.Timer(0.3, engine._on_stream_finished).start()  # what PortAudio calls when a device dies
+    def vanish():
+        while not engine.running:  # after the voice warmed up and audio flows
+            time.sleep(0.01)
+        time.sleep(0.3)
+        engine._on_finished()  # what PortAudio calls when a device dies
+
+    threading.Thread(target=vanish).start()
     with pytest.raises(RuntimeError, match="stopped unexpectedly"):
         engine.process_file(speech_path(), realtime=True)
     kinds = [e.kind for e in engine.drain_events()]
@@ -279,7 +300,7 @@ def test_vanished_device_becomes_an_error_event(files, source):
 
 def test_worker_exception_is_an_error_event_not_a_crash(files):
     class Broken(_FlakySource):
-        def make_converter(self, settings):
+        def make_converter(self, settings, *, naive=False):
             conv = super().make_converter(settings)
             conv.convert = lambda block, s: (_ for _ in ()).throw(RuntimeError("model exploded"))
             return conv
@@ -313,6 +334,8 @@ def test_adapters_hot_swap_between_blocks(files, source, no_random_noise):
     np.testing.assert_array_equal(back, plain)  # removing adapters restores the voice bit for bit
 
     def swap():
+        while not engine.running:
+            time.sleep(0.01)
         time.sleep(0.3)
         engine.set_adapters([(path, 0.5)])
 
@@ -467,3 +490,19 @@ def test_auto_device_latency_is_safe_on_alsa_and_low_elsewhere():
     assert stream_latency("auto", "Windows WASAPI") == "low"
     assert stream_latency("auto", "Core Audio") == "low"
     assert stream_latency(0.02, "ALSA") == 0.02 and stream_latency("low", "ALSA") == "low"
+
+
+def test_models_load_and_warm_before_audio_flows(files, source):
+    """Every pitch estimator the settings can use is loaded when the engine starts, before the
+    first real block (not lazily inside the worker); a missing one is a one-line error then,
+    before any device would open."""
+    source._estimators.clear()
+    engine = Engine(source, EngineSettings(f0_method="pm", context_ms=300))
+    pipe = engine.attach(16000, threaded=False)
+    try:
+        assert pipe.blocks == 0 and "pm" in source._estimators  # auto resolves to pm here: one load
+    finally:
+        engine.stop()
+    with pytest.raises(Exception, match="rmvpe") as e:
+        Engine(source, EngineSettings(f0_method="rmvpe")).attach(16000, threaded=False)
+    assert "\n" not in str(e.value)

@@ -1,0 +1,147 @@
+"""The per-block chain: gate → input gain → convert → SOLA → loudness → output gain → finite check.
+
+No threads, no devices: the engine's worker and the benchmark both drive it.
+`warm_up` runs every path the settings can switch to (gate closed and open, formant,
+index, rms-mix) before the first real block, so no path pays its first-call cost
+(allocations, kernel selection, lazy imports) while audio flows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .gate import NoiseGate
+from .loudness import rms_mix
+from .settings import EngineSettings
+from .sola import SolaConfig, SolaCrossfader
+from .voice_source import BlockConverter, VoiceSource
+
+
+def db(x: np.ndarray) -> float:
+    """RMS level in dB (−120 for silence or nothing)."""
+    if x.size == 0:
+        return -120.0
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    return max(20.0 * float(np.log10(rms + 1e-12)), -120.0)
+
+
+def gain(db: float) -> float:
+    return float(10.0 ** (db / 20.0))
+
+
+def warmup_variants(source: VoiceSource, settings: EngineSettings) -> list[EngineSettings]:
+    """`settings` plus each switchable path live changes can take without a rebuild."""
+    variants = [settings]
+    for change in (dict(threshold_db=-20.0), dict(threshold_db=-60.0), dict(rms_mix_rate=0.5),
+                   dict(index_rate=0.5), dict(formant=1.0), dict(passthrough=False, pitch=2.0)):
+        try:
+            v = settings.replace(**change)
+            source.check_settings(v)
+        except ValueError:  # a path this voice cannot take (e.g. formant on ONNX): nothing to warm
+            continue
+        variants.append(v)
+    return variants
+
+
+class BlockProcessor:
+    """gate → input gain → convert → SOLA → loudness → output gain → finite check, one block at a time.
+
+    No threads, no devices: the engine's worker and the benchmark both drive it.
+    `process` takes `block_in` samples at `input_sr` and returns `block_out` at `output_sr`.
+    """
+
+    def __init__(self, source: VoiceSource, settings: EngineSettings, *, naive: bool = False) -> None:
+        self.source = source
+        self.naive = naive
+        self.nonfinite = 0
+        self.configure(settings)
+
+    def configure(self, settings: EngineSettings) -> None:
+        """(Re)build buffers for `settings`' block shape."""
+        self.converter: BlockConverter = self.source.make_converter(settings, naive=self.naive)
+        self.settings = settings
+        c = self.converter
+        self.input_sr, self.output_sr = c.input_sr, c.output_sr
+        self.block_in = settings.block_ms * c.input_sr // 1000
+        self.block_out = settings.block_ms * c.output_sr // 1000
+        cf = settings.crossfade_ms * c.output_sr // 1000
+        search = settings.search_ms * c.output_sr // 1000
+        self._sola = SolaCrossfader(SolaConfig(crossfade=cf, search=search)) if c.uses_sola else None
+        # The input span that matches the converter's output (block + crossfade + search), for rms_mix.
+        tail = (settings.block_ms + settings.crossfade_ms + settings.search_ms) * c.input_sr // 1000
+        self._history = np.zeros(max(tail, self.block_in), dtype=np.float32)
+        self._block = np.zeros(self.block_in, dtype=np.float32)
+        self._out = np.zeros(self.block_out, dtype=np.float32)
+        # Always present: it keeps its 30 ms of history even while off, so turning it on live has context.
+        self._gate = NoiseGate(settings.threshold_db, c.input_sr // 100)
+
+    def update(self, settings: EngineSettings) -> None:
+        """Take new settings; rebuilds only when the block shape changes."""
+        if self.settings.reshapes(settings):
+            self.configure(settings)
+        else:
+            self.settings = settings
+            self._gate.threshold_db = float(settings.threshold_db)
+
+    def continue_from(self, old: BlockProcessor) -> None:
+        """Take over a previous voice's stream state where the rates match (a live voice switch):
+        the SOLA tail crossfades the seam; the gate, rms-mix and converter keep their input history."""
+        if old.input_sr == self.input_sr and len(old._history) == len(self._history):
+            self._history, self._gate = old._history, old._gate
+        if self._sola is not None and old._sola is not None and old.output_sr == self.output_sr:
+            if old._sola.config == self._sola.config:
+                self._sola = old._sola
+        self.converter.continue_from(old.converter)
+
+    @property
+    def algorithmic_latency_ms(self) -> float:
+        s = self.settings
+        ms = s.block_ms + (s.crossfade_ms + s.search_ms if self.converter.uses_sola else 0)
+        return ms + 1000.0 * self.converter.latency_s
+
+    def reset(self) -> None:
+        self.converter.reset()
+        if self._sola is not None:
+            self._sola.reset()
+        self._history[:] = 0.0
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        s = self.settings
+        x = self._block
+        np.copyto(x, block)
+        if not np.isfinite(x).all():  # a broken driver or file: never feed NaN to a model
+            np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        if s.input_gain_db:
+            x *= gain(s.input_gain_db)
+        self._gate.apply(x)
+        n = len(x)
+        h = self._history
+        h[: len(h) - n] = h[n:]  # numpy copes with the overlap
+        h[len(h) - n :] = x
+        out = self.converter.convert(x, s)
+        if s.rms_mix_rate < 1.0:
+            # Input and output cover the same span (block + crossfade + search) at their own rates.
+            span = len(h) if self.converter.uses_sola else n
+            out = rms_mix(h[len(h) - span :], out, s.rms_mix_rate, self.output_sr // 100)
+        if self._sola is not None:
+            out = self._sola.process(out, self.block_out, out=self._out)
+        if s.output_gain_db:
+            out = out * gain(s.output_gain_db)
+        if not np.isfinite(out).all():
+            self.nonfinite += 1
+            if self._sola is not None:
+                self._sola.reset()  # its saved tail may hold the NaNs too
+            return np.zeros(self.block_out, dtype=np.float32)
+        return np.asarray(out, dtype=np.float32)[: self.block_out]
+
+    def warm_up(self, blocks_per_path: int = 2) -> None:
+        """Run low noise through every path (see `warmup_variants`), then reset the state."""
+        rng = np.random.default_rng(0)
+        settings = self.settings
+        for variant in warmup_variants(self.source, settings):
+            self.update(variant)
+            for _ in range(blocks_per_path):
+                self.process((0.05 * rng.standard_normal(self.block_in)).astype(np.float32))
+        self.update(settings)
+        self.nonfinite = 0
+        self.reset()

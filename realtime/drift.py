@@ -1,0 +1,144 @@
+"""Clock-drift correction for an output that runs on another clock than the input.
+
+Two sound cards never run at exactly the same rate: an output clock 100 ppm faster
+than the input's drains its ring by ~5 samples a second at 48 kHz, so over half an
+hour the delay would creep by ~180 ms and then click. The corrector watches the
+ring's fill level, smoothed (the worker writes whole blocks, the device reads small
+periods: the raw level is a sawtooth), against a target taken as the average level
+over a settling window once the stream runs (the phase between the two clocks is
+unknowable in advance, so the target is measured, not computed). When the smoothed
+level leaves the target by more than `start` it asks the output port to drop (too
+full) or repeat (too empty) single samples until it is back within `stop`
+(hysteresis: no hunting around the target). The port does the edit at the flattest
+point of the period, where it is inaudible.
+
+Hand-written because no maintained library does adaptive drop/repeat on a live
+ring; the arithmetic is a few lines and is tested against simulated clocks.
+
+The clock ratio follows from the books: of `read` samples taken from the ring the
+device played `read + net` (net = repeats − drops) while the ring's level moved by
+`Δ`; input-clock samples written were `read + Δ`, so the output clock runs
+`(net − Δ) / (read + Δ)` faster than the input's. Stretches broken by underflows or
+trims are closed and summed separately, so a gap does not distort the estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+MIN_BOOKS_S = 20.0
+MIN_STRETCH_S = 10.0
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    settle_skip_s: float = 0.5  # after (re)priming: ignore this long (start-up transients)
+    settle_s: float = 1.5  # then average the level over this long: that is the target
+    smooth_s: float = 0.5  # time constant of the smoothed level
+    start_frac: float = 0.125  # start correcting beyond this share of a block (or a quarter of the margin)
+    stop_frac: float = 0.25  # stop within this share of the start distance
+    spacing_s: float = 0.005  # at most one dropped/repeated sample per this long of output
+
+
+class DriftCorrector:
+    """Follows one output ring's fill level; tells the port how many samples to drop (+) or repeat (−)."""
+
+    def __init__(self, sr: int, block: int, margin: int = 0, config: DriftConfig = DriftConfig()) -> None:
+        self.sr = int(sr)
+        self.block = max(int(block), 1)
+        self.margin = int(margin)  # the safety margin: a drift larger than it underflows, so act well before
+        self.config = config
+        self.target: float | None = None  # settled fill level (samples)
+        self.level = 0.0  # smoothed fill level
+        self.active = 0  # +1 dropping, −1 repeating, 0 idle
+        self.enabled = True  # False: one clock (a duplex stream): only watch and report
+        self.corrections = 0  # samples dropped + repeated, all told
+        # Clock books: closed stretches plus the open one.
+        self._closed_num = 0.0
+        self._closed_den = 0.0
+        self._net = 0
+        self._read = 0
+        self._base = 0.0
+        self._settled = False
+        self.restart()
+
+    def restart(self) -> None:
+        """The stream (re)primed after a gap: settle again, keep the target and the books."""
+        self._close_stretch()
+        self._elapsed = 0
+        self._sum = 0.0
+        self._count = 0
+        self._settled = False
+        self.active = 0
+
+    def _close_stretch(self) -> None:
+        # Stretches shorter than MIN_STRETCH_S (a stream that keeps starving) say more about the
+        # gaps than about the clocks: left out of the books.
+        if self._settled and self._read > MIN_STRETCH_S * self.sr:
+            delta = self.level - self._base
+            self._closed_num += self._net - delta
+            self._closed_den += self._read + delta
+        self._net = 0
+        self._read = 0
+
+    @property
+    def ppm(self) -> float:
+        """Output clock relative to the input's, parts per million (+ = output faster); 0 until
+        MIN_BOOKS_S of settled playback (before that the level's jitter outweighs the drift)."""
+        num, den = self._closed_num, self._closed_den
+        if self._settled and self._read > 0:
+            delta = self.level - self._base
+            num += self._net - delta
+            den += self._read + delta
+        return 1e6 * num / den if den > MIN_BOOKS_S * self.sr else 0.0
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    def shift(self, samples: int) -> None:
+        """The port removed (−) or inserted (+) samples on purpose (a trim): not drift."""
+        self.level += samples
+        self._base += samples
+
+    def plan(self, fill: float, frames: int) -> int:
+        """Before a device period of `frames`: samples to drop (> 0) or repeat (< 0) in it."""
+        c = self.config
+        self._elapsed += frames
+        skip = c.settle_skip_s * self.sr
+        if not self._settled:
+            if self._elapsed > skip:
+                self._sum += fill * frames
+                self._count += frames
+            if self._elapsed >= skip + c.settle_s * self.sr and self._count:
+                mean = self._sum / self._count
+                self.level = mean
+                self._base = mean
+                if self.target is None:
+                    self.target = mean
+                self._settled = True
+            return 0
+        a = min(frames / (c.smooth_s * self.sr), 1.0)
+        self.level += a * (fill - self.level)
+        err = self.level - self.target
+        start = c.start_frac * self.block
+        if self.margin > 0:
+            start = min(start, 0.25 * self.margin)
+        start = max(start, 2.0)
+        if not self.enabled:
+            return 0
+        if self.active == 0 and abs(err) > start:
+            self.active = 1 if err > 0 else -1
+        elif self.active and (abs(err) < c.stop_frac * start or err * self.active < 0):
+            self.active = 0
+        if not self.active:
+            return 0
+        return self.active * max(1, int(frames / (c.spacing_s * self.sr)))
+
+    def done(self, read: int, net: int) -> None:
+        """After the period: `read` samples came from the ring, `net` = repeats − drops."""
+        if self._settled:
+            self._read += read
+            self._net += net
+            self.corrections += abs(net)

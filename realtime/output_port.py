@@ -1,0 +1,262 @@
+"""One output of the engine (the main output or the monitor): ring, resamplers, margin,
+drift corrector and the primed/starved state, behind two calls.
+
+- The worker calls `emit(audio)` with converted audio at the model's rate (or
+  `emit_input(audio)` with input-rate audio in passthrough); the port resamples to
+  its device's rate and appends to its ring. After a starvation it first writes the
+  safety margin of silence again, so one late block costs one gap, not a crackle.
+- The device callback calls `read(out)`: silent until the first block and its
+  margin are in; then it plays the ring through the drift corrector (single samples
+  dropped or repeated at the flattest point of the period); a ring that runs dry
+  fades out over a few milliseconds and fades back in when it is primed again; a
+  backlog far above the settled level (the device stalled) is cut back with a short
+  crossfade, never a hard cut.
+
+The worker touches only the writing side and the `starved` flag the callback sets;
+the callback never allocates more than a period's scratch and never waits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .drift import DriftConfig, DriftCorrector
+from .resample import StreamResampler
+from .ring_buffer import RingBuffer
+
+FADE = 64  # samples of fade on underflow, re-priming and trims
+_TRIM_AFTER = 3  # periods in a row above the trim level before cutting
+
+
+def _ramp(n: int) -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
+
+
+def flattest(x: np.ndarray, count: int, drop: bool) -> np.ndarray:
+    """`count` indices, one per equal share of `x`, where dropping (or repeating) a sample changes least.
+
+    Dropping x[i] makes the step x[i+1] − x[i−1]; repeating x[i] makes x[i+1] − x[i] twice
+    no larger than before: pick where that step is smallest, ties to the quietest sample."""
+    n = len(x)
+    count = min(count, (n - 2) // 2)
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    step = np.abs(x[2:] - x[:-2]) if drop else np.abs(x[2:] - x[1:-1])
+    cost = step + 1e-3 * np.abs(x[1:-1])
+    edges = np.linspace(0, len(cost), count + 1).astype(np.int64)
+    return np.array([1 + a + int(np.argmin(cost[a:b])) for a, b in zip(edges[:-1], edges[1:]) if b > a], dtype=np.int64)
+
+
+class OutputPort:
+    """Ring → drift corrector → device, for one output device at `sr` (see module docstring)."""
+
+    def __init__(self, sr: int, *, model_sr: int, input_sr: int, margin: int, block: int,
+                 drift: DriftConfig = DriftConfig(), name: str = "output",
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.sr = int(sr)
+        self.clock = clock
+        self._write_t = clock()
+        self._write_n = 0
+        self.name = name
+        self.ring = RingBuffer(4 * self.sr)
+        self.margin = int(margin)
+        self.block = int(block)
+        self.drift = DriftCorrector(self.sr, self.block, self.margin, drift)
+        self.from_model = StreamResampler(model_sr, self.sr)
+        self.from_input = StreamResampler(input_sr, self.sr)
+        self.primed = False
+        self.starved = True  # the worker owes the margin before its next write
+        self.underflows = 0
+        self.trimmed = 0  # samples cut from backlogs
+        self.played = 0
+        self.xruns = 0  # device-reported output underflows
+        self._fade_in = False
+        self._above = 0
+        self._pending_trim = 0
+        self._ramp = _ramp(FADE)
+        self._buf = np.zeros(self.sr, dtype=np.float32)
+        self.period = 0  # largest device period seen
+        self.backlog = 0.0  # smoothed fill just before each write (samples): the queue a new block joins
+
+    # -- worker side -----------------------------------------------------------------------
+
+    def emit(self, audio: np.ndarray) -> None:
+        self._write(self.from_model.process(audio))
+
+    def emit_input(self, audio: np.ndarray) -> None:
+        self._write(self.from_input.process(audio))
+
+    def _write(self, audio: np.ndarray) -> None:
+        if self.starved:
+            self.starved = False
+            # At least one device period: else, as the clocks' phases slide, some period
+            # finds the ring a few samples short just before a block arrives.
+            self.ring.write(np.zeros(max(self.margin, self.period), dtype=np.float32))
+        elif self.primed:
+            self.backlog += 0.1 * (self.ring.available - self.backlog)
+        self.ring.write(audio)
+        if len(audio):
+            self._write_n = len(audio)
+            self._write_t = self.clock()
+
+    def level(self) -> float:
+        """The fill level as if the writer delivered continuously: the ring's content plus what
+        the input has produced since the last write (at most that write's size). Unlike the
+        raw level, which jumps by whole blocks, this does not depend on where the device's
+        periods fall relative to the worker's blocks, so the drift corrector does not chase
+        that phase."""
+        since = self.sr * (self.clock() - self._write_t)
+        return self.available + min(max(since, 0.0), float(self._write_n))
+
+    def set_margin(self, margin: int) -> None:
+        """A new safety margin (worker side): the difference is inserted as faded silence or trimmed."""
+        diff = int(margin) - self.margin
+        self.margin = int(margin)
+        self.drift.margin = max(self.margin, self.period)
+        if diff > 0 and self.primed:
+            self._insert_silence = diff
+        elif diff < 0:
+            self._pending_trim += -diff
+        if self.drift.target is not None:
+            self.drift.target += diff
+
+    _insert_silence = 0
+
+    @property
+    def holdback_s(self) -> float:
+        """Seconds the resamplers hold back now (the model-rate one; the other is idle)."""
+        return self.from_model.holdback_s
+
+    # -- callback side ---------------------------------------------------------------------
+
+    _front = np.zeros(0, np.float32)  # a trim's crossfade, played before the ring
+
+    @property
+    def available(self) -> int:
+        return self.ring.available + len(self._front)
+
+    def _take(self, out: np.ndarray) -> int:
+        """Read from the trim's crossfade first, then the ring; zero-fill what is missing."""
+        f = len(self._front)
+        if f == 0:
+            return self.ring.read_into(out)
+        k = min(f, len(out))
+        out[:k] = self._front[:k]
+        self._front = self._front[k:]
+        return k + (self.ring.read_into(out[k:]) if k < len(out) else 0)
+
+    def read(self, out: np.ndarray) -> None:
+        """Fill `out` (1-D, one device period) for the device."""
+        n = len(out)
+        ring = self.ring
+        if n > self.period:
+            self.period = n
+            self.drift.margin = max(self.margin, n)
+        if not self.primed:
+            if ring.available < n or self.starved:
+                out.fill(0.0)
+                return
+            self.primed = True
+            self._fade_in = True
+            self.drift.restart()
+        if self._insert_silence:
+            self._play_gap(out)
+            return
+        self._check_backlog(n)
+        k = self.drift.plan(self.level(), n)
+        if n < FADE:  # a tiny period (some drivers' odd callbacks): no edit in it
+            k = 0
+        take = n + k
+        if self.available < take:
+            self._underflow(out)
+            return
+        buf = self._buf[:take] if take <= len(self._buf) else np.zeros(take, np.float32)
+        self._take(buf)
+        if k > 0:
+            out[:] = np.delete(buf, flattest(buf, k, drop=True))
+        elif k < 0:
+            idx = flattest(buf, -k, drop=False)
+            out[:] = np.insert(buf, idx + 1, buf[idx])
+        else:
+            out[:] = buf
+        self.drift.done(take, -k)
+        self._finish(out)
+
+    def _finish(self, out: np.ndarray) -> None:
+        if self._fade_in:
+            m = min(FADE, len(out))
+            out[:m] *= self._ramp[:m]
+            self._fade_in = False
+        self.played += len(out)
+
+    def _underflow(self, out: np.ndarray) -> None:
+        """The ring ran dry: play what is left fading out, then silence until primed again."""
+        got = self._take(out)
+        m = min(FADE, got)
+        if m:
+            out[got - m : got] *= self._ramp[::-1][FADE - m :]
+        out[got:] = 0.0
+        self.underflows += 1
+        self.drift.done(got, 0)
+        self.primed = False
+        self.starved = True
+
+    def _play_gap(self, out: np.ndarray) -> None:
+        """A larger margin: fade out, exactly the owed silence, fade back in (perhaps next period)."""
+        n = len(out)
+        m = min(FADE, n)
+        got = self._take(out[:m])
+        out[:got] *= self._ramp[::-1][FADE - m : FADE - m + got]
+        out[got:m] = 0.0
+        z = min(self._insert_silence, n - m)
+        out[m : m + z] = 0.0
+        self._insert_silence -= z
+        self.drift.shift(z)  # the ring keeps z more samples than it would have: margin, not drift
+        rest = out[m + z :]
+        if len(rest):
+            k = self._take(rest)
+            r = min(FADE, k)
+            rest[:r] *= self._ramp[FADE - r :] if r < FADE else self._ramp
+            rest[k:] = 0.0
+        else:
+            self._fade_in = True
+        self.played += n
+
+    def _check_backlog(self, n: int) -> None:
+        """Cut a backlog far above the settled level back to it, crossfading across the cut."""
+        target = self.drift.target
+        if target is None or not self.drift.settled:
+            self._above = 0
+        elif self.available > target + 1.5 * self.block + n:
+            self._above += 1
+        else:
+            self._above = 0
+        excess = self._pending_trim
+        if self._above >= _TRIM_AFTER:
+            excess += int(self.available - target - self.block // 2)
+            self._above = 0
+        if excess <= 0:
+            return
+        excess = min(excess, self.ring.available - 2 * FADE - n)
+        self._pending_trim = 0
+        if excess <= 0:
+            return
+        head = np.zeros(FADE, np.float32)
+        tail = np.zeros(FADE, np.float32)
+        # Read FADE samples, skip `excess`, and fold the next FADE in over them: no step at the cut.
+        self._take(head)
+        skip = self._buf[: min(excess, len(self._buf))]
+        left = excess
+        while left > 0:
+            got = self.ring.read_into(skip[: min(left, len(skip))])
+            left -= got
+            if got == 0:
+                break
+        self.ring.read_into(tail)
+        # The crossfaded piece plays before the ring's content (only the worker writes the ring).
+        self._front = head * self._ramp[::-1] + tail * self._ramp
+        self.trimmed += excess
+        self.drift.shift(-excess)

@@ -1,0 +1,156 @@
+"""Opening the engine's device streams: one duplex stream where the clocks allow, named refusals.
+
+When the input and the main output sit on the same host API at the same rate they
+open as ONE duplex stream: one callback, one clock, no drift between them. Otherwise
+(and always for the monitor) each output is its own stream and its `OutputPort`'s
+drift corrector keeps the delay where it settled.
+
+A device that refuses to open gets a one-line reason and what to try (busy, rate,
+channels, permission, missing) instead of PortAudio's error code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sounddevice as sd
+
+from .devices import AudioDevice, DeviceError, find_device, pulse_device_env, pulse_env, temporary_env
+
+
+@dataclass(frozen=True)
+class EngineDevices:
+    """Which devices the engine opens. Specs are what `devices.find_device` accepts
+    (an index, a name or part of one, or None for the system default)."""
+
+    input: int | str | None = None
+    output: int | str | None = None
+    monitor: int | str | None = None  # a second output to hear yourself; None = none
+    samplerate: int | None = None  # force one rate on every stream; None = each device's own
+    latency: str | float = "auto"  # PortAudio's suggested latency: "auto", "low", "high" or seconds
+    duplex: bool = True  # one duplex stream when input and output share host API and rate
+
+
+def stream_latency(latency: str | float, hostapi: str) -> str | float:
+    """`auto`: "high" on ALSA (incl. PulseAudio/PipeWire through it), "low" elsewhere.
+
+    Through ALSA's pulse plugin, "low" (≈9 ms) starves capture whenever Pulse resamples
+    (measured on the test server: a 48 kHz stream from a 44.1 kHz monitor got 2 % of its
+    frames); "high" (≈21–35 ms there) was bit-exact and stable. WASAPI, Core Audio and
+    ASIO run fine at "low"."""
+    if latency != "auto":
+        return latency
+    return "high" if "ALSA" in hostapi else "low"
+
+
+_REASONS = (
+    (("busy", "unavailable", "resource"), "busy",
+     "another program may hold it exclusively: close it, or pick another device"),
+    (("sample rate", "samplerate"), "rate", "try --samplerate with the device's own rate (see `rvclora devices`)"),
+    (("channel",), "channels", "the device has no mono/stereo channel of that kind: pick another device"),
+    (("permission", "access", "denied"), "permission",
+     "this user may not open audio devices: check the 'audio' group or the system's privacy settings"),
+    (("no such", "not found", "invalid device", "no device"), "missing",
+     "it is not connected: plug it in, or run `rvclora devices`"),
+)
+
+
+def refusal(dev: AudioDevice, error: Exception) -> DeviceError:
+    """A one-line DeviceError naming why `dev` refused to open and what to try."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    low = text.lower()
+    for words, reason, hint in _REASONS:
+        if any(w in low for w in words):
+            return DeviceError(f"cannot open {dev.name!r} ({reason}: {text}); {hint}")
+    return DeviceError(f"cannot open {dev.name!r}: {text}; run `rvclora devices` and pick another device")
+
+
+@dataclass
+class OpenStreams:
+    streams: list[Any]
+    input: AudioDevice
+    output: AudioDevice
+    monitor: AudioDevice | None
+    sr_in: int
+    sr_out: int
+    sr_mon: int
+    duplex: bool
+
+    @property
+    def device_ms(self) -> float:
+        """The devices' own buffering (input + main output), as PortAudio reports it."""
+        first = self.streams[0]
+        if self.duplex:
+            lat_in, lat_out = first.latency
+            return 1000.0 * (lat_in + lat_out)
+        return 1000.0 * (first.latency + self.streams[1].latency)
+
+    def start(self) -> None:
+        for s in self.streams:
+            s.start()
+
+    def close(self) -> None:
+        for s in self.streams:
+            try:
+                s.stop()
+                s.close()
+            except Exception:  # a vanished device may refuse to close; it is gone either way
+                pass
+        self.streams = []
+
+
+def resolve(devices: EngineDevices) -> tuple[AudioDevice, AudioDevice, AudioDevice | None]:
+    inp = find_device(devices.input, "input")
+    out = find_device(devices.output, "output")
+    mon = find_device(devices.monitor, "output") if devices.monitor is not None else None
+    return inp, out, mon
+
+
+def open_streams(
+    devices: EngineDevices,
+    *,
+    on_input: Callable[..., None],
+    on_output: Callable[..., None],
+    on_duplex: Callable[..., None],
+    on_monitor: Callable[..., None],
+    on_finished: Callable[[], None],
+) -> OpenStreams:
+    """Open (not start) the streams for `devices`; raises DeviceError with the reason."""
+    inp, out, mon = resolve(devices)
+    d = devices
+    sr_in = int(d.samplerate or inp.default_samplerate)
+    sr_out = int(d.samplerate or out.default_samplerate)
+    sr_mon = int(d.samplerate or mon.default_samplerate) if mon is not None else 0
+    duplex = d.duplex and inp.hostapi == out.hostapi and sr_in == sr_out
+    streams: list[Any] = []
+    current = inp
+    try:
+        if duplex:
+            current = out
+            # Pulse sinks/sources are reached through ALSA "pulse": libpulse reads both
+            # targets from the environment while the stream opens.
+            with temporary_env(pulse_device_env(sink=out.pulse, source=inp.pulse)):
+                streams.append(sd.Stream(device=(inp.index, out.index), samplerate=sr_in, channels=1, dtype="float32",
+                                         latency=stream_latency(d.latency, out.hostapi), callback=on_duplex,
+                                         finished_callback=on_finished))
+        else:
+            plan = [(sd.InputStream, inp, "input", sr_in, on_input), (sd.OutputStream, out, "output", sr_out, on_output)]
+            for cls, dev, kind, sr, callback in plan:
+                current = dev
+                with pulse_env(dev, kind):
+                    streams.append(cls(device=dev.index, samplerate=sr, channels=1, dtype="float32",
+                                       latency=stream_latency(d.latency, dev.hostapi), callback=callback,
+                                       finished_callback=on_finished))
+        if mon is not None:
+            current = mon
+            with pulse_env(mon, "output"):
+                streams.append(sd.OutputStream(device=mon.index, samplerate=sr_mon, channels=1, dtype="float32",
+                                               latency=stream_latency(d.latency, mon.hostapi), callback=on_monitor,
+                                               finished_callback=on_finished))
+    except (sd.PortAudioError, ValueError) as e:
+        for s in streams:
+            s.close()
+        raise refusal(current, e) from None
+    return OpenStreams(streams, inp, out, mon, sr_in, sr_out, sr_mon, duplex)
