@@ -100,6 +100,7 @@ class Engine(DeviceWatch):
             self._proc = proc
             self.pipeline = Pipeline(proc, sr_in=opened.sr_in, sr_out=opened.sr_out, sr_mon=opened.sr_mon,
                                      drift=self.drift_config)
+            self.pipeline.between_blocks = self._apply_commands
             self._open = opened
             self._launch(threaded=True)
             opened.start()
@@ -121,6 +122,7 @@ class Engine(DeviceWatch):
             self._proc = proc
             self.pipeline = Pipeline(proc, sr_in=sr_in, sr_out=sr_out or proc.output_sr, sr_mon=sr_mon,
                                      drift=self.drift_config, clock=clock)
+            self.pipeline.between_blocks = self._apply_commands
             self._launch(threaded=threaded)
             return self.pipeline
 

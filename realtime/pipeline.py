@@ -55,6 +55,7 @@ class Pipeline:
         self.out = self._port(self.sr_out, "output")
         self.mon = self._port(self.sr_mon, "monitor") if self.sr_mon else None
         self.tap: BlockTap | None = None
+        self.between_blocks: Callable[[], None] | None = None  # the engine's command queue, between two blocks
         self.skip_stale = True  # False for drivers that feed faster than real time (files)
         self.blocks = 0
         self.timed = 0
@@ -139,12 +140,12 @@ class Pipeline:
             return True
         self.stage.write(self.to_conv.process(chunk))
         self._skip_stale()
-        proc = self.proc
-        block = self._block
-        while self.stage.available >= proc.block_in:
-            self.stage.read_into(block)
-            self._convert(block)
+        while self.stage.available >= self.proc.block_in:
+            self.stage.read_into(self._block)
+            self._convert(self._block)
             self._skip_stale()
+            if self.between_blocks is not None:
+                self.between_blocks()  # commands (a voice, settings) land between two blocks, even in a long run
         return True
 
     def _skip_stale(self) -> None:

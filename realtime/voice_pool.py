@@ -180,13 +180,6 @@ def load_voice(spec: VoiceSpec, pool: VoicePool | None = None) -> Any:
     return (pool or VoicePool()).source(spec)
 
 
-def warm(source: Any, settings: EngineSettings) -> None:
-    """Run one silent block so first-call costs (lazy estimators, kernel set-up) are paid here."""
-    converter = source.make_converter(settings)
-    n = settings.block_ms * converter.input_sr // 1000
-    converter.convert(np.zeros(n, dtype=np.float32), settings)
-
-
 class VoiceSwitcher:
     """Switches a running engine's voice; see the module docstring for the two kinds.
 
@@ -216,7 +209,7 @@ class VoiceSwitcher:
             adapters = self._checked(current, spec.adapters, spec.force)
             self._start(engine, spec.label, lambda: self._adapted(current, adapters, spec.label, key))
             return "adapters"
-        self._start(engine, spec.label, lambda: self._loaded(spec, engine.settings))
+        self._start(engine, spec.label, lambda: self._loaded(spec))
         return "loading"
 
     def set_adapters(self, engine: Any, adapters: Sequence[tuple[str, float]], force: bool = False) -> None:
@@ -246,10 +239,8 @@ class VoiceSwitcher:
         self.pool.adopt(key, new)
         return new
 
-    def _loaded(self, spec: VoiceSpec, settings: EngineSettings) -> Any:
-        source = self.pool.source(spec)
-        warm(source, settings)
-        return source
+    def _loaded(self, spec: VoiceSpec) -> Any:
+        return self.pool.source(spec)  # the engine's switch_voice prepares and warms it, off the worker
 
     def _start(self, engine: Any, label: str, make: Callable[[], Any]) -> None:
         with self._lock:
@@ -278,4 +269,4 @@ class VoiceSwitcher:
                 engine.switch_voice(source)
 
 
-__all__ = ["PoolConfig", "VoicePool", "VoiceSpec", "VoiceSwitcher", "file_digest", "load_voice", "warm"]
+__all__ = ["PoolConfig", "VoicePool", "VoiceSpec", "VoiceSwitcher", "file_digest", "load_voice"]

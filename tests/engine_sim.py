@@ -93,6 +93,8 @@ class SlowIdentity:
 
             def reset(self): pass
 
+            def continue_from(self, old): pass
+
         return Conv()
 
 
