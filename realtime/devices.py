@@ -146,6 +146,17 @@ def pulse_virtual_sources() -> list[PulseNode]:
     return flagged
 
 
+def pulse_names() -> set[str] | None:
+    """Names of the Pulse/PipeWire sinks and sources now (monitors included); None without a server."""
+    names: set[str] = set()
+    for kind in ("sinks", "sources"):
+        out = _pactl("list", "short", kind, timeout=3.0)
+        if out is None:
+            return None
+        names.update(line.split("\t")[1] for line in out.splitlines() if line.count("\t") >= 1)
+    return names
+
+
 def pulse_device_env(sink: str | None = None, source: str | None = None) -> dict[str, str]:
     """Environment that points the ALSA "pulse"/"default" device at a given sink/source."""
     env = {}

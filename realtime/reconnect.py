@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -51,7 +52,24 @@ class DeviceWatch:
     _state: str
     _waiting_for: str
 
+    _pulse_checked = 0.0
+
     def _post(self, kind: str, message: str) -> None: ...
+
+    def _check_pulse(self, opened: Any) -> None:
+        """Pulse moves a stream whose sink or source vanished to the default one, so the stream
+        never ends: ask the server whether our targets still exist (a thread: pactl takes ms)."""
+        from .devices import pulse_names
+
+        wanted = [d for d in (opened.input, opened.output, opened.monitor) if d is not None and d.pulse]
+        if not wanted:
+            return
+        names = pulse_names()
+        if names is None:  # no answer: say nothing
+            return
+        gone = [d.name for d in wanted if d.pulse not in names]
+        if gone and self._open is opened and self._state == "running":
+            self._lost = f"{', '.join(gone)} vanished"
 
     def _open_streams(self) -> Any: ...
 
@@ -66,6 +84,9 @@ class DeviceWatch:
         if self._open is None or self.pipeline is None or self.pipeline.out.played == 0:
             return  # not before audio flowed once: Pulse may take ~2 s to start a stream
         now = time.monotonic()
+        if now - self._pulse_checked > RETRY_S:
+            self._pulse_checked = now
+            threading.Thread(target=self._check_pulse, args=(self._open,), daemon=True).start()
         limit = max(WATCHDOG_S, 4 * self._settings.block_ms / 1000)
         quiet_in = now - self.pipeline.last_input
         quiet_out = now - self._last_output
