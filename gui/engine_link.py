@@ -14,6 +14,8 @@ them on its worker pool, never on the UI thread. `update`, `stats` and
 
 from __future__ import annotations
 
+import math
+
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -147,6 +149,11 @@ class EngineStats:
     latency_ms: float = 0.0  # the engine's end-to-end estimate, device buffers included
     input_db: float | None = None
     output_db: float | None = None
+    skipped_ms: float = 0.0  # input skipped because conversion fell behind (heard as a jump)
+    trimmed_ms: float = 0.0  # output backlog cut (faded) to bring the delay back
+    drift_ppm: float = 0.0  # output clock against the input's, as the drift corrector estimates it
+    measured_latency_ms: float | None = None  # the last "Measure delay" result, when valid
+    waiting_for: str = ""  # a lost device the engine waits for (reconnecting)
 
 
 @dataclass(frozen=True)
@@ -254,6 +261,14 @@ class EngineLink:
         if engine is not None:
             engine.set_adapters([(str(p), float(w)) for p, w in adapters], force=force)
 
+    def measure_latency(self) -> Any:
+        """Time probe bursts through the running engine's own path (≈3 s; off the UI thread).
+        The output must reach the input (a loopback or the virtual microphone's monitor)."""
+        engine = self._engine
+        if engine is None:
+            raise ValueError("start the voice first: the delay is measured through the running engine")
+        return engine.measure_latency()
+
     @property
     def engine_pid(self) -> int | None:
         """The engine process's id while one exists (None for in-process engines)."""
@@ -276,6 +291,11 @@ class EngineLink:
             latency_ms=float(raw.latency_ms),
             input_db=float(raw.input_level_db),
             output_db=float(raw.output_level_db),
+            skipped_ms=1000.0 * raw.skipped_input / max(raw.input_sr, 1),
+            trimmed_ms=1000.0 * raw.trimmed_output / max(raw.output_sr, 1),
+            drift_ppm=float(raw.drift_ppm),
+            measured_latency_ms=None if math.isnan(raw.measured_latency_ms) else float(raw.measured_latency_ms),
+            waiting_for=raw.waiting_for if raw.state == "reconnecting" else "",
         )
 
     def drain_messages(self) -> list[EngineMessage]:

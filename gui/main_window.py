@@ -228,6 +228,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self.devices.create_virtual_mic_requested.connect(self.create_virtual_mic)
         self.start_button.clicked.connect(self.toggle_engine)
         self.transport.apply_block_requested.connect(self.apply_suggested_block)
+        self.transport.measure_requested.connect(self.measure_delay)
         self.asset_bar.download_requested.connect(self.download_assets)
         self.asset_bar.cancel_requested.connect(self.cancel_download)
         self.workers.busy_changed.connect(lambda n: self.busy.setVisible(n > 0))

@@ -22,6 +22,7 @@ DELAY_TIP = (
 
 class TransportBar(QFrame):
     apply_block_requested = Signal(int)  # the overload notice's "Use N ms blocks"
+    measure_requested = Signal()  # "Measure delay"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,10 +57,18 @@ class TransportBar(QFrame):
         )
         self.delay_label = QLabel()
         self.delay_label.setToolTip(DELAY_TIP)
+        self.measure_button = QPushButton("Measure delay")
+        self.measure_button.setToolTip(
+            "Play short probe bursts through the running voice's own path and time their return "
+            "(about 3 s). Needs the output to reach the input, e.g. the virtual microphone's monitor."
+        )
+        self.measure_button.setEnabled(False)
+        self.measure_button.clicked.connect(self.measure_requested)
         readout = QVBoxLayout()
         readout.setSpacing(0)
         for label in (self.compute_label, self.overrun_label, self.delay_label):
             readout.addWidget(label)
+        readout.addWidget(self.measure_button)
 
         # The notice when the voice is too heavy: says so plainly and offers the fix.
         self.overload_text = QLabel()
@@ -102,16 +111,27 @@ class TransportBar(QFrame):
             self.compute_label.setText(f"Compute: \u2014 of {block_ms} ms")
             self.overrun_label.setText("Overruns: \u2014")
             self.delay_label.setText(f"Delay: {idle_delay_ms} ms")
+            self.measure_button.setEnabled(False)
             return
+        self.measure_button.setEnabled(not stats.waiting_for)
         self.in_meter.set_level(stats.input_db)
         self.out_meter.set_level(stats.output_db)
         self.compute_label.setText(
             f"Compute: {stats.compute_p50_ms:.1f} of {stats.budget_ms:.0f} ms (p95 {stats.compute_p95_ms:.1f})"
         )
-        self.overrun_label.setText(f"Overruns: {stats.overruns}  \u00b7  Glitches: {stats.glitches}")
-        if delay_valid:
+        lost = f"  \u00b7  Skipped {stats.skipped_ms:.0f} ms" if stats.skipped_ms >= 1 else ""
+        lost += f"  \u00b7  Trimmed {stats.trimmed_ms:.0f} ms" if stats.trimmed_ms >= 1 else ""
+        self.overrun_label.setText(f"Overruns: {stats.overruns}  \u00b7  Glitches: {stats.glitches}{lost}")
+        self.overrun_label.setToolTip(
+            f"Output clock {stats.drift_ppm:+.0f} ppm against the input's, corrected sample by sample at quiet points. "
+            "Skipped: input dropped because conversion fell behind; trimmed: output backlog cut with a fade."
+        )
+        if stats.waiting_for:
+            self.delay_label.setText(f"Waiting for {stats.waiting_for}\u2026")
+        elif delay_valid:
+            measured = "" if stats.measured_latency_ms is None else f", measured {stats.measured_latency_ms:.0f} ms"
             self.delay_label.setText(
-                f"Delay: {stats.algorithmic_latency_ms:.0f} ms conversion, \u2248{stats.latency_ms:.0f} ms in all"
+                f"Delay: {stats.algorithmic_latency_ms:.0f} ms conversion, \u2248{stats.latency_ms:.0f} ms in all{measured}"
             )
         else:
             self.delay_label.setText(f"Delay: not achievable ({stats.algorithmic_latency_ms:.0f} ms only if it kept up)")

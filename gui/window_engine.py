@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import fields
+from typing import Any
 
 from . import engine_link
 from .asset_jobs import needed_to_start, start_refusal
@@ -165,6 +166,23 @@ class EngineActions:
         keeps_up = self.overload.current is None
         self.transport.show_stats(stats, self.settings.block_ms, self.settings.algorithmic_latency_ms, delay_valid=keeps_up)
         self._show_latency(None if stats is None else stats.algorithmic_latency_ms)
+
+    def measure_delay(self) -> None:
+        """Time probe bursts through the running engine (the result also shows in the readout)."""
+        self.transport.measure_button.setEnabled(False)
+        self.show_message("Measuring the delay (about 3 s)\u2026", topic=ENGINE)
+
+        def done(result: Any) -> None:
+            self.transport.measure_button.setEnabled(self._engine_state == EngineState.RUNNING)
+            if result.valid:
+                self.show_message(f"Delay {result.summary()}", topic=ENGINE)
+            else:
+                self.show_error(
+                    f"{result.summary()}; the output must reach the input (e.g. record the virtual microphone)",
+                    topic=ENGINE,
+                )
+
+        self.workers.submit(self.link.measure_latency, on_done=done, on_failed=lambda m: self.show_error(m, topic=ENGINE))
 
     def apply_suggested_block(self, block_ms: int) -> None:
         """The overload notice's one-click fix: move the block slider (which applies it live)."""

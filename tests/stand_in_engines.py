@@ -60,5 +60,6 @@ class SlowEngine:
             blocks=blocks, block_ms=self.settings.block_ms, compute_ms_last=compute, compute_ms_p50=compute,
             compute_ms_p95=compute, overruns=late, input_xruns=0, output_xruns=0, underflows=0,
             algorithmic_latency_ms=self.settings.algorithmic_latency_ms, latency_ms=self.settings.algorithmic_latency_ms + 40.0,
-            input_level_db=-20.0, output_level_db=-14.0,
+            input_level_db=-20.0, output_level_db=-14.0, skipped_input=0, trimmed_output=0, drift_ppm=0.0,
+            measured_latency_ms=float("nan"), state="running", waiting_for="", input_sr=48000, output_sr=48000,
         )

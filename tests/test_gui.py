@@ -29,6 +29,7 @@ from rvclora.gui.voice_choice import VoiceChoice
 from rvclora.realtime.settings import EngineSettings
 from rvclora.synth.home import Home
 from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
+from rvclora.realtime.engine_types import LatencyMeasurement
 from rvclora.tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
 
 WARN = "\u26a0"
@@ -72,8 +73,16 @@ class FakeEngine:
             blocks=5, block_ms=self.settings.block_ms, compute_ms_last=12.0, compute_ms_p50=11.0,
             compute_ms_p95=14.0, overruns=1, input_xruns=0, output_xruns=0, underflows=2,
             algorithmic_latency_ms=self.settings.algorithmic_latency_ms, latency_ms=150.0,
-            input_level_db=-20.0, output_level_db=-12.0,
+            input_level_db=-20.0, output_level_db=-12.0, skipped_input=self.skipped, trimmed_output=2400,
+            drift_ppm=-80.0, measured_latency_ms=self.measured, state=self.state, waiting_for="vsink",
+            input_sr=48000, output_sr=48000,
         )
+
+    skipped, measured, state = 0, float("nan"), "running"
+
+    def measure_latency(self):
+        self.measured = 163.0
+        return LatencyMeasurement(163.0, 150.0, 1.5, 5, 30.0, True)
 
 
 @pytest.fixture
@@ -371,6 +380,32 @@ def test_an_adapter_made_elsewhere_is_used_only_when_the_user_says_so(
     slider.sliderReleased.emit()
     qtbot.waitUntil(lambda: window.link.engine.adapters is not None, timeout=5000)
     assert window.link.engine.forced is True
+    window.stop_engine()
+    wait_state(qtbot, window, "stopped")
+
+
+def test_readout_shows_lost_audio_drift_and_the_measured_delay(qtbot, home):
+    """Skipped input and trimmed output are shown (not only counted); "Measure delay" runs the
+    engine's own probe and its result stands beside the estimate; a lost device reads as waiting."""
+    window = open_window(qtbot, home)
+    select(window, "builtin", "deep")
+    assert not window.transport.measure_button.isEnabled()  # nothing to measure while stopped
+    window.start_engine()
+    wait_state(qtbot, window, "running")
+    engine = window.link.engine
+    engine.skipped = 4800  # 100 ms at 48 kHz
+    qtbot.waitUntil(lambda: "Skipped 100 ms" in window.transport.overrun_label.text(), timeout=5000)
+    assert "Trimmed 50 ms" in window.transport.overrun_label.text()
+    assert "-80 ppm" in window.transport.overrun_label.toolTip()
+    assert "measured" not in window.transport.delay_label.text()
+    qtbot.waitUntil(window.transport.measure_button.isEnabled, timeout=5000)
+    window.transport.measure_button.click()
+    qtbot.waitUntil(lambda: "measured 163" in window.transport.delay_label.text(), timeout=5000)
+    assert "\u2248150 ms in all" in window.transport.delay_label.text()
+    assert "measured 163.0 ms" in window.status_label.text() and WARN not in window.status_label.text()
+    engine.state = "reconnecting"
+    qtbot.waitUntil(lambda: window.transport.delay_label.text() == "Waiting for vsink\u2026", timeout=5000)
+    assert not window.transport.measure_button.isEnabled()
     window.stop_engine()
     wait_state(qtbot, window, "stopped")
 
