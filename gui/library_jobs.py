@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..lora import AdapterNeedsForce
+from ..synth.errors import MissingAssetError
+from ..synth.home import Home
+from ..synth.voice_file import inspect_voice
 from ..synth.voice_library import VoiceDefaults, VoiceLibrary
+from ..synth.voice_meta import content_encoder_path
 from .voice_choice import ADAPTER_SUFFIXES, INDEX_SUFFIXES, MODEL_SUFFIXES
 from .workers import one_line
 
@@ -58,6 +62,23 @@ def sort_files(paths: list[Path]) -> SortedFiles:
         else:
             extras.append(path)
     return SortedFiles(models, extras, unsupported)
+
+
+def encoder_note(home: Home, model: Path | None) -> str:
+    """One sentence on the content encoder a voice model needs and whether it is installed
+    (reads the file: run on a worker). Empty for ONNX models and unreadable files."""
+    if model is None or model.suffix.lower() != ".pth":
+        return ""
+    try:
+        meta = inspect_voice(model).meta
+    except ValueError:
+        return ""  # Start reports a broken file in its own words
+    vocoder = f" Vocoder: {meta.vocoder}." if meta.vocoder else ""
+    try:
+        content_encoder_path(home, meta.embedder)
+    except MissingAssetError as e:
+        return f"Content encoder: {meta.embedder_name} (not installed: {e}).{vocoder}"
+    return f"Content encoder: {meta.embedder_name}.{vocoder}"
 
 
 def import_into_library(

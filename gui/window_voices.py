@@ -14,6 +14,7 @@ from ..realtime.settings import F0_METHODS
 from ..synth.voice_library import AdapterSlot, VoiceLibraryError
 from . import engine_link
 from .asset_jobs import needed_to_start, start_refusal
+from .library_jobs import encoder_note
 from .panel_model import ASSETS, ENGINE, LIBRARY, SETTINGS, VOICE
 from .voice_choice import VoiceChoice
 from .voice_list import display_name
@@ -92,10 +93,17 @@ class VoiceActions:
             d = self.entry.defaults
             pitch, formant, index_rate, f0 = d.pitch, d.formant, d.index_rate, d.f0_method
             has_index = self.entry.index is not None
-            self.voice_note.setText(
-                "Settings here are saved with the voice."
-                + ("" if has_index else " Voice detail needs an .index file: drop one on the window to add it.")
+            note = "Settings here are saved with the voice." + (
+                "" if has_index else " Voice detail needs an .index file: drop one on the window to add it."
             )
+            self.voice_note.setText(note)
+            entry = self.entry
+
+            def show_encoder(text: str) -> None:
+                if text and self.entry is not None and self.entry.name == entry.name:
+                    self.voice_note.setText(f"{note} {text}")
+
+            self.workers.submit(encoder_note, self.home, entry.runnable_model, on_done=show_encoder)
             self.adapters.set_adapters(self.entry.adapters)
         for slider, value in ((self.pitch, pitch), (self.formant, formant), (self.index_rate, index_rate)):
             slider.set_value(value)

@@ -410,6 +410,17 @@ def test_readout_shows_lost_audio_drift_and_the_measured_delay(qtbot, home):
     wait_state(qtbot, window, "stopped")
 
 
+def test_a_voice_shows_the_content_encoder_it_needs(qtbot, home, tmp_path):
+    """An Applio voice names its content encoder: the panel says which, and that it is missing."""
+    from rvclora.tests.test_voice_meta import applio_voice
+
+    VoiceLibrary(home).create(applio_voice(tmp_path / "Spinny.pth", embedder="spin"))
+    window = open_window(qtbot, home)
+    select(window, "library", "Spinny")
+    qtbot.waitUntil(lambda: "Content encoder: spin (not installed" in window.voice_note.text(), timeout=10000)
+    assert str(home.assets) in window.voice_note.text()
+
+
 def test_extras_without_a_voice_say_what_to_do(qtbot, home, voice_files):
     window = open_window(qtbot, home)
     select(window, "builtin", "high")
