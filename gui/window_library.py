@@ -76,11 +76,16 @@ class LibraryActions:
     def _use_unverified(self, unverified: list[tuple[Path, str]]) -> bool:
         """Ask before attaching adapters whose base cannot be checked (made by another tool)."""
         names = ", ".join(p.name for p, _ in unverified)
-        answer = QMessageBox.question(
-            self,
+        return self._confirm(
             "Adapter for an unknown base",
             f"{names} cannot be checked against this voice's base (it was made by another tool, or for another "
             "copy of the base). Its shapes fit. Use it anyway?",
+        )
+
+    def _confirm(self, title: str, text: str) -> bool:
+        """Yes/Cancel, Cancel the default: nothing the user made is changed without a Yes."""
+        answer = QMessageBox.question(
+            self, title, text,
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )
@@ -113,15 +118,11 @@ class LibraryActions:
         self.show_message(f"Renamed \u201c{name}\u201d to \u201c{entry.name}\u201d", topic=LIBRARY)
 
     def remove_voice(self, name: str) -> None:
-        answer = QMessageBox.question(
-            self,
+        if not self._confirm(
             "Remove voice",
             f"Remove the voice \u201c{name}\u201d and delete its files from rvclora's library?\n\n"
             "The files you originally imported are not touched.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        if answer != QMessageBox.StandardButton.Yes:
+        ):
             return
         removing_current = self.entry is not None and self.entry.name == name
         if removing_current:

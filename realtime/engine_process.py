@@ -307,8 +307,8 @@ class EngineProcess:
             )
             self._reader.start()
 
-    def _send(self, name: str, *args: Any) -> int:
-        cid = next(self._ids)
+    def _send(self, name: str, *args: Any, cid: int | None = None) -> int:
+        cid = next(self._ids) if cid is None else cid
         with self._lock:
             if self._commands is None:
                 raise EngineProcessError("the engine process is not running; press Start")
@@ -323,13 +323,7 @@ class EngineProcess:
         cid = next(self._ids)
         self._waiting[cid] = slot
         try:
-            with self._lock:
-                if self._commands is None:
-                    raise EngineProcessError("the engine process is not running; press Start")
-                try:
-                    self._commands.send((cid, name, args))
-                except (OSError, EOFError, BrokenPipeError):
-                    raise EngineProcessError("the engine process has stopped; press Start") from None
+            self._send(name, *args, cid=cid)
             if not slot[0].wait(timeout):
                 raise EngineProcessError(f"the engine process did not answer {name!r} within {timeout:.0f} s")
         finally:
