@@ -80,11 +80,12 @@ def hub_env(monkeypatch, tmp_path):
 
 def test_start_needing_a_missing_file_fails_at_once_pointing_at_the_download_button(qtbot, home, voice_files, monkeypatch):
     loads = []
-    monkeypatch.setattr(engine_link, "load_voice_source", lambda choice, entry: loads.append(choice) or ("source", choice.key))
+    monkeypatch.setattr(engine_link, "load_voice", lambda spec: loads.append(spec) or ("source", spec.name))
     VoiceLibrary(home).create(voice_files.voice, defaults=VoiceDefaults(f0_method="auto"))
     window = open_window(qtbot, home)
     assert window.asset_bar.isVisibleTo(window) and "371 MB" in window.asset_bar.text.text()  # the true size
     select(window, "library", "Alto")
+    qtbot.waitUntil(lambda: window.workers.busy == 0, timeout=10000)  # the voice note's file read
     window.start_engine()
     assert window.engine_state == "stopped" and loads == [] and window.workers.busy == 0  # at once, nothing loaded
     status = window.status_label.text()
