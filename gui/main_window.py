@@ -308,7 +308,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
             )
         elif measured_ms is not None:
             # The running engine knows best (built-in voices skip the crossfade but add look-ahead).
-            self.latency_label.setText(f"Delay from conversion: <b>{measured_ms:.0f} ms</b> (measured by the running engine)")
+            self.latency_label.setText(f"Delay from conversion: <b>{measured_ms:.0f} ms</b> (as the running voice reports it)")
         else:
             self.latency_label.setText(
                 f"Delay from conversion: <b>{s.algorithmic_latency_ms} ms</b> "
