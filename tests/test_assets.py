@@ -117,9 +117,8 @@ def make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def hub() -> Iterator[FakeHub]:
-    files = {asset.repo_path: f"{asset.name} weights ".encode() * (50 + i) for i, asset in enumerate(ASSETS)}
+def serve_hub(files: dict[str, bytes]) -> Iterator[FakeHub]:
+    """A FakeHub serving `files` on 127.0.0.1 (its `url` set) until the generator is closed."""
     fake = FakeHub(files)
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(fake))
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -129,6 +128,11 @@ def hub() -> Iterator[FakeHub]:
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHub]:
+    yield from serve_hub({asset.repo_path: f"{asset.name} weights ".encode() * (50 + i) for i, asset in enumerate(ASSETS)})
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from rvclora.gui.meters import FLOOR_DB
 from rvclora.synth.assets import RMVPE, HUBERT
 from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
 from rvclora.tests.stand_in_engines import SlowEngine
-from rvclora.tests.test_assets import FakeHub, make_handler
+from rvclora.tests.test_assets import serve_hub
 from rvclora.tests.test_gui import WARN, _drop, open_window, select, voice_files, wait_state  # noqa: F401
 from rvclora.tests.test_gui import home as home  # noqa: F401 - the fixture
 
@@ -56,19 +56,7 @@ def test_voice_too_heavy_says_so_offers_a_block_that_keeps_up_and_fixes_it_in_on
 
 @pytest.fixture
 def hub():
-    from http.server import ThreadingHTTPServer
-    import threading
-
-    files = {a.repo_path: f"{a.name} weights ".encode() * 20_000 for a in (HUBERT, RMVPE)}
-    fake = FakeHub(files)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(fake))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    yield from serve_hub({a.repo_path: f"{a.name} weights ".encode() * 20_000 for a in (HUBERT, RMVPE)})
 
 
 @pytest.fixture
