@@ -8,7 +8,7 @@ import json
 import socket
 import threading
 from http.server import ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -23,7 +23,6 @@ LATER = "2" * 40
 
 class PinHub(FakeHub):
     commit: str = FIRST
-    lfs_sha: dict = {}
     drop_once: set = set()
     ranges: list = []
 
@@ -63,21 +62,6 @@ def _handler(hub: PinHub):
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
             self.wfile.write(body[start:])
-
-        def do_POST(self) -> None:
-            path = unquote(urlsplit(self.path).path)
-            hub.requests.append(("POST", path))
-            form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode())
-            entries = [{"type": "file", "path": n, "size": len(hub.files[n]), "oid": hashlib.sha1(hub.files[n]).hexdigest(),
-                        "lfs": {"oid": hub.lfs_sha.get(n, hashlib.sha256(hub.files[n]).hexdigest()),
-                                "size": len(hub.files[n]), "pointerSize": 134}}
-                       for n in form.get("paths", []) if n in hub.files]
-            payload = json.dumps(entries).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
 
     return Handler
 

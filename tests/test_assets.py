@@ -38,6 +38,8 @@ class FakeHub:
     requests: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""
     seconds_per_kb: float = 0.0  # > 0 serves bodies slowly, 1 KB at a time (to cancel mid-download)
+    # Set: paths-info also lists each file's LFS sha256, as the real Hub does (a name not in it: the true hash).
+    lfs_sha: dict[str, str] | None = None
 
     def downloads(self) -> list[str]:
         prefix = f"/{REPO_ID}/resolve/main/"
@@ -91,16 +93,7 @@ def make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             form = parse_qs(self.rfile.read(length).decode())
             if not path.startswith(paths_info):
                 return self._error(404, "RepoNotFound")
-            entries = [
-                {
-                    "type": "file",
-                    "path": name,
-                    "size": hub.listed_sizes.get(name, len(hub.files[name])),
-                    "oid": hashlib.sha1(hub.files[name]).hexdigest(),
-                }
-                for name in form.get("paths", [])
-                if name in hub.files
-            ]
+            entries = [_paths_info_entry(hub, name) for name in form.get("paths", []) if name in hub.files]
             payload = json.dumps(entries).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -115,6 +108,15 @@ def make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
 
     return Handler
+
+
+def _paths_info_entry(hub: FakeHub, name: str) -> dict:
+    data = hub.files[name]
+    entry = {"type": "file", "path": name, "size": hub.listed_sizes.get(name, len(data)), "oid": hashlib.sha1(data).hexdigest()}
+    if hub.lfs_sha is not None:
+        sha = hub.lfs_sha.get(name, hashlib.sha256(data).hexdigest())
+        entry["lfs"] = {"oid": sha, "size": len(data), "pointerSize": 134}
+    return entry
 
 
 def serve_hub(files: dict[str, bytes]) -> Iterator[FakeHub]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import socket
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -210,32 +209,11 @@ def test_a_link_to_a_page_is_refused(library, server):
 # --------------------------------------------------------------------------- the Hub
 
 
-def _hub_with_lfs(hub: FakeHub, lfs_sha: dict[str, str]) -> type[BaseHTTPRequestHandler]:
-    """The asset tests' fake Hub, whose paths-info also lists LFS sha256 as the real Hub does."""
-
-    class Handler(make_handler(hub)):
-        def do_POST(self):
-            path = unquote(urlsplit(self.path).path)
-            hub.requests.append(("POST", path))
-            form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode())
-            entries = [{"type": "file", "path": name, "size": len(hub.files[name]), "oid": hashlib.sha1(hub.files[name]).hexdigest(),
-                        "lfs": {"oid": lfs_sha[name], "size": len(hub.files[name]), "pointerSize": 134}}
-                       for name in form.get("paths", []) if name in hub.files]
-            payload = json.dumps(entries).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    return Handler
-
-
 @pytest.fixture
 def fake_hub(bundle, monkeypatch):
-    hub = FakeHub({"voices/Alto.zip": bundle})
     lfs = {"voices/Alto.zip": hashlib.sha256(bundle).hexdigest()}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _hub_with_lfs(hub, lfs))
+    hub = FakeHub({"voices/Alto.zip": bundle}, lfs_sha=lfs)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(hub))
     hub.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
