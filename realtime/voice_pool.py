@@ -30,10 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from .block_converter import BuiltinSource, RVCSource, load_checked_adapters, load_rvc_source
-from .settings import EngineSettings
 
 
 @dataclass(frozen=True)
