@@ -2,8 +2,9 @@
 
 torch's exporters keep state between exports in one process (the dynamo
 exporter freezes dynamic axes on a second export of a GRU model), so every
-export runs here.  Expected failures (bad files, adapters for another base)
-come back as ``{"error": one line}``; anything else too, with its type name.
+export runs here.  User errors (bad files, adapters for another base) come back
+as ``{"error": one line}``; anything else (a bug) as ``{"error": "Type: line", "bug": true}``,
+which the parent raises as an internal error.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..synth.errors import ModelFileError
+from ..errors import ModelFileError, UserError
 
 
 def main(argv: list[str]) -> int:
@@ -26,10 +27,11 @@ def main(argv: list[str]) -> int:
         from .onnx_export import run_job
 
         result = run_job(json.loads(job_file.read_text()))
-    except (ValueError, OSError, RuntimeError) as e:  # our errors are ValueErrors with one line
+    except Exception as e:  # not swallowed: carried to the parent, which raises it again
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        result = {"error": msg if isinstance(e, ValueError) else f"{type(e).__name__}: {msg}"}
-        result["bad_file"] = isinstance(e, ModelFileError)
+        user = isinstance(e, UserError)
+        result = {"error": msg if user else f"{type(e).__name__}: {msg}", "bug": not user,
+                  "bad_file": isinstance(e, ModelFileError)}
     result_file.write_text(json.dumps(result))
     return 0
 

@@ -17,12 +17,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import errors
+
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 
-class BackendError(RuntimeError):
+class BackendError(errors.BackendError):
     """The ONNX backend cannot run as asked; the one-line message says why."""
 
 

@@ -1,9 +1,10 @@
-"""``rvclora-export``: merge LoRA adapters into a voice and write ONNX or an official RVC .pth.
+"""``rvclora export`` (alias ``rvclora-export``): merge LoRA adapters into a voice and write ONNX
+or an official RVC .pth.
 
-    rvclora-export --model BASE.pth [--adapter A.safetensors[:WEIGHT]]… --out FILE.onnx|FILE.pth
+    rvclora export --model BASE.pth [--adapter A.safetensors[:WEIGHT]]… --out FILE.onnx|FILE.pth
 
-Bad input ends with one line on stderr and exit code 2, never a traceback; the
-output path is checked before anything is loaded.
+The output path is checked before anything is loaded. `--adapter` and `--force` come from
+the front door's shared option groups.
 """
 from __future__ import annotations
 
@@ -11,36 +12,25 @@ import argparse
 import sys
 from pathlib import Path
 
-EXIT_USAGE = 2  # bad input or a file problem: the message says what to do
-EXIT_ERROR = 1  # an export that failed for another reason (a bug or the runtime)
+from .onnx_contract import COMPONENTS, DEFAULT_OPSET, EMBEDDERS, MAX_OPSET, MIN_OPSET
+
+DESCRIPTION = (
+    "Merge LoRA adapters into an RVC voice and export it: FILE.onnx writes an ONNX model "
+    "(RVC's input/output contract, time axis dynamic) for ONNX Runtime and other RVC tools; "
+    "FILE.pth writes an official-format RVC voice with the adapters merged in. Each ONNX "
+    "export runs in a fresh process and is verified against PyTorch unless --no-verify."
+)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of usage + message
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from .onnx_export import DEFAULT_OPSET, EMBEDDERS, MAX_OPSET, MIN_OPSET
-
-    p = _Parser(
-        prog="rvclora-export",
-        description=(
-            "Merge LoRA adapters into an RVC voice and export it: FILE.onnx writes an ONNX model "
-            "(RVC's input/output contract, time axis dynamic) for ONNX Runtime and other RVC tools; "
-            "FILE.pth writes an official-format RVC voice with the adapters merged in. Each ONNX "
-            "export runs in a fresh process and is verified against PyTorch unless --no-verify."
-        ),
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `rvclora export`, besides the shared --adapter and --force."""
+    p.description = DESCRIPTION
     p.add_argument("--model", required=True, metavar="PATH",
                    help="the voice (.pth, released voice or pretrained G*.pth) for --component synth; "
                         "hubert_base.pt / ContentVec for --component content; rmvpe.pt for --component pitch")
-    p.add_argument("--adapter", action="append", default=[], metavar="A.safetensors[:WEIGHT]",
-                   help="a LoRA adapter to merge in, optionally with a blend weight (default 1); repeat to blend several")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="output file; the suffix picks the format: .onnx (ONNX model) or .pth (merged RVC voice, synth only)")
-    p.add_argument("--component", choices=("synth", "content", "pitch"), default="synth",
+    p.add_argument("--component", choices=COMPONENTS, default="synth",
                    help="what to export to ONNX: the synthesizer (default), the content encoder (HuBERT/ContentVec) or RMVPE")
     p.add_argument("--streaming", action="store_true",
                    help="synthesizer graph for the live engine: extra inputs skip_head and return_length "
@@ -56,25 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "difference; fail above 1e-4 (fp32) or 5e-2 (fp16). For .pth: load the result back "
                         "and compare with the unmerged model (default: on)")
     p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists (default: refuse)")
-    p.add_argument("--force", action="store_true",
-                   help="apply adapters whose base fingerprint differs from this voice, or that have none (made by "
-                        "another tool); version, rate, f0 and shapes are still checked")
     p.add_argument("--embedder", choices=EMBEDDERS, default="hubert_base",
                    help="content encoder the voice was trained with, recorded in the ONNX metadata (default hubert_base)")
     p.add_argument("--version", choices=("v1", "v2"), default="v2",
                    help="--component content only: export v1 (256-d, layer 9 + final_proj) or v2 (768-d, layer 12) features")
     p.add_argument("--info", default=None, metavar="TEXT", help=".pth only: the voice's info string (default: base info + adapters)")
-    return p
+    p.set_defaults(func=run)
 
 
 def _export_pth(args, adapters: list[tuple[str, float]]) -> str:
     import torch
 
-    from .merged_voice import write_merged_voice
     from ..synth.output_file import staged_output
+    from ..synth.voice_file import load_voice
+    from .merged_voice import write_merged_voice
     from .onnx_export import ExportError
     from .verify import reference_synth, source_noise_off
-    from ..synth.voice_file import load_voice
 
     out = Path(args.out)
     if args.component != "synth" or args.streaming:
@@ -130,30 +117,14 @@ def _export_onnx(args, adapters: list[tuple[str, float]]) -> str:
     return line
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from ..synth.errors import USER_ERRORS, one_line_warnings
+def run(args: argparse.Namespace) -> int:
     from ..synth.output_file import check_output_path
     from ..synth.voice_adapters import parse_adapter_spec
 
-    try:
-        with one_line_warnings("rvclora-export"):
-            check_output_path(args.out, overwrite=args.overwrite, suffixes=(".onnx", ".pth"))  # before any loading
-            adapters = [parse_adapter_spec(s) for s in args.adapter]
-            if Path(args.out).suffix.lower() == ".pth":
-                print(_export_pth(args, adapters))
-            else:
-                print(_export_onnx(args, adapters))
-    except KeyboardInterrupt:
-        print("rvclora-export: interrupted", file=sys.stderr)
-        return 130
-    except (*USER_ERRORS, RuntimeError) as e:  # our errors are ValueErrors with one line
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"rvclora-export: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(e, USER_ERRORS) else EXIT_ERROR
+    check_output_path(args.out, overwrite=args.overwrite, suffixes=(".onnx", ".pth"))  # before any loading
+    adapters = [parse_adapter_spec(s) for s in args.adapter]
+    if Path(args.out).suffix.lower() == ".pth":
+        print(_export_pth(args, adapters))
+    else:
+        print(_export_onnx(args, adapters))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import OutputExistsError, UsageError
 from ..lora import apply_adapters, bake
 from ..synth.voice_adapters import AdapterSpec, load_checked_adapters
 from ..synth.voice_file import load_voice, save_voice
@@ -32,9 +33,9 @@ def write_merged_voice(
     are one-line: ``AdapterError``, ``VoiceFileError``, ``FileExistsError``."""
     out_path = Path(out_path)
     if not adapters:
-        raise ValueError("no adapters to merge")
+        raise UsageError("no adapters to merge")
     if out_path.exists() and not overwrite:
-        raise FileExistsError(f"{out_path} already exists; pass overwrite=True (--overwrite) to replace it")
+        raise OutputExistsError(f"{out_path} already exists; pass overwrite=True (--overwrite) to replace it")
     voice = load_voice(voice_path)  # fp32, weight norm kept: the merge is done in fp32
     loaded = load_checked_adapters(voice, adapters, force=force)
     apply_adapters(voice.model, loaded, merged=True)

@@ -52,19 +52,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .. import errors
+from ..errors import ModelFileError
 from ..synth.onnx_voice import STREAM_INPUTS
 from ..synth.output_file import check_output_path, staged_output
-from ..synth.errors import ModelFileError
 from ..synth.synthesizer import FLOW_CONTEXT, Synthesizer
+from .onnx_contract import COMPONENTS, DEFAULT_OPSET, EMBEDDERS, MAX_OPSET, MIN_OPSET
 
-COMPONENTS = ("synth", "content", "pitch")
-DEFAULT_OPSET = 17  # RVC's own choice; onnxruntime 1.17+ runs it
-MIN_OPSET, MAX_OPSET = 13, 21  # opset ≥ 22 RandomNormalLike has no ORT kernel (ORT 1.31)
 SYNTH_INPUTS = ("phone", "phone_lengths", "pitch", "pitchf", "ds", "rnd")
 DEC_NOISE = "dec_noise"  # overridable initializer (default 1): gain of the decoder's random draws
 EXPORT_FRAMES = 64  # example length for tracing; any T works afterwards
-# Which content encoder a voice was trained on (RVC: hubert_base.pt, a ContentVec model).
-EMBEDDERS = ("hubert_base", "contentvec")
 EMBEDDER_LAYERS = {"v1": (9, True, 256), "v2": (12, False, 768)}  # (layer, final_proj, dim)
 
 
@@ -72,7 +69,7 @@ class ExportFileError(ModelFileError):
     """The export process refused an input model file (its one-line message)."""
 
 
-class ExportError(ValueError):
+class ExportError(errors.ExportError):
     """An export that cannot be done or failed; the one-line message says why."""
 
 
@@ -480,8 +477,8 @@ def export_synth_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def export_content_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
-    from . import verify as _verify
     from ..synth.content_encoder import load_content_encoder
+    from . import verify as _verify
 
     version, opset = job["version"], int(job["opset"])
     dtype = torch.float16 if job["fp16"] else torch.float32
@@ -585,6 +582,8 @@ def _run_worker(job: Mapping[str, Any]) -> dict[str, Any]:
         )
         if result_file.exists():
             result = json.loads(result_file.read_text())
+            if result.get("bug"):  # not the user's input: an internal error, with the child's type name
+                raise RuntimeError(f"the export process failed: {result['error']}")
             if "error" in result:
                 raise (ExportFileError if result.get("bad_file") else ExportError)(result["error"])
             return result

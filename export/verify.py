@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..errors import ExportError
+
 FP32_TOLERANCE = 1e-4  # DESIGN.md §5: ≤ 1e-4 abs in fp32
 FP16_TOLERANCE = 5e-2  # fp16 weights and activations vs the fp32 reference: a sanity bound
 # (frames, (skip_head, return_length)): two lengths prove T dynamic; the streaming
@@ -139,7 +141,7 @@ def verify_synth(
         got = run_onnx(session, inputs)
         want = torch_synth(reference, inputs).numpy()
         if got.shape != want.shape:
-            raise ValueError(f"ONNX output shape {got.shape} differs from torch {want.shape} at T={frames}")
+            raise ExportError(f"ONNX output shape {got.shape} differs from torch {want.shape} at T={frames}")
         diffs.append(float(np.abs(got - want).max()))
         lengths.append(frames)
     return _report(diffs, lengths, fp16)
@@ -157,7 +159,7 @@ def verify_module(
         with torch.no_grad():
             want = module(x).float().numpy()
         if got.shape != want.shape:
-            raise ValueError(f"ONNX output shape {got.shape} differs from torch {want.shape}")
+            raise ExportError(f"ONNX output shape {got.shape} differs from torch {want.shape}")
         diffs.append(float(np.abs(got - want).max()))
         lengths.append(int(x.shape[-1]))
     return _report(diffs, lengths, fp16)

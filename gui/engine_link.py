@@ -15,7 +15,6 @@ them on its worker pool, never on the UI thread. `update`, `stats` and
 from __future__ import annotations
 
 import math
-
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import EngineError, LibraryError
 from ..realtime.engine import EngineDevices
 from ..realtime.engine_process import EngineProcess
 from ..realtime.settings import EngineSettings
@@ -121,7 +121,7 @@ def voice_spec(choice: VoiceChoice, entry: VoiceEntry | None) -> VoiceSpec:
     if choice.is_builtin:
         return VoiceSpec(builtin=choice.name, name=choice.name)
     if entry is None or entry.runnable_model is None:
-        raise ValueError(f"voice '{choice.name}' has no model file; import a .pth or .onnx model for it")
+        raise LibraryError(f"voice '{choice.name}' has no model file; import a .pth or .onnx model for it")
     return VoiceSpec(
         model=str(entry.runnable_model),
         index=str(entry.index_path) if entry.index_path is not None else None,
@@ -243,7 +243,7 @@ class EngineLink:
         message says when it took over). Raises a one-line error for a bad adapter."""
         engine = self._engine
         if engine is None:
-            raise RuntimeError("the engine is not running")
+            raise EngineError("the engine is not running")
         if self._factory is not None:  # an in-process engine: restart it with the new voice
             self.start(spec, engine.settings, self._devices)
             return "restarted"
@@ -266,7 +266,7 @@ class EngineLink:
         The output must reach the input (a loopback or the virtual microphone's monitor)."""
         engine = self._engine
         if engine is None:
-            raise ValueError("start the voice first: the delay is measured through the running engine")
+            raise EngineError("start the voice first: the delay is measured through the running engine")
         return engine.measure_latency()
 
     @property

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import MissingAssetError
 from ..lora import AdapterNeedsForce
-from ..synth.errors import MissingAssetError
 from ..synth.home import Home
 from ..synth.voice_file import inspect_voice
 from ..synth.voice_library import VoiceDefaults, VoiceLibrary

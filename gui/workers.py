@@ -12,14 +12,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from ..synth.errors import USER_ERRORS
+from ..errors import UserError
 
 
 def one_line(error: BaseException) -> str:
     """What the status line shows for an error: our own errors already speak to the user;
     anything else is a bug, so name its type to make the report useful."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    if isinstance(error, USER_ERRORS) and text:
+    if isinstance(error, UserError) and text:
         return text
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 

@@ -1,6 +1,7 @@
 """LoRA adapters for RVC: exact low-rank deltas (weight-norm aware) on Linear,
 Conv1d and ConvTranspose1d; injection by name/preset; the adapter file; merge,
-unmerge, blend and hot-swap.  Depends on torch and safetensors only."""
+unmerge, blend and hot-swap.  Depends on torch and safetensors, and of rvclora only on
+rvclora.errors (bad input raises its typed errors)."""
 from .adapter_file import (
     FORMAT,
     FORMAT_VERSION,
@@ -38,6 +39,7 @@ from .layers import (
     set_lora,
     weight_norm_of,
 )
+from .lora_errors import LoraConfigError, LoraKeyError, LoraModuleError
 from .merge import (
     apply_adapters,
     bake,
@@ -60,4 +62,5 @@ __all__ = [
     "apply_adapters", "bake", "is_merged", "merge", "merge_module", "remove_adapters",
     "unmerge", "unmerge_module",
     "PRESETS", "select_modules", "targets_string",
+    "LoraConfigError", "LoraKeyError", "LoraModuleError",
 ]

@@ -21,8 +21,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .. import errors
+from ..errors import AdapterWarning
 from .inject import base_state_dict, canonical_key, lora_modules
 from .layers import SUPPORTED, LoRAConfig, lora_shapes, scaling_for
+from .lora_errors import LoraKeyError
 from .targets import targets_string
 
 FORMAT = "rvclora-adapter"
@@ -30,16 +33,12 @@ FORMAT_VERSION = 1
 _FORCE_HINT = "pass force=True (--force) to apply it anyway"
 
 
-class AdapterError(ValueError):
+class AdapterError(errors.AdapterError):
     """An adapter file that cannot be read, or does not fit this base (one-line message)."""
 
 
 class AdapterNeedsForce(AdapterError):
     """An adapter whose base cannot be verified (no fingerprint, or another one): ``force`` applies it."""
-
-
-class AdapterWarning(UserWarning):
-    """An adapter applied on the user's word (``force``) although its base cannot be verified."""
 
 
 # --------------------------------------------------------------------------- base identity
@@ -77,7 +76,7 @@ def fingerprint(state_dict: Mapping[str, Tensor]) -> str:
             key = key[: -len("_v")]
         entries[key] = value
     if not entries:
-        raise ValueError("cannot fingerprint an empty state dict")
+        raise AdapterError("cannot fingerprint an empty state dict")
     for key in sorted(entries):
         value = entries[key].detach()
         h.update(f"{key}:{tuple(value.shape)};".encode())
@@ -172,12 +171,12 @@ def extract_adapter(
     an extra that is a bias would otherwise fold the trained value into it."""
     lora = {n: (m.lora_A.detach().clone(), m.lora_B.detach().clone()) for n, m in lora_modules(model).items()}
     if not lora:
-        raise ValueError("model has no LoRA modules")
+        raise AdapterError("model has no LoRA modules")
     state = {canonical_key(k): v for k, v in model.state_dict().items()}
     extra = {}
     for name in extras:
         if name not in state:
-            raise KeyError(f"no tensor named {name!r} in the model")
+            raise LoraKeyError(f"no tensor named {name!r} in the model")
         extra[name] = state[name].detach().clone()
     return Adapter(lora, config.rank, config.alpha, config.rslora, targets_string(targets), base, extra, created_by)
 
@@ -208,7 +207,7 @@ def save_adapter(path: str | Path, adapter: Adapter, *, dtype: torch.dtype = tor
         tensors[f"{name}.lora_B"] = b.detach().to("cpu", dtype).contiguous()
     for name, t in adapter.extras.items():
         if name in tensors:
-            raise ValueError(f"extra tensor {name!r} collides with a LoRA key")
+            raise AdapterError(f"extra tensor {name!r} collides with a LoRA key")
         t = t.detach().to("cpu")
         tensors[name] = (t.to(dtype) if t.is_floating_point() else t).contiguous()
     meta = {

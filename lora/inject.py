@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from .layers import LoRAConfig, add_lora, has_lora
+from .lora_errors import LoraKeyError
 from .targets import select_modules
 
 # parametrizations.weight_norm stores g, v as original0, original1; the official
@@ -52,7 +53,7 @@ def unfreeze(model: nn.Module, names: Iterable[str]) -> None:
     params = {canonical_key(n): p for n, p in model.named_parameters()}
     for name in names:
         if name not in params:
-            raise KeyError(f"no parameter named {name!r} to unfreeze")
+            raise LoraKeyError(f"no parameter named {name!r} to unfreeze")
         params[name].requires_grad_(True)
 
 

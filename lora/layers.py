@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from .lora_errors import LoraConfigError, LoraModuleError
+
 SUPPORTED = (nn.Linear, nn.Conv1d, nn.ConvTranspose1d)
 
 
@@ -41,9 +43,9 @@ class LoRAConfig:
 
     def __post_init__(self):
         if self.rank < 1:
-            raise ValueError(f"LoRA rank must be >= 1, got {self.rank}")
+            raise LoraConfigError(f"LoRA rank must be >= 1, got {self.rank}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
+            raise LoraConfigError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def scaling(self) -> float:
@@ -67,7 +69,7 @@ def weight_norm_of(module: nn.Module) -> tuple[str, int] | None:
         plist = module.parametrizations.weight
         if len(plist) == 1 and type(plist[0]).__name__ == "_WeightNorm":
             return "parametrization", plist[0].dim
-        raise TypeError(f"{type(module).__name__}: only weight_norm parametrizations are supported")
+        raise LoraModuleError(f"{type(module).__name__}: only weight_norm parametrizations are supported")
     return None
 
 
@@ -114,11 +116,11 @@ def add_lora(module: nn.Module, config: LoRAConfig, *, generator: torch.Generato
     """Attach a fresh LoRA: A uniform(±1/√fan_in) (kaiming-uniform with a=√5, as
     nn.Linear and loralib), B zero, so the output is unchanged until B trains."""
     if not isinstance(module, SUPPORTED):
-        raise TypeError(f"LoRA supports Linear, Conv1d, ConvTranspose1d, not {type(module).__name__}")
+        raise LoraModuleError(f"LoRA supports Linear, Conv1d, ConvTranspose1d, not {type(module).__name__}")
     if getattr(module, "groups", 1) != 1:
-        raise TypeError(f"LoRA supports groups=1 convolutions only (got groups={module.groups})")
+        raise LoraModuleError(f"LoRA supports groups=1 convolutions only (got groups={module.groups})")
     if has_lora(module):
-        raise ValueError("module already has a LoRA; remove_lora it first")
+        raise LoraModuleError("module already has a LoRA; remove_lora it first")
     ref = _stored_weight(module)  # also raises on unsupported parametrizations
     (r, fan), (out, _) = lora_shapes(module, config.rank)
     a = torch.empty(r, fan, dtype=ref.dtype, device=ref.device)
@@ -144,7 +146,7 @@ def set_lora(module: nn.Module, a: Tensor, b: Tensor, scaling: float, *, trainab
             f"{tuple(weight_shape(module))} (expected A [r, {fan}], B [{out}, r])"
         )
     if getattr(module, "lora_merged", False):
-        raise RuntimeError("cannot change a merged LoRA; unmerge first")
+        raise LoraModuleError("cannot change a merged LoRA; unmerge first")
     ref = _stored_weight(module)
     for name, value in (("lora_A", a), ("lora_B", b)):
         value = value.detach().to(dtype=ref.dtype, device=ref.device)

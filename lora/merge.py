@@ -25,7 +25,15 @@ from torch.nn.utils import parametrizations, parametrize
 
 from .adapter_file import Adapter
 from .inject import EXTRA_PREFIX, canonical_key, lora_modules
-from .layers import LoRAConfig, add_lora, effective_weight, remove_lora, set_lora, weight_norm_of
+from .layers import (
+    LoRAConfig,
+    add_lora,
+    effective_weight,
+    remove_lora,
+    set_lora,
+    weight_norm_of,
+)
+from .lora_errors import LoraKeyError
 
 
 def _wn_params(module: nn.Module, kind: str) -> tuple[nn.Parameter, nn.Parameter]:
@@ -149,7 +157,7 @@ def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
         if canonical_key(key) == name:
             owner, _, leaf = key.rpartition(".")
             return (model.get_submodule(owner) if owner else model), leaf
-    raise KeyError(f"no tensor named {name!r} in the model")
+    raise LoraKeyError(f"no tensor named {name!r} in the model")
 
 
 def _restore_extras(model: nn.Module) -> None:

@@ -41,6 +41,7 @@ from fnmatch import fnmatchcase
 from torch import nn
 
 from .layers import SUPPORTED
+from .lora_errors import LoraConfigError
 
 _ENCODER = (
     "enc_p.encoder.attn_layers.*.conv_q",
@@ -78,7 +79,7 @@ def split_targets(targets: str | Iterable[str]) -> list[str]:
         targets = targets.split(",")
     items = [t.strip() for t in targets if t.strip()]
     if not items:
-        raise ValueError("no LoRA targets given")
+        raise LoraConfigError("no LoRA targets given")
     return items
 
 
@@ -107,6 +108,6 @@ def select_modules(model: nn.Module, targets: str | Iterable[str]) -> list[str]:
         hit = {n for n in candidates if any(matches(p, n) for p in patterns)}
         if not hit:
             kind = "preset" if item in PRESETS else "pattern"
-            raise ValueError(f"LoRA target {kind} {item!r} matches no Linear/Conv1d/ConvTranspose1d module")
+            raise LoraConfigError(f"LoRA target {kind} {item!r} matches no Linear/Conv1d/ConvTranspose1d module")
         chosen |= hit
     return [n for n in candidates if n in chosen]

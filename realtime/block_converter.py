@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import BackendError, FileFormatError, UsageError
 from ..synth.pitch_options import resolve_f0_method
 from .rvc_converter import BlockShape, RVCBlockConverter, f0_tail_length
 from .settings import EngineSettings
@@ -61,9 +62,9 @@ class RVCSource:
     def check_settings(self, settings: EngineSettings) -> None:
         """Refuse settings this voice cannot honour (one-line ValueError)."""
         if self.backend == "onnx" and settings.formant:
-            raise ValueError("formant shift needs the torch backend (ONNX exports have no return_length2 input)")
+            raise UsageError("formant shift needs the torch backend (ONNX exports have no return_length2 input)")
         if settings.speaker >= self.n_speakers:
-            raise ValueError(f"speaker {settings.speaker}: this voice has speakers 0–{self.n_speakers - 1}")
+            raise UsageError(f"speaker {settings.speaker}: this voice has speakers 0–{self.n_speakers - 1}")
 
     def resolve_f0_method(self, method: str) -> str:
         return resolve_f0_method(method, self.rmvpe_path)
@@ -96,7 +97,7 @@ class RVCSource:
     def apply_adapters(self, adapters: Sequence[tuple[Any, float]]) -> None:
         """Hot-swap / re-weight LoRA adapters (already checked). Call between blocks."""
         if self.backend != "torch":
-            raise ValueError("adapters can only be changed live on the torch backend; export a merged ONNX model instead")
+            raise UsageError("adapters can only be changed live on the torch backend; export a merged ONNX model instead")
         from ..lora import apply_adapters, remove_adapters
 
         if adapters:
@@ -125,9 +126,9 @@ def load_rvc_source(
 
     `encoder_for` ((path, version) → a content encoder on the same device and dtype) and
     `estimators` (a pitch-estimator dict) let voices share what each would otherwise load."""
+    from ..errors import MissingAssetError
     from ..synth.content_encoder import load_content_encoder
     from ..synth.device import resolve_device, resolve_dtype
-    from ..synth.errors import MissingAssetError
     from ..synth.home import Home
 
     home = Home.from_env()
@@ -143,7 +144,7 @@ def load_rvc_source(
     elif backend == "torch":
         source = _load_torch_synth(path, dev, dtype)
     else:
-        raise ValueError(f"backend {backend!r}: choose torch or onnx")
+        raise UsageError(f"backend {backend!r}: choose torch or onnx")
     if hubert is None:  # the encoder the voice was trained on (Applio's embedder_model), else ContentVec
         from ..synth.voice_meta import content_encoder_path
 
@@ -187,10 +188,10 @@ def _load_onnx_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCSo
     try:
         from ..export import backend as onnx_backend  # written alongside; optional
     except ImportError:
-        raise ValueError("the ONNX backend is not available in this build; use --backend torch") from None
+        raise BackendError("the ONNX backend is not available in this build; use --backend torch") from None
     synth = onnx_backend.OnnxSynthesizer(path, device=dev.type)
     if not synth.streaming:
-        raise ValueError(f"{path.name} was exported without --streaming; re-export it with `rvclora-export --streaming` for live use")
+        raise FileFormatError(f"{path.name} was exported without --streaming; re-export it with `rvclora-export --streaming` for live use")
     return RVCSource(
         synth=synth, encoder=None, version=synth.version, f0=bool(synth.f0), sr=int(synth.sr),
         device=dev, dtype=torch.float32, backend="onnx", name=path.stem,
@@ -242,12 +243,12 @@ class BuiltinSource:
         self, specs: Sequence[tuple[str | os.PathLike, float]], *, force: bool = False
     ) -> list[tuple[Any, float]]:
         if specs:
-            raise ValueError(f"built-in voice {self.voice_name!r} takes no adapters; pick an RVC voice for LoRA adapters")
+            raise UsageError(f"built-in voice {self.voice_name!r} takes no adapters; pick an RVC voice for LoRA adapters")
         return []
 
     def apply_adapters(self, adapters: Sequence[tuple[Any, float]]) -> None:
         if adapters:
-            raise ValueError(f"built-in voice {self.voice_name!r} takes no adapters")
+            raise UsageError(f"built-in voice {self.voice_name!r} takes no adapters")
 
 
 class DSPBlockConverter:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UsageError
 from .pitch_shifter import PitchShifter
 
 
@@ -51,7 +52,7 @@ class DSPVoice:
 
     def __init__(self, name: str, sr: int, pitch: float = 0.0, formant: float = 0.0):
         if name not in BUILTIN_VOICES:
-            raise ValueError(f"unknown built-in voice {name!r}; choose one of: {', '.join(BUILTIN_VOICES)}")
+            raise UsageError(f"unknown built-in voice {name!r}; choose one of: {', '.join(BUILTIN_VOICES)}")
         self.name = name
         self.preset = BUILTIN_VOICES[name]
         self.sr = int(sr)

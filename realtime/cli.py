@@ -1,7 +1,8 @@
-"""The live subcommands of `rvclora`: run, devices, bench, latency, virtual-mic.
+"""The live subcommands of `rvclora`: run, devices, bench, virtual-mic (latency: `latency_cli`).
 
-`register(sub)` adds them to the `rvclora` parser. Errors are ValueError/OSError
-with a one-line message; the `rvclora` entry point prints them without a traceback.
+Each `add_<command>(parser)` adds its options; `run` and `bench` also take the front door's
+shared --adapter/--force, --device/--precision and --hubert/--rmvpe groups. Errors are
+rvclora.errors.UserError subclasses with a one-line message.
 """
 
 from __future__ import annotations
@@ -12,19 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from .latency_cli import add_latency_command, latency_arg
+from ..errors import AudioDeviceError, UsageError, UserError
+from .latency_cli import latency_arg
 from .settings import F0_METHODS, EngineSettings
 
 _D = EngineSettings()
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add run, devices, bench, latency and virtual-mic to the `rvclora` parser."""
-    _add_run(sub)
-    _add_devices(sub)
-    _add_bench(sub)
-    add_latency_command(sub)
-    _add_virtual_mic(sub)
+class NoSuchVoiceError(UserError, FileNotFoundError):
+    """`--model` names neither a file nor a voice in the library."""
 
 
 # --------------------------------------------------------------------------- options
@@ -40,15 +37,8 @@ def _add_voice_options(p: argparse.ArgumentParser, *, random_model: bool = False
     choice.add_argument("--builtin", metavar="NAME", choices=list(BUILTIN_VOICES), help=f"a built-in voice that needs no model files: {names}")
     if random_model:
         choice.add_argument("--random-model", action="store_true", help="a generated full-size v2 40k voice and HuBERT-base with random weights (same cost as real ones)")
-    g.add_argument("--adapter", "-a", action="append", default=[], metavar="FILE[:WEIGHT]",
-                   help="LoRA adapter on top of the voice, weight 1 by default; repeat to blend several")
-    g.add_argument("--force", action="store_true", help="accept adapters made on a base with a different fingerprint")
     g.add_argument("--index", type=Path, help="feature index of the voice (added_*.index), used with --index-rate")
-    g.add_argument("--hubert", type=Path, help="content encoder hubert_base.pt or Hugging Face folder (default: assets)")
-    g.add_argument("--rmvpe", type=Path, help="rmvpe.pt (default: assets)")
     g.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="inference backend (an .onnx model implies onnx)")
-    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    g.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="auto = fp16 on CUDA, fp32 on CPU")
 
 
 def _add_settings_options(p: argparse.ArgumentParser) -> None:
@@ -92,13 +82,13 @@ def _resolve_model(spec: str) -> tuple[Path, Path | None, list[tuple[Path, float
         from ..synth.home import Home
         from ..synth.voice_library import VoiceLibrary
     except ImportError:
-        raise FileNotFoundError(f"{spec}: no such voice model file") from None
+        raise NoSuchVoiceError(f"{spec}: no such voice model file") from None
     try:
         entry = VoiceLibrary(Home.from_env()).get(spec)
     except ValueError:
-        raise FileNotFoundError(f"{spec}: no such voice model file or library voice") from None
+        raise NoSuchVoiceError(f"{spec}: no such voice model file or library voice") from None
     if entry.runnable_model is None:
-        raise FileNotFoundError(f"voice {spec!r} has no model file")
+        raise NoSuchVoiceError(f"voice {spec!r} has no model file")
     return entry.runnable_model, entry.index_path, list(entry.active_adapters())
 
 
@@ -126,13 +116,12 @@ def _load_source(args: argparse.Namespace):
 # --------------------------------------------------------------------------- run
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "run",
-        help="convert your microphone live (or a file through the live engine)",
-        description="Convert live from an input device to an output device (e.g. the rvclora virtual mic), "
+def add_run(p: argparse.ArgumentParser) -> None:
+    """The options of `rvclora run`; its one-line help is in the front door's command table."""
+    p.description = (
+        "Convert live from an input device to an output device (e.g. the rvclora virtual mic), "
         "printing latency and load once a second; Ctrl-C stops. With --input-file/--output-file the same "
-        "engine converts a file instead of devices.",
+        "engine converts a file instead of devices."
     )
     _add_voice_options(p)
     g = p.add_argument_group("devices (names, parts of names or numbers from `rvclora devices`)")
@@ -167,9 +156,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     if (args.input_file is None) != (args.output_file is None):
-        raise ValueError("--input-file and --output-file go together")
+        raise UsageError("--input-file and --output-file go together")
     if args.input_file is not None:
-        from ..synth.audio_io import check_audio_output, check_input_length, finish_audio, write_audio
+        from ..synth.audio_io import (
+            check_audio_output,
+            check_input_length,
+            finish_audio,
+            write_audio,
+        )
         from ..synth.limiter import check_ceiling_option, limiter_note
 
         check_ceiling_option(args.ceiling_db)
@@ -211,7 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if ev.kind == "error":
             failed = ev.message
     if failed:
-        raise OSError(failed)
+        raise AudioDeviceError(failed)
     return 0
 
 
@@ -231,8 +225,10 @@ def run_line(st) -> str:
 # --------------------------------------------------------------------------- devices
 
 
-def _add_devices(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("devices", help="list audio inputs and outputs", description="List audio devices with host API, channels and default rate; virtual cables are flagged.")
+def add_devices(p: argparse.ArgumentParser) -> None:
+    """The options of `rvclora devices`; its one-line help is in the front door's command table."""
+    p.description = (
+        "List audio devices with host API, channels and default rate; virtual cables are flagged.")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_devices)
 
@@ -257,13 +253,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- bench
 
 
-def _add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bench",
-        help="measure per-block compute (JSON)",
-        description="Run the live chain on a generated voice-like signal without devices and print JSON: "
+def add_bench(p: argparse.ArgumentParser) -> None:
+    """The options of `rvclora bench`; its one-line help is in the front door's command table."""
+    p.description = (
+        "Run the live chain on a generated voice-like signal without devices and print JSON: "
         "per-block compute p50/p95/p99, real-time factor, algorithmic latency, overruns, and the cost of a "
-        "naive full-window pass for comparison.",
+        "naive full-window pass for comparison."
     )
     _add_voice_options(p, random_model=True)
     for name in ("block_ms", "crossfade_ms", "search_ms", "context_ms"):
@@ -289,7 +284,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.blocks < 1:
-        raise ValueError("--blocks must be at least 1")
+        raise UsageError("--blocks must be at least 1")
     settings = EngineSettings(
         block_ms=args.block_ms, crossfade_ms=args.crossfade_ms, search_ms=args.search_ms, context_ms=args.context_ms,
         f0_method=args.f0_method, pitch=args.pitch, formant=args.formant, index_rate=args.index_rate,
@@ -314,12 +309,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- virtual mic
 
 
-def _add_virtual_mic(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "virtual-mic",
-        help="create or remove the rvclora virtual microphone (Linux)",
-        description="Manage a virtual microphone for Discord/OBS (Linux, PulseAudio or PipeWire): a null sink "
-        "that rvclora plays into and a source that apps record from.",
+def add_virtual_mic(p: argparse.ArgumentParser) -> None:
+    """The options of `rvclora virtual-mic`; its one-line help is in the front door's command table."""
+    p.description = (
+        "Manage a virtual microphone for Discord/OBS (Linux, PulseAudio or PipeWire): a null sink "
+        "that rvclora plays into and a source that apps record from."
     )
     vsub = p.add_subparsers(dest="vmic_command", metavar="ACTION", required=True)
     for action, text in (

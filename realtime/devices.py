@@ -28,10 +28,12 @@ from dataclasses import dataclass
 
 import sounddevice as sd
 
+from ..errors import AudioDeviceError
+
 PULSE_HOSTAPI = "PulseAudio (via ALSA)"
 
 
-class DeviceError(OSError):
+class DeviceError(AudioDeviceError):
     """A device that cannot be found or used; the message is one line for the user."""
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import EngineError
 from .block_processor import BlockProcessor
 from .drift import DriftConfig
 from .engine_types import EVENT_KINDS, EngineEvent, EngineStats, LatencyMeasurement
@@ -36,7 +37,6 @@ from .reconnect import DeviceWatch
 from .settings import EngineSettings
 from .streams import EngineDevices, OpenStreams, open_streams, stream_latency
 from .voice_source import VoiceSource
-
 
 
 class Engine(DeviceWatch):
@@ -218,7 +218,7 @@ class Engine(DeviceWatch):
     def begin_latency_probe(self) -> LatencyProbe:
         p = self.pipeline
         if not self._running or p is None or self._state != "running":
-            raise RuntimeError("start the engine first: latency is measured through the running engine")
+            raise EngineError("start the engine first: latency is measured through the running engine")
         proc = p.proc
         probe = LatencyProbe(proc.input_sr, proc.output_sr, proc.block_in, proc.block_out)
         self._probe_start = self._disturbances()

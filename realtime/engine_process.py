@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import EngineError
 from .engine import Engine, EngineDevices, EngineEvent, EngineStats
 from .settings import EngineSettings
 from .voice_pool import PoolConfig, VoicePool, VoiceSpec, VoiceSwitcher
@@ -38,7 +39,7 @@ START_TIMEOUT_S = 600.0  # loading a large voice on a slow disk
 COMMAND_TIMEOUT_S = 60.0
 
 
-class EngineProcessError(RuntimeError):
+class EngineProcessError(EngineError):
     """The child is gone or refused a command; the message is one line for the user."""
 
 
@@ -91,7 +92,7 @@ class _Host:
     def update(self, seq: int, changes: dict[str, Any]) -> EngineSettings:
         self.seq = seq
         if self.engine is None:
-            raise RuntimeError("the engine is not running")
+            raise EngineProcessError("the engine is not running")
         try:
             return self.engine.update(**changes)
         except Exception as e:  # nobody waits for this answer: tell the user in an event
@@ -100,17 +101,17 @@ class _Host:
 
     def set_adapters(self, adapters: list[tuple[str, float]], force: bool) -> None:
         if self.engine is None or self.switcher is None:
-            raise RuntimeError("the engine is not running")
+            raise EngineProcessError("the engine is not running")
         self.switcher.set_adapters(self.engine, adapters, force)
 
     def switch_voice(self, spec: VoiceSpec) -> str:
         if self.engine is None or self.switcher is None:
-            raise RuntimeError("the engine is not running")
+            raise EngineProcessError("the engine is not running")
         return self.switcher.switch(self.engine, spec)
 
     def measure_latency(self, kwargs: dict[str, Any]) -> Any:
         if self.engine is None:
-            raise RuntimeError("the engine is not running")
+            raise EngineProcessError("the engine is not running")
         return self.engine.measure_latency(**kwargs)
 
     def _report(self, kind: str, message: str) -> None:

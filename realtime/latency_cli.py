@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from ..errors import AudioDeviceError, UsageError
 from .settings import EngineSettings
 
 _D = EngineSettings()
@@ -17,20 +18,19 @@ def latency_arg(text: str) -> str | float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"--latency {text!r}: use auto, low, high or a number of seconds") from None
+        raise UsageError(f"--latency {text!r}: use auto, low, high or a number of seconds") from None
     if not 0 < value < 2:
-        raise ValueError(f"--latency {text}: must be between 0 and 2 seconds")
+        raise UsageError(f"--latency {text}: must be between 0 and 2 seconds")
     return value
 
 
-def add_latency_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "latency",
-        help="measure true end-to-end latency through the live engine",
-        description="Start the live engine between INPUT and OUTPUT (same streams, rings, safety margin and drift "
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `rvclora latency`; its one-line help is in the front door's command table."""
+    p.description = (
+        "Start the live engine between INPUT and OUTPUT (same streams, rings, safety margin and drift "
         "correction as `rvclora run`), play probe bursts through it in place of the voice, find them in what INPUT "
         "records, and print the measured delay beside the engine's own estimate. Loop the output back to the input "
-        "first (a cable, or a virtual sink and its monitor).",
+        "first (a cable, or a virtual sink and its monitor)."
     )
     p.add_argument("--input", "-i", help="device that hears the probe (default: system default input)")
     p.add_argument("--output", "-o", help="device that plays the probe (default: system default output)")
@@ -51,7 +51,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
     from .engine import Engine, EngineDevices
 
     if args.tries < 1:
-        raise ValueError("--tries must be at least 1")
+        raise UsageError("--tries must be at least 1")
     settings = EngineSettings(block_ms=args.block_ms, crossfade_ms=args.crossfade_ms, search_ms=args.search_ms,
                               buffer_ms=args.buffer_ms)
     devices = EngineDevices(args.input, args.output, None, args.samplerate, latency_arg(args.latency))
@@ -67,7 +67,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
         engine.stop()
     valid = [m for m in results if m.valid]
     if not valid:
-        raise OSError(results[-1].summary())
+        raise AudioDeviceError(results[-1].summary())
     best = sorted(valid, key=lambda m: m.measured_ms)[len(valid) // 2]
     tries = [t for m in valid for t in m.tries_ms]
     if args.json:

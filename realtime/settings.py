@@ -19,13 +19,14 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from .. import errors
 from ..synth.pitch_options import F0_METHODS, PITCH_SHIFT_RANGE
 
 FRAME_MS = 10  # one synthesizer frame (RVC's zc) = 160 samples at 16 kHz
 MAX_CROSSFADE_MS = 40  # RVC caps its real crossfade at 4 frames; longer only adds latency
 
 
-class SettingsError(ValueError):
+class SettingsError(errors.SettingsError):
     """A setting is out of range; the message is one line for the user."""
 
 

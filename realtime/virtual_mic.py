@@ -28,8 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import AudioDeviceError
 
-class VirtualMicError(OSError):
+
+class VirtualMicError(AudioDeviceError):
     """One line for the user: why the virtual microphone cannot be made or removed."""
 
 

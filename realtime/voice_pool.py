@@ -30,8 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-from .block_converter import BuiltinSource, RVCSource, load_checked_adapters, load_rvc_source
+from ..errors import LibraryError, UsageError
+from .block_converter import (
+    BuiltinSource,
+    RVCSource,
+    load_checked_adapters,
+    load_rvc_source,
+)
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class VoicePool:
         try:
             st = path.stat()
         except OSError:
-            raise ValueError(f"voice model {path} not found; re-import the voice") from None
+            raise LibraryError(f"voice model {path} not found; re-import the voice") from None
         stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns)
         with self._lock:
             digest = self._digests.get(stamp)
@@ -214,7 +219,7 @@ class VoiceSwitcher:
         """Re-weight or change the playing voice's adapters, the same way (one-line error on a bad file)."""
         current = self.current
         if not isinstance(current, RVCSource):
-            raise ValueError("built-in voices take no adapters")
+            raise UsageError("built-in voices take no adapters")
         loaded = self._checked(current, adapters, force)
         key = self.pool.key_of(current)
         self._start(engine, current.name, lambda: self._adapted(current, loaded, current.name, key))
@@ -227,7 +232,7 @@ class VoiceSwitcher:
 
     def _checked(self, current: RVCSource, adapters: Sequence[tuple[str, float]], force: bool) -> list:
         if current.backend != "torch":
-            raise ValueError("adapters can only be changed live on the torch backend; export a merged ONNX model instead")
+            raise UsageError("adapters can only be changed live on the torch backend; export a merged ONNX model instead")
         return load_checked_adapters(current, adapters, force=force) if adapters else []
 
     def _adapted(self, current: RVCSource, adapters: list, name: str, key: tuple | None) -> RVCSource:

@@ -1,5 +1,5 @@
-"""rvclora.synth: RVC models and their files — synthesizer, content encoder, pitch, index, voices."""
+"""rvclora.synth: RVC models and their files — synthesizer, content encoder, pitch, index, voices.
 
-from .content_encoder import ContentEncoder, ContentEncoderError, load_content_encoder
-
-__all__ = ["ContentEncoder", "ContentEncoderError", "load_content_encoder"]
+Import the module you need (e.g. ``rvclora.synth.content_encoder``): this package imports
+nothing itself, so the command line can load its option parsers without torch.
+"""

@@ -18,9 +18,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from huggingface_hub import HfApi, hf_hub_download
-from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+)
 from tqdm.auto import tqdm
 
+from .. import errors
 from .home import Home
 
 __all__ = [
@@ -47,7 +52,7 @@ REVISION = "main"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
-class AssetError(OSError):
+class AssetError(errors.AssetError):
     """An asset could not be obtained; the message is one line saying why and what to do."""
 
 

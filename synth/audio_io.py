@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ..errors import FileFormatError
 from .limiter import LimiterConfig, LimiterState, limit
 from .output_file import check_output_path, staged_output
 
@@ -28,7 +29,7 @@ OUTPUT_SUFFIXES = (".wav", ".flac", ".ogg")
 MAX_INPUT_SECONDS = 3600.0
 
 
-class AudioError(ValueError):
+class AudioError(FileFormatError):
     """An audio file could not be used; the message says why and what to do."""
 
 

@@ -1,4 +1,8 @@
-"""The `convert`, `info` and `assets` subcommands of `rvclora`."""
+"""The `convert`, `info` and `assets` subcommands of `rvclora`.
+
+`convert` takes the front door's shared --adapter/--force, --device/--precision and
+--hubert/--rmvpe groups; a voice.json beside the first adapter (as `rvclora train` writes)
+supplies defaults for the options the user left out."""
 
 from __future__ import annotations
 
@@ -7,42 +11,23 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import UsageError
 from .file_hash import sha256_file
 from .home import Home
 from .limiter import check_ceiling_option, limiter_note
 from .pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, resolve_f0_method
-from .voice_adapters import load_checked_adapters, parse_adapter_spec
 
 OUTPUT_RATES = (8000, 192000)  # --sr: what every output format and resampler here handles
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add this package's subcommands to the `rvclora` parser."""
-    _add_convert(sub)
-    _add_info(sub)
-    _add_assets(sub)
-
-
-def _add_convert(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "convert",
-        help="convert a recording with a voice model (offline)",
-        description="Convert a recording with an RVC voice model, exactly as RVC's offline inference does.",
+def add_convert(p: argparse.ArgumentParser) -> None:
+    """The options of `rvclora convert`; its one-line help is in the front door's command table."""
+    p.description = (
+        "Convert a recording with an RVC voice model, exactly as RVC's offline inference does."
     )
     p.add_argument("input", type=Path, help="input audio (wav, flac, ogg, mp3; any rate and channel count)")
     p.add_argument("output", type=Path, help="output audio file (.wav, .flac or .ogg)")
     p.add_argument("--model", "-m", type=Path, required=True, help="RVC voice model (.pth) or pretrained base G*.pth")
-    p.add_argument(
-        "--adapter",
-        "-a",
-        action="append",
-        default=[],
-        metavar="FILE[:WEIGHT]",
-        help="LoRA adapter on top of the model, weight 1 by default; repeat to blend several. "
-        "A voice.json beside the adapter (as rvclora-train writes) supplies defaults for the options below",
-    )
-    p.add_argument("--force", action="store_true", help="accept adapters made on a base with a different fingerprint, "
-                   "or without one (made by another tool); shapes are still checked")
     lo, hi = PITCH_SHIFT_RANGE
     p.add_argument("--pitch", "-p", type=float, help=f"transpose in semitones, {lo:g}…{hi:g}, e.g. 12 for male→female (default 0)")
     p.add_argument(
@@ -62,31 +47,25 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speaker", type=int, default=0, help="speaker id for multi-speaker models (default 0)")
     p.add_argument("--seed", type=int, help="random seed, for reproducible output")
     p.add_argument("--sr", type=int, help="output sample rate (default: the model's own)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="auto = fp16 on CUDA, fp32 on CPU")
-    p.add_argument("--hubert", type=Path, help="content encoder: hubert_base.pt or a Hugging Face folder (default: assets)")
-    p.add_argument("--rmvpe", type=Path, help="rmvpe.pt (default: assets)")
     p.add_argument("--ceiling-db", type=float, default=-1.0,
                    help="true-peak limiter ceiling in dBTP, -60…0; louder peaks are limited, quieter audio is untouched (default -1)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=cmd_convert)
 
 
-def _add_info(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "info",
-        help="describe a voice model or adapter as JSON",
-        description="Print what a voice model (.pth) or LoRA adapter (.safetensors) holds, as JSON.",
+def add_info(p: argparse.ArgumentParser) -> None:
+    """The options of `rvclora info`; its one-line help is in the front door's command table."""
+    p.description = (
+        "Print what a voice model (.pth) or LoRA adapter (.safetensors) holds, as JSON."
     )
     p.add_argument("model", type=Path, help="RVC voice .pth, pretrained G*.pth, or an rvclora adapter .safetensors")
     p.set_defaults(func=cmd_info)
 
 
-def _add_assets(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "assets",
-        help="download or check the shared model files",
-        description="Manage the shared model files (content encoder, RMVPE, pretrained bases) in RVCLORA_HOME/assets.",
+def add_assets(p: argparse.ArgumentParser) -> None:
+    """The options of `rvclora assets`; its one-line help is in the front door's command table."""
+    p.description = (
+        "Manage the shared model files (content encoder, RMVPE, pretrained bases) in RVCLORA_HOME/assets."
     )
     asub = p.add_subparsers(dest="assets_command", metavar="ACTION", required=True)
     d = asub.add_parser(
@@ -106,7 +85,7 @@ def _add_assets(sub: argparse._SubParsersAction) -> None:
 def _asset_or_flag(flag: Path | None, default: Path, what: str, hint: str) -> Path:
     path = flag if flag is not None else default
     if not path.exists():
-        from .errors import MissingAssetError
+        from ..errors import MissingAssetError
 
         raise MissingAssetError(f"{what} not found at {path}; {hint}")
     return path
@@ -141,25 +120,33 @@ def _check_convert_options(args: argparse.Namespace) -> None:
     """Everything about the options that can be refused before any file is read (one-line ValueErrors)."""
     lo, hi = PITCH_SHIFT_RANGE
     if not lo <= args.pitch <= hi:
-        raise ValueError(f"--pitch {args.pitch:g}: must be from {lo:g} to {hi:g} semitones")
+        raise UsageError(f"--pitch {args.pitch:g}: must be from {lo:g} to {hi:g} semitones")
     if not 0 <= args.index_rate <= 1:
-        raise ValueError(f"--index-rate {args.index_rate}: must be between 0 and 1")
+        raise UsageError(f"--index-rate {args.index_rate}: must be between 0 and 1")
     if not 0 <= args.protect <= 0.5:
-        raise ValueError(f"--protect {args.protect}: must be between 0 and 0.5")
+        raise UsageError(f"--protect {args.protect}: must be between 0 and 0.5")
     if args.sr is not None and not OUTPUT_RATES[0] <= args.sr <= OUTPUT_RATES[1]:
-        raise ValueError(f"--sr {args.sr}: must be from {OUTPUT_RATES[0]} to {OUTPUT_RATES[1]} Hz")
+        raise UsageError(f"--sr {args.sr}: must be from {OUTPUT_RATES[0]} to {OUTPUT_RATES[1]} Hz")
     check_ceiling_option(args.ceiling_db)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .audio_io import check_audio_output, check_input_length, finish_audio, load_mono, resample, write_audio
+    from .audio_io import (
+        check_audio_output,
+        check_input_length,
+        finish_audio,
+        load_mono,
+        resample,
+        write_audio,
+    )
     from .content_encoder import load_content_encoder
     from .device import resolve_device, resolve_dtype
     from .index import FeatureIndex
     from .pipeline import SR_16K, ConvertSettings, VoiceConverter
     from .pitch import make_pitch_estimator
+    from .voice_adapters import load_checked_adapters, parse_adapter_spec
     from .voice_file import load_voice
     from .voice_meta import content_encoder_path
 
@@ -183,7 +170,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
         apply_adapters(voice.model, load_checked_adapters(voice, adapters, force=args.force), merged=True)
     if not 0 <= args.speaker < voice.n_speakers:
-        raise ValueError(f"--speaker {args.speaker}: this model has speakers 0–{voice.n_speakers - 1}")
+        raise UsageError(f"--speaker {args.speaker}: this model has speakers 0–{voice.n_speakers - 1}")
     encoder = load_content_encoder(hubert, version=voice.version, device=device, dtype=dtype)
     estimator = None
     if voice.f0:

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..errors import ModelFileError
 from .checkpoint import CheckpointError, InertObject, load_checkpoint
-from .errors import ModelFileError
 from .hubert import BASE_CONV_LAYERS, ConvSpec, Hubert, HubertConfig, fold_weight_norm
 
 SAMPLE_RATE = 16000

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ComputeDeviceError
 
-class DeviceError(ValueError):
+
+class DeviceError(ComputeDeviceError):
     """The requested device or precision is not available here."""
 
 

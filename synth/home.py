@@ -21,6 +21,8 @@ from typing import Literal
 
 import platformdirs
 
+from ..errors import UsageError
+
 __all__ = ["HOME_ENV", "Home", "SampleRate"]
 
 HOME_ENV = "RVCLORA_HOME"
@@ -72,7 +74,7 @@ class Home:
     def voice_dir(self, name: str) -> Path:
         # A voice name is a single folder name: refuse anything that could escape voices/.
         if not name or name in (".", "..") or "/" in name or "\\" in name:
-            raise ValueError(f"invalid voice name: {name!r}")
+            raise UsageError(f"invalid voice name: {name!r}")
         return self.voices / name
 
     def ensure(self) -> Home:

@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 import torch
 
-from .errors import ModelFileError
+from ..errors import ModelFileError, UsageError
 from .index_layout import IndexLayoutError, check_index_layout
 
 __all__ = [
@@ -121,7 +121,7 @@ class FeatureIndex:
         the squared L2 distance; RVC squares it once more).
         """
         if not 0.0 <= index_rate <= 1.0:
-            raise ValueError(f"index_rate must be in [0, 1], got {index_rate}")
+            raise UsageError(f"index_rate must be in [0, 1], got {index_rate}")
         query = self._as_query(feats)
         if index_rate == 0.0 or query.shape[0] == 0:
             return query.copy()  # RVC skips the search entirely at rate 0

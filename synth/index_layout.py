@@ -14,8 +14,10 @@ import os
 import struct
 from typing import BinaryIO
 
+from ..errors import FileFormatError
 
-class IndexLayoutError(ValueError):
+
+class IndexLayoutError(FileFormatError):
     """The file is not an RVC faiss index, or declares more than it holds."""
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import minimum_filter1d
 
+from ..errors import UsageError
+
 OVERSAMPLE = 4
 _HALF_TAPS = 16  # interpolator taps on each side of a point, per phase
 # The gain aims a little under the ceiling: the interpolator and the gain's own slope
@@ -44,9 +46,9 @@ class LimiterConfig:
 
     def __post_init__(self):
         if not -60.0 <= self.ceiling_db <= 0.0:
-            raise ValueError(f"ceiling {self.ceiling_db:g} dBTP: must be from -60 to 0 dB")
+            raise UsageError(f"ceiling {self.ceiling_db:g} dBTP: must be from -60 to 0 dB")
         if not (0 < self.lookahead_ms <= 50 and 0 < self.release_ms <= 5000):
-            raise ValueError("limiter look-ahead must be 0–50 ms and release 0–5000 ms")
+            raise UsageError("limiter look-ahead must be 0–50 ms and release 0–5000 ms")
 
     @property
     def ceiling(self) -> float:
@@ -168,7 +170,7 @@ def limit(audio: np.ndarray, sr: int, config: LimiterConfig = LimiterConfig()) -
 def check_ceiling_option(ceiling_db: float) -> None:
     """The `--ceiling-db` of a command, refused in one line before any work."""
     if not -60.0 <= ceiling_db <= 0.0:
-        raise ValueError(f"--ceiling-db {ceiling_db:g}: must be from -60 to 0 dBTP")
+        raise UsageError(f"--ceiling-db {ceiling_db:g}: must be from -60 to 0 dBTP")
 
 
 def limiter_note(state: LimiterState) -> str:

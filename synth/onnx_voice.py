@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import FileFormatError
+
 # Frames of context to skip and frames to decode: the inputs a streaming export adds.
 STREAM_INPUTS = ("skip_head", "return_length")
 
 
-class OnnxVoiceError(ValueError):
+class OnnxVoiceError(FileFormatError):
     """An .onnx file the live engine cannot run; the message names the re-export command."""
 
 

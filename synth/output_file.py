@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .errors import OutputExistsError, OutputPathError
+from ..errors import OutputExistsError, OutputPathError
 
 
 def check_output_path(

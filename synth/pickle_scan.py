@@ -20,6 +20,7 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
+from ..errors import FileFormatError
 
 # A model's pickle holds its structure only (tensor data lives beside it): ~55 KB for a
 # released voice, ~220 KB for a training checkpoint with optimizer state. Each opcode can
@@ -34,7 +35,7 @@ _WRAPPERS = frozenset({"torch._utils._rebuild_parameter", "torch._utils._rebuild
                        "torch.nn.parameter.Parameter", "torch._tensor._rebuild_from_type_v2"})
 
 
-class PickleScanError(ValueError):
+class PickleScanError(FileFormatError):
     """The pickle declares something a model file never holds; one line says what."""
 
 

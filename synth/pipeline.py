@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from scipy import signal
 
+from ..errors import FileFormatError
 from .content_encoder import ContentEncoder
 from .index import FeatureIndex, apply_protect
 from .pitch import PitchEstimator, f0_to_coarse, shift_f0
@@ -105,9 +106,9 @@ class VoiceConverter:
     ) -> np.ndarray:
         """Convert mono 16 kHz float audio; returns mono float32 audio at the voice's rate."""
         if audio16k.ndim != 1 or len(audio16k) < HOP_16K * 4:
-            raise ValueError("input is shorter than 40 ms of audio; nothing to convert")
+            raise FileFormatError("input is shorter than 40 ms of audio; nothing to convert")
         if not np.isfinite(audio16k).all():
-            raise ValueError("input audio contains NaN or infinite samples")
+            raise FileFormatError("input audio contains NaN or infinite samples")
         audio = highpass_48hz(audio16k.astype(np.float32))
         t_pad = int(SR_16K * settings.pad)
         t_pad_tgt = int(self.sr * settings.pad)

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from ..errors import UserError
+
 if TYPE_CHECKING:  # rmvpe imports PitchError from here; import it lazily at run time
     from .rmvpe import RMVPE
 
@@ -30,7 +32,7 @@ METHODS = ("rmvpe", "pm", "fcpe")
 _RMVPE_HINT = "run `rvclora assets download` or pass --rmvpe PATH (or use the pm pitch method)"
 
 
-class PitchError(ValueError):
+class PitchError(UserError, ValueError):
     """Pitch estimation cannot run; the message says why and what to do."""
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ModelFileError
 from .checkpoint import BUDGET_SLACK, load_checkpoint, memory_budget
-from .errors import ModelFileError
 from .pitch import PitchError
 
 SAMPLE_RATE = 16_000

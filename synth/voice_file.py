@@ -25,11 +25,10 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from ..errors import ModelFileError
 from .checkpoint import CheckpointError, load_checkpoint, memory_budget
 from .configs import SynthConfig, parse_sr, sr_label
-from .errors import ModelFileError
 from .synthesizer import Synthesizer
-from .voice_meta import VoiceMeta, read_voice_meta, vocoder_problem
 from .voice_layout import (
     check_state_dict,
     describe,
@@ -41,7 +40,13 @@ from .voice_layout import (
     split_folded_weights,
     tensor_dict,
 )
-from .voice_shapes import ConfigLimitError, check_config, expected_shapes, parameter_count
+from .voice_meta import VoiceMeta, read_voice_meta, vocoder_problem
+from .voice_shapes import (
+    ConfigLimitError,
+    check_config,
+    expected_shapes,
+    parameter_count,
+)
 
 
 class VoiceFileError(ModelFileError):

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import LibraryError
 from .file_hash import sha256_file
 from .home import Home
 from .output_file import staged_output
@@ -32,7 +33,7 @@ MODEL_SUFFIXES = (".pth", ".onnx")
 _BAD_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
-class VoiceLibraryError(ValueError):
+class VoiceLibraryError(LibraryError):
     """A library operation could not be done; the message says why."""
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import MissingAssetError
+from ..errors import MissingAssetError, ModelFileError
 from .home import Home
 
 CONTENTVEC = "contentvec"
@@ -84,7 +84,7 @@ def vocoder_problem(meta: VoiceMeta) -> str | None:
 def embedder_folder(home: Home, name: str) -> Path:
     """Where a named content encoder goes: a Hugging Face folder (config.json + weights)."""
     if not _SAFE_NAME.fullmatch(name) or ".." in name:
-        raise ValueError(f"content encoder name {name!r} in the voice file is not a plain name; the file is damaged")
+        raise ModelFileError(f"content encoder name {name!r} in the voice file is not a plain name; the file is damaged")
     return home.assets / "embedders" / name
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from ..errors import FileFormatError
 from .configs import SAMPLE_RATES, SynthConfig, content_dim, sr_label
 
 # Ranges a config must lie in. Official RVC: inter/hidden 192, filter 768, 2 heads,
@@ -44,7 +45,7 @@ _FLOWS, _FLOW_LAYERS, _FLOW_KERNEL = 4, 3, 5
 _POST_LAYERS, _POST_KERNEL = 16, 5
 
 
-class ConfigLimitError(ValueError):
+class ConfigLimitError(FileFormatError):
     """A synthesizer config outside what RVC produces; the message names the field."""
 
 

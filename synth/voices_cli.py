@@ -10,12 +10,9 @@ from pathlib import Path
 from .home import Home
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "voices",
-        help="list, import, rename, remove and show your voices (the panel's library)",
-        description="Manage the voices in RVCLORA_HOME/voices, the same library the panel shows.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The actions of `rvclora voices`; its one-line help is in the front door's command table."""
+    p.description = "Manage the voices in RVCLORA_HOME/voices, the same library the panel shows."
     vsub = p.add_subparsers(dest="voices_command", metavar="ACTION", required=True)
 
     ls = vsub.add_parser("list", help="list your voices", description="List your voices: name, model, index, adapters.")

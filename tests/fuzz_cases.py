@@ -33,7 +33,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-
 from rvclora.tests.hostile_files import marker_path, payload_pickles
 
 KINDS = ("voice_zip", "voice_legacy", "base", "hubert", "rmvpe", "adapter", "index")
@@ -58,7 +57,11 @@ def make_seeds(folder: Path) -> dict[str, Path]:
     from rvclora.synth.index import build_index
     from rvclora.synth.rmvpe import RMVPE
     from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-    from rvclora.tests.rvc_fixtures import make_adapter_file, make_base_file, make_voice_file
+    from rvclora.tests.rvc_fixtures import (
+        make_adapter_file,
+        make_base_file,
+        make_voice_file,
+    )
 
     voice = make_voice_file(folder, "v2", 40000, True)
     legacy = folder / "voice_legacy.pth"
@@ -84,9 +87,9 @@ def make_seeds(folder: Path) -> dict[str, Path]:
 
 def loaders() -> dict[str, tuple[Callable[[Path], Any], tuple[type[BaseException], ...]]]:
     """kind -> (load function, the user-error types it may raise)."""
+    from rvclora.errors import ModelFileError
     from rvclora.lora import AdapterError, load_adapter
     from rvclora.synth.content_encoder import load_content_encoder
-    from rvclora.synth.errors import ModelFileError
     from rvclora.synth.index import FeatureIndex
     from rvclora.synth.rmvpe import load_rmvpe
     from rvclora.synth.voice_file import load_voice

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
-from rvclora.gui.main import main
-from rvclora.synth.index import build_index
+from rvclora.cli.main import main
 from rvclora.synth.content_encoder import load_content_encoder
+from rvclora.synth.index import build_index
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
 from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
 
@@ -65,7 +64,7 @@ def test_every_command_has_help(command, capsys):
 
 
 def test_console_script_runs_in_a_fresh_process():
-    result = subprocess.run([sys.executable, "-m", "rvclora.gui.main", "info", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "rvclora.cli", "info", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "JSON" in result.stdout
 
 
@@ -191,7 +190,12 @@ def test_assets_download_offline_is_one_line(monkeypatch, capsys):
 
 
 def test_convert_with_an_adapter_and_its_voice_json(models, speech_file, tmp_path):
-    from rvclora.synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
+    from rvclora.synth.voice_library import (
+        AdapterSlot,
+        VoiceDefaults,
+        VoiceEntry,
+        write_voice_json,
+    )
 
     trained = tmp_path / "alice"
     trained.mkdir()

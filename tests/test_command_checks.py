@@ -12,16 +12,19 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-
-from rvclora.export.cli import main as export_main
-from rvclora.gui.main import main as rvclora_main
+from rvclora.cli.main import export_main, train_main
+from rvclora.cli.main import main as rvclora_main
 from rvclora.realtime.settings import EngineSettings, SettingsError
 from rvclora.synth.pitch_options import PITCH_SHIFT_RANGE
 from rvclora.synth.voice_file import load_voice
 from rvclora.tests.conftest import speech_path
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_base_file, make_foreign_adapter_file, make_voice_file
-from rvclora.train.cli import main as train_main
+from rvclora.tests.rvc_fixtures import (
+    make_adapter_file,
+    make_base_file,
+    make_foreign_adapter_file,
+    make_voice_file,
+)
 
 IS_ROOT = os.geteuid() == 0  # root writes into read-only folders
 
@@ -139,7 +142,7 @@ def test_an_undecodable_mp3_says_so_in_one_line(models, tmp_path):
     junk.write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
     env = {**os.environ, "RVCLORA_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "rvclora.gui.main", "convert", str(junk), str(tmp_path / "out.wav"),
+        [sys.executable, "-m", "rvclora.cli", "convert", str(junk), str(tmp_path / "out.wav"),
          "--model", str(models["voice"]), "--hubert", str(models["hubert"])],
         capture_output=True, text=True, env=env, timeout=120,
     )

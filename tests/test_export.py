@@ -15,9 +15,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
+from rvclora.cli.main import export_main as main
 from rvclora.export.backend import make_session
-from rvclora.export.cli import main
 from rvclora.export.onnx_export import export_onnx
 from rvclora.lora import apply_adapters, load_adapter, model_fingerprint
 from rvclora.synth.configs import content_dim

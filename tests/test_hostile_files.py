@@ -16,20 +16,28 @@ import faiss
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-
+from rvclora.errors import ModelFileError
 from rvclora.lora import AdapterError, load_adapter
-from rvclora.synth.checkpoint import CheckpointError, UnsafeCheckpointError, load_checkpoint
+from rvclora.synth.checkpoint import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    load_checkpoint,
+)
 from rvclora.synth.configs import SAMPLE_RATES, VERSIONS, official_config
 from rvclora.synth.content_encoder import load_content_encoder
-from rvclora.synth.errors import ModelFileError
 from rvclora.synth.index import FeatureIndex, FeatureIndexError, build_index
 from rvclora.synth.rmvpe import load_rmvpe
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import VoiceFileError, inspect_voice, load_voice
 from rvclora.synth.voice_shapes import check_config, expected_shapes
 from rvclora.tests import hostile_files as hf
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_base_file, make_voice_file, tiny_config
+from rvclora.tests.rvc_fixtures import (
+    make_adapter_file,
+    make_base_file,
+    make_voice_file,
+    tiny_config,
+)
+from safetensors.torch import load_file, save_file
 
 MB = 1 << 20
 SMALL_CONSTANT = 64 * MB  # allowed RSS growth beyond 1.5 x the file size
@@ -81,8 +89,8 @@ _DRIVER = textwrap.dedent("""
     import contextlib, io, json, resource, sys, traceback
     import torch
     torch.set_num_threads(1)
-    from rvclora.gui.main import main as rvclora_main
-    from rvclora.export.cli import main as export_main
+    from rvclora.cli.main import main as rvclora_main
+    from rvclora.cli.main import export_main
     command, warm, adapter, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     def call(path):
         err = io.StringIO()
@@ -243,7 +251,7 @@ def test_voices_rvc_never_produces_are_refused(tmp_path, voice):
 
 
 def test_info_never_builds_the_model(voice, monkeypatch, capsys):
-    from rvclora.gui.main import main
+    from rvclora.cli.main import main
 
     def refuse(*args, **kwargs):
         raise AssertionError("info built a model")

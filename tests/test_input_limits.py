@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from rvclora.tests.rvc_fixtures import make_voice_file
 
 # Peak memory of the whole `rvclora` process that refuses the file: the interpreter with
@@ -60,7 +59,7 @@ def test_a_ten_hour_input_is_refused_in_bounded_memory(ten_hours, tmp_path, comm
     else:
         args = ["run", "--builtin", "deep", "--input-file", long_wav, "--output-file", out]
     env = {**os.environ, "RVCLORA_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
-    rc, err, peak_mb = run_with_peak_rss([sys.executable, "-m", "rvclora.gui.main", *map(str, args)], env)
+    rc, err, peak_mb = run_with_peak_rss([sys.executable, "-m", "rvclora.cli", *map(str, args)], env)
     lines = err.strip().splitlines()
     assert rc == 2 and len(lines) == 1 and "10.0 hours" in lines[0] and "at most 1 hour" in lines[0], err
     assert peak_mb < MEMORY_BOUND_MB, f"peak memory {peak_mb:.0f} MB"

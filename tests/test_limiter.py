@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 import soundfile as sf
-from scipy.signal import resample_poly
-
-from rvclora.realtime import cli as realtime_cli
+from rvclora.cli.main import build_parser, chosen_command
 from rvclora.synth.audio_io import AudioError, write_audio
 from rvclora.synth.limiter import Limiter, LimiterConfig, limit
 from rvclora.tests.conftest import speech_path
+from scipy.signal import resample_poly
 
 
 def true_peak_db(audio: np.ndarray) -> float:
@@ -88,9 +85,8 @@ def test_write_audio_keeps_normal_audio_bit_exact(tmp_path):
 
 
 def _run(*argv):
-    p = argparse.ArgumentParser(prog="rvclora")
-    realtime_cli.register(p.add_subparsers(dest="command"))
-    args = p.parse_args([str(a) for a in argv])
+    argv = [str(a) for a in argv]
+    args = build_parser(chosen_command(argv)).parse_args(argv)
     return args.func(args)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-
+from rvclora.errors import OutputExistsError
 from rvclora.export.merged_voice import write_merged_voice
 from rvclora.lora import AdapterError, apply_adapters, bake, load_adapter
 from rvclora.synth.checkpoint import load_checkpoint
@@ -65,7 +65,7 @@ def test_refusals(setup, tmp_path):
     d, voice_path, a1, _ = setup
     out = tmp_path / "m.pth"
     out.write_bytes(b"keep me")
-    with pytest.raises(FileExistsError, match="overwrite"):
+    with pytest.raises(OutputExistsError, match="overwrite"):
         write_merged_voice(voice_path, [(a1, 1.0)], out)
     assert out.read_bytes() == b"keep me"
     with pytest.raises(ValueError, match="no adapters"):

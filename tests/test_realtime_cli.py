@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 import soundfile as sf
-
-from rvclora.realtime import cli
+from rvclora.cli.main import build_parser, chosen_command
 from rvclora.tests.conftest import speech_path
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
 from rvclora.tests.rvc_fixtures import make_voice_file
 
 
-def _parser():
-    p = argparse.ArgumentParser(prog="rvclora")
-    sub = p.add_subparsers(dest="command")
-    cli.register(sub)
-    return p
+def _parser(argv):
+    return build_parser(chosen_command(argv))
 
 
 def run(*argv):
-    args = _parser().parse_args([str(a) for a in argv])
+    argv = [str(a) for a in argv]
+    args = _parser(argv).parse_args(argv)
     return args.func(args)
 
 
@@ -35,7 +31,7 @@ def voice(tmp_path_factory):
 @pytest.mark.parametrize("command", ["run", "devices", "bench", "latency", "virtual-mic"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as e:
-        _parser().parse_args([command, "--help"])
+        _parser([command]).parse_args([command, "--help"])
     assert e.value.code == 0
     assert "usage: rvclora " + command in capsys.readouterr().out
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
+from rvclora.cli.main import train_main as main
 from rvclora.lora import load_adapter
 from rvclora.tests.test_train_run import args, kit, read_log  # noqa: F401 - kit is a fixture
 from rvclora.train import loop, state
-from rvclora.train.cli import main
 from rvclora.train.run_lock import lock_path_for_output, lock_path_for_work
 
 
@@ -27,7 +26,7 @@ def _home(tmp_path, monkeypatch):
 
 def start_training(argv: list[str], tmp_path: Path) -> subprocess.Popen:
     env = {**os.environ, "RVCLORA_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
-    code = "import sys; from rvclora.train.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from rvclora.cli.main import train_main as main; sys.exit(main(sys.argv[1:]))"
     return subprocess.Popen([sys.executable, "-c", code, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -1,4 +1,6 @@
-"""`rvclora-train DATA_DIR --base BASE.pth --out ADAPTER.safetensors`: recordings -> LoRA voice adapter."""
+"""`rvclora train DATA_DIR --base BASE.pth --out ADAPTER.safetensors` (alias `rvclora-train`):
+recordings -> LoRA voice adapter. `--device`, `--hubert` and `--rmvpe` come from the front door's
+shared option groups."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..synth.pitch_options import F0_METHODS
-from .config import PreprocessConfig, TrainConfig
+from .config import TrainConfig
 
 DESCRIPTION = """\
 Train a voice: turn a folder of recordings (5-30 minutes of one speaker) into a
@@ -34,11 +36,10 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="rvclora-train", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    t, d = TrainConfig(), PreprocessConfig()
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `rvclora train`, besides the shared --device, --hubert and --rmvpe."""
+    p.description, p.epilog, p.formatter_class = DESCRIPTION, EPILOG, argparse.RawDescriptionHelpFormatter
+    t = TrainConfig()
     p.add_argument("data", type=Path, metavar="DATA_DIR", help="folder of recordings, searched recursively: wav, flac, ogg (mp3 where libsndfile decodes it); any rate and channel count")
     io = p.add_argument_group("files")
     io.add_argument("--base", type=Path, required=True, help="base model: pretrained G*.pth (with enc_q) or a released voice .pth (see above)")
@@ -47,8 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--work-dir", type=Path, help="feature cache, checkpoints and logs (default: OUT without suffix + '.train', next to OUT)")
     io.add_argument("--cache-dir", type=Path, help="feature cache folder (default: WORK_DIR/cache); share one between runs and voices to never extract a file twice")
     io.add_argument("--index", action="store_true", help="also build a faiss feature index (OUT with suffix .index) for timbre retrieval")
-    io.add_argument("--hubert", type=Path, help="content encoder hubert_base.pt or Hugging Face folder (default: RVCLORA_HOME assets)")
-    io.add_argument("--rmvpe", type=Path, help="rmvpe.pt for --f0-method rmvpe (default: RVCLORA_HOME assets)")
     io.add_argument("--overwrite", action="store_true", help="replace existing output files (never done without this flag, except by --resume of the same run)")
     io.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the work dir, exactly where it stopped (same settings required)")
 
@@ -68,7 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr-d", type=float, default=t.lr_d, help=f"discriminator learning rate (default {t.lr_d:g})")
     tr.add_argument("--seed", type=int, default=t.seed, help=f"random seed: same seed and data give the same run (default {t.seed})")
     tr.add_argument("--f0-method", default="auto", choices=F0_METHODS, help="pitch estimator for the training data; auto = rmvpe if rmvpe.pt is present, else pm")
-    tr.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     tr.add_argument("--fp16", action="store_true", help="mixed precision (CUDA only)")
     tr.add_argument("--save-every", type=int, default=t.save_every, help=f"checkpoint every N steps (default {t.save_every})")
     tr.add_argument("--keep-checkpoints", type=int, default=t.keep_checkpoints, help=f"how many recent checkpoints to keep (default {t.keep_checkpoints})")
@@ -76,8 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--patience", type=int, default=t.patience, help=f"stop after N validations without a better mel loss; 0 = never (default {t.patience})")
     tr.add_argument("--val-fraction", type=float, default=t.val_fraction, help=f"share of segments held out for validation (default {t.val_fraction:g}, at most {t.max_val_segments})")
     tr.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
-    del d
-    return p
+    p.set_defaults(func=run)
 
 
 def options_from_args(a: argparse.Namespace):
@@ -97,10 +94,7 @@ def options_from_args(a: argparse.Namespace):
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from ..synth.errors import USER_ERRORS
-
+def run(args: argparse.Namespace) -> int:
     from .session import train_voice
 
     try:
@@ -108,13 +102,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rvclora-train: interrupted; continue with --resume", file=sys.stderr)
         return 130
-    except (*USER_ERRORS, FloatingPointError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"rvclora-train: error: {msg}", file=sys.stderr)
-        return 2
     print(report.summary())
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import TrainingError
 from .feature_cache import Item, load_item
 
 
-class DataError(ValueError):
+class DataError(TrainingError):
     """Not enough usable data to train; the message says what to do."""
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import FileFormatError
 from ..synth.checkpoint import CheckpointError, load_checkpoint
 from ..synth.legacy_weight_norm import weight_norm
 
@@ -27,7 +28,7 @@ S_LAYERS = ((16, 15, 1, 1, 7), (64, 41, 4, 4, 20), (256, 41, 4, 16, 20), (1024, 
 P_CHANNELS = (32, 128, 512, 1024, 1024)  # DiscriminatorP convs, kernel (5, 1), stride 3 (1 for the last)
 
 
-class DiscriminatorError(ValueError):
+class DiscriminatorError(FileFormatError):
     """A discriminator file that does not fit; one-line message."""
 
 

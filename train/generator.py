@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from ..lora import BaseInfo, LoRAConfig, inject, model_fingerprint, unfreeze
 from ..synth.synthesizer import Synthesizer
 from ..synth.voice_file import Voice, load_voice
-
 from .config import TrainConfig
 
 
@@ -61,11 +61,11 @@ def build_generator(base_path: str | Path, cfg: TrainConfig, device: torch.devic
         try:
             adapted = inject(model, cfg.targets, lora, generator=gen)
         except (ValueError, TypeError) as e:
-            raise ValueError(f"--targets {cfg.targets}: {e}") from None
+            raise UsageError(f"--targets {cfg.targets}: {e}") from None
         try:
             unfreeze(model, cfg.unfreeze)
         except KeyError as e:
-            raise ValueError(f"--unfreeze: {e.args[0]} (use state-dict names such as emb_g.weight)") from None
+            raise UsageError(f"--unfreeze: {e.args[0]} (use state-dict names such as emb_g.weight)") from None
         if fresh:
             model.enc_q.requires_grad_(True)
     model.to(device).train()

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import TrainingError
 from ..synth.synthesizer import slice_segments
-
 from .config import TrainConfig
 from .dataset import Batch, SegmentData, epoch_batches
 from .discriminators import MultiPeriodDiscriminator
@@ -32,12 +32,22 @@ from .generator import GeneratorSetup
 from .losses import discriminator_loss, feature_loss, generator_loss, kl_loss, mel_l1
 from .mel import SpecConfig, linear_spectrogram, mel_spectrogram, spec_to_mel
 from .metrics import f0_correlation, mel_cepstral_distortion, spectral_convergence
-from .state import list_checkpoints, load_latest, rng_state, save_checkpoint, set_rng_state
+from .state import (
+    list_checkpoints,
+    load_latest,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 VAL_SEED = 20_240_601  # validation noise: the same every evaluation, independent of training
 
 
-class ResumeError(ValueError):
+class DivergedError(TrainingError, FloatingPointError):
+    """The losses became NaN/Inf; lowering the learning rate or resuming usually helps."""
+
+
+class ResumeError(TrainingError):
     """A checkpoint that does not belong to this run's settings."""
 
 
@@ -326,7 +336,7 @@ def run(
             step += 1
             steps_timed += 1
             if not all(math.isfinite(v) for v in losses.values()):
-                raise FloatingPointError(f"training diverged at step {step} (loss is NaN/Inf); lower --lr or resume from a checkpoint")
+                raise DivergedError(f"training diverged at step {step} (loss is NaN/Inf); lower --lr or resume from a checkpoint")
             log.scalars(step, {**losses, "lr": opt_g.param_groups[0]["lr"]}, "train")
             if bar is not None:
                 rate = steps_timed / max(time.perf_counter() - t0, 1e-9)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
+from ..errors import TrainingError
 from ..synth.audio_io import AudioError, read_audio, resample, to_mono
-
 from .config import PreprocessConfig
 from .slicer import segment, slice_on_silence
 
@@ -27,7 +27,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".ai
 SR_16K = 16000
 
 
-class FileRejected(ValueError):
+class FileRejected(TrainingError):
     """This file gives no training data; the message is the reason shown in the report."""
 
 

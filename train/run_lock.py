@@ -16,8 +16,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import TrainingError
 
-class TrainingLockedError(ValueError):
+
+class TrainingLockedError(TrainingError):
     """Another training writes to the same output or work dir (one-line message)."""
 
 

@@ -9,13 +9,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import MissingAssetError, OutputExistsError, UsageError
 from ..synth.device import resolve_device
-from ..synth.errors import MissingAssetError, OutputExistsError
+from ..synth.file_hash import sha256_file
 from ..synth.home import Home
 from ..synth.output_file import check_output_path, staged_output
 from ..synth.pitch_options import F0_METHODS, resolve_f0_method
+from ..synth.voice_library import (
+    AdapterSlot,
+    VoiceDefaults,
+    VoiceEntry,
+    write_voice_json,
+)
 from ..synth.voice_meta import content_encoder_path
-
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
 from .discriminators import MultiPeriodDiscriminator, load_discriminator
@@ -26,8 +32,6 @@ from .mel import SpecConfig
 from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
 from .run_lock import training_lock
-from ..synth.file_hash import sha256_file
-from ..synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 
 CREATED_BY = "rvclora-train"
 VOICE_JSON = "voice.json"
@@ -81,7 +85,7 @@ def check_options(o: TrainOptions) -> None:
     """Everything that can be refused before any work starts (one-line ValueErrors)."""
     t = o.train
     if not o.data.is_dir():
-        raise ValueError(f"{o.data}: not a folder; DATA_DIR must be a folder of recordings")
+        raise UsageError(f"{o.data}: not a folder; DATA_DIR must be a folder of recordings")
     if not o.base.is_file():
         raise MissingAssetError(f"{o.base}: base model not found (a pretrained G*.pth or a voice .pth)")
     if o.base_d is not None and not o.base_d.is_file():
@@ -89,20 +93,20 @@ def check_options(o: TrainOptions) -> None:
     want = ".pth" if t.full else ".safetensors"
     if o.out.suffix.lower() != want:
         what = "--full writes an RVC voice model" if t.full else "the adapter is a safetensors file"
-        raise ValueError(f"--out {o.out}: {what}; use a {want} file name")
+        raise UsageError(f"--out {o.out}: {what}; use a {want} file name")
     for name, v, lo in (("--rank", t.rank, 1), ("--batch-size", t.batch_size, 1), ("--epochs", t.epochs, 1), ("--save-every", t.save_every, 1), ("--eval-every", t.eval_every, 1), ("--keep-checkpoints", t.keep_checkpoints, 1)):
         if v < lo:
-            raise ValueError(f"{name} {v}: must be at least {lo}")
+            raise UsageError(f"{name} {v}: must be at least {lo}")
     if t.max_steps is not None and t.max_steps < 1:
-        raise ValueError(f"--max-steps {t.max_steps}: must be at least 1")
+        raise UsageError(f"--max-steps {t.max_steps}: must be at least 1")
     if not (t.generator_lr > 0 and t.lr_d > 0):
-        raise ValueError("--lr: must be positive")
+        raise UsageError("--lr: must be positive")
     if not 0 < t.val_fraction < 1:
-        raise ValueError(f"--val-fraction {t.val_fraction}: must be between 0 and 1")
+        raise UsageError(f"--val-fraction {t.val_fraction}: must be between 0 and 1")
     if t.patience < 0:
-        raise ValueError(f"--patience {t.patience}: must be 0 (off) or more")
+        raise UsageError(f"--patience {t.patience}: must be 0 (off) or more")
     if o.f0_method not in F0_METHODS:
-        raise ValueError(f"--f0-method {o.f0_method}: choose auto, rmvpe, pm or fcpe")
+        raise UsageError(f"--f0-method {o.f0_method}: choose auto, rmvpe, pm or fcpe")
     outputs = [o.out, o.voice_json] + ([o.index_path] if o.index else [])
     owned = _owned_outputs(o.work) if o.resume else set()
     for p in outputs:
@@ -146,7 +150,7 @@ def train_voice(o: TrainOptions, say=print) -> TrainReport:
 def _train_voice(o: TrainOptions, say) -> TrainReport:
     device = resolve_device(o.device)
     if o.train.fp16 and device.type != "cuda":
-        raise ValueError("--fp16 needs a CUDA GPU (mixed precision); on the CPU train in fp32 (leave --fp16 off)")
+        raise UsageError("--fp16 needs a CUDA GPU (mixed precision); on the CPU train in fp32 (leave --fp16 off)")
     home = Home.from_env()
     work = o.work
     setup = build_generator(o.base, o.train, device)

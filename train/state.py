@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from ..errors import UserError
+
 
 def rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
@@ -49,7 +51,7 @@ def checkpoint_path(folder: Path, step: int) -> Path:
     return folder / f"ckpt_{step:08d}.pt"
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(UserError, OSError):
     """A checkpoint could not be written (no space, say); the one-line message says what is kept."""
 
 
