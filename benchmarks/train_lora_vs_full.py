@@ -16,7 +16,7 @@ in the other's peak.  Reported per mode:
   activations); the peak also counts the ~1 GB of code and weights both modes share;
 - CUDA: torch.cuda.max_memory_allocated, reset before the first step (peak) and
   its growth over the allocated memory at that point.
-The DESIGN target is LoRA peak <= 50 % of full.
+The target: LoRA's peak at most 50 % of full fine-tuning's.
 
     .venv/bin/python benchmarks/train_lora_vs_full.py [--steps 3] [--warmup 1] [--batch-size 2] [--device cpu]
 """

@@ -1,6 +1,6 @@
 """ONNX export of merged voices, the content encoder and RMVPE.
 
-What the synthesizer graph looks like (DESIGN.md §3.2, RVC's own export contract):
+What the synthesizer graph looks like (RVC's own export contract, infer/modules/onnx/export.py):
 
     inputs   phone [1,T,256|768] f32, phone_lengths [1] i64, pitch [1,T] i64,
              pitchf [1,T] f32, ds [1] i64, rnd [1,inter,T] f32  (noise ALREADY scaled)

@@ -19,10 +19,6 @@ RED_DB = -6.0
 PEAK_FALL_DB_PER_UPDATE = 1.5  # at 10 updates/s the peak marker falls 15 dB/s, like a common PPM
 
 
-def amplitude_to_db(amplitude: float) -> float:
-    return 20.0 * math.log10(amplitude) if amplitude > 1e-6 else -120.0
-
-
 class LevelMeter(QWidget):
     def __init__(self, name: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)

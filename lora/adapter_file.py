@@ -1,4 +1,4 @@
-"""The adapter file (DESIGN.md §3.2): one .safetensors, LoRA pairs + extra tensors + header.
+"""The adapter file: one .safetensors, LoRA pairs + extra tensors + header.
 
 Keys: ``<module>.lora_A [r, prod(W.shape[1:])]`` and ``<module>.lora_B [W.shape[0], r]``
 for each adapted module (official RVC module names), and any fully trained extra

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 from ..errors import AudioDeviceError, UsageError, UserError
+from ..synth.home import Home
+from ..synth.voice_library import VoiceLibrary, VoiceLibraryError
 from .latency_cli import latency_arg
 from .settings import F0_METHODS, EngineSettings
 
@@ -79,13 +81,8 @@ def _resolve_model(spec: str) -> tuple[Path, Path | None, list[tuple[Path, float
     if path.exists():
         return path, None, []
     try:
-        from ..synth.home import Home
-        from ..synth.voice_library import VoiceLibrary
-    except ImportError:
-        raise NoSuchVoiceError(f"{spec}: no such voice model file") from None
-    try:
         entry = VoiceLibrary(Home.from_env()).get(spec)
-    except ValueError:
+    except VoiceLibraryError:
         raise NoSuchVoiceError(f"{spec}: no such voice model file or library voice") from None
     if entry.runnable_model is None:
         raise NoSuchVoiceError(f"voice {spec!r} has no model file")

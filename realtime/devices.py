@@ -4,7 +4,7 @@ PortAudio (through sounddevice) lists what the host APIs show. On Linux that is
 ALSA only (Debian's libportaudio2 has no PulseAudio host API): a PulseAudio or
 PipeWire desktop appears as the two ALSA devices "pulse" and "default", and the
 individual Pulse sinks and sources (null sinks, the rvclora virtual mic, …) are
-not listed at all (research/lora-onnx-audio.md §C1). So on Linux ``list_devices``
+not listed at all. So on Linux ``list_devices``
 adds one entry per Pulse sink (output) and source (input) reached through the ALSA
 "pulse" device; such an entry carries ``pulse`` = the sink/source name, and a
 stream opened on it must be opened with ``pulse_device_env`` applied (libpulse

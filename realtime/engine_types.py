@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -81,9 +80,6 @@ class EngineStats:
     device_ms: float = 0.0  # device buffers as PortAudio reports them
     measured_latency_ms: float = math.nan  # last `measure_latency()` (nan: none yet or invalid)
     measured_jitter_ms: float = math.nan
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def make_stats(engine: Engine) -> EngineStats:

@@ -1,6 +1,6 @@
 """Noise gate: silence the input between words so the model does not voice noise.
 
-RVC's "response threshold" (research/rvc-reference.md §1.3 step 1): RMS over windows
+RVC's "response threshold" (gui_v1.py `audio_callback`): RMS over windows
 of 4·frame samples hopping by ``frame`` (10 ms), in dB re full scale; every
 ``frame``-sample segment whose level is under the threshold is zeroed.
 

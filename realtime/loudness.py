@@ -1,6 +1,6 @@
 """Loudness mix: make the converted voice follow the input's loudness envelope.
 
-RVC's "loudness factor" (research/rvc-reference.md §1.3 step 6): RMS envelopes of
+RVC's "loudness factor" (gui_v1.py `audio_callback`): RMS envelopes of
 input and output (windows of 4·frame samples hopping by ``frame``, centred, zero
 padded), linearly interpolated to one value per output sample, and the output
 scaled by (rms_in / max(rms_out, 1e-3))^(1 − rate). rate 1 keeps the model's own

@@ -5,7 +5,7 @@ window is long. RVC instead analyses only the newest audio (block + 50 ms) and k
 a rolling cache of 1024 frames (10.24 s at 100 frames/s): shift left by the block's
 frame count, then write the fresh estimate minus its edge frames — the first 3 and
 the last 1, whose analysis windows ran off the analysed audio
-(research/rvc-reference.md §1.4 "Pitch cache").
+(RVC's infer/lib/rtrvc.py, `RVC.infer`).
 """
 
 from __future__ import annotations

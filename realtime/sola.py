@@ -5,7 +5,7 @@ near the seam does not line up sample-for-sample with the previous block. SOLA
 (synchronised overlap-add) slides the new block's head by up to ``search`` samples
 to the position that best matches the previous block's "future" tail, then
 crossfades the two with sin² windows (the scheme RVC's real-time loop uses,
-research/rvc-reference.md §1.3 step 7).
+gui_v1.py `audio_callback`).
 
 Per call an RVC-style inference returns ``crossfade + search + block`` samples:
 
@@ -68,13 +68,11 @@ class SolaCrossfader:
         self._tail = np.zeros(config.crossfade, np.float32)
         self._scratch = np.zeros(config.crossfade, np.float32)
         self._has_tail = False
-        self.last_offset = 0
 
     def reset(self) -> None:
         """Forget the stored tail: the next block is output as is (offset 0, no fade)."""
         self._tail[:] = 0.0
         self._has_tail = False
-        self.last_offset = 0
 
     def process(self, infer_wav: np.ndarray, block: int, out: np.ndarray | None = None) -> np.ndarray:
         """Return ``block`` output samples joined onto the previous call's output.
@@ -94,7 +92,6 @@ class SolaCrossfader:
             out = out[:block]
 
         offset = find_offset(infer_wav, self._tail, search) if (self._has_tail and cf) else 0
-        self.last_offset = offset
         seg = infer_wav[offset: offset + block]
         out[:] = seg
         if self._has_tail and cf:

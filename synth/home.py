@@ -1,6 +1,6 @@
 """rvclora's home folder: shared model assets, voices and settings.
 
-Layout (DESIGN §3.2)::
+Layout::
 
     <home>/assets/hubert_base.pt
     <home>/assets/rmvpe.pt

@@ -1,6 +1,6 @@
 """Offline voice conversion: a whole recording through content encoder, pitch, index and synthesizer.
 
-Follows RVC's offline pipeline (research/rvc-reference.md §7.5) so that a voice sounds
+Follows RVC's offline pipeline (infer/modules/vc/pipeline.py) so that a voice sounds
 the same here as in RVC: 48 Hz high-pass, reflect padding, long inputs cut at quiet
 points, HuBERT per segment, index blend before the ×2 upsampling, `protect`, and the
 padding trimmed off again.

@@ -3,7 +3,7 @@
 CI machines have no sound card. A PulseAudio daemon with a mono float32 null sink
 ``vsink`` and a source ``vmic`` remapped from its monitor gives PortAudio (through
 the ALSA "pulse" plugin) a playback and a capture device joined by a loopback:
-whatever is played to vsink is recorded from vmic (research/lora-onnx-audio.md §C1).
+whatever is played to vsink is recorded from vmic.
 
 The daemon runs in a private XDG_RUNTIME_DIR under a temporary directory and is
 reached through PULSE_SERVER=unix:<that dir>/pulse/native, so it never touches a

@@ -140,7 +140,7 @@ def _omegaconf(classes: dict[str, Any], value: Any, parent: Any = None) -> Any:
 
 
 def _fairseq_state_dict(model: Any, proj: torch.nn.Linear) -> dict[str, torch.Tensor]:
-    """transformers names → fairseq HubertModel names (research/lora-onnx-audio.md §D3)."""
+    """transformers names → fairseq HubertModel names (the mapping checked numerically by these tests)."""
     out: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
         k = key

@@ -1,4 +1,4 @@
-"""The adapter file (DESIGN §3.2): round trip, header, fingerprint, refusals."""
+"""The adapter file: round trip, header, fingerprint, refusals."""
 
 import json
 import struct

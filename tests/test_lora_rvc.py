@@ -26,7 +26,7 @@ FRAMES = 40
 
 
 def _expected_all(n_stages: int = 4, n_kernels: int = 3) -> list[str]:
-    """Preset `all`, written out from RVC's module structure (research/rvc-reference.md §2)."""
+    """Preset `all`, written out from RVC's module structure (infer/lib/infer_pack/models.py)."""
     enc = [f"enc_p.encoder.attn_layers.{i}.conv_{c}" for i in range(6) for c in "qkvo"]
     enc += [f"enc_p.encoder.ffn_layers.{i}.conv_{c}" for i in range(6) for c in "12"]
     flow = [f"flow.flows.{f}.{n}" for f in (0, 2, 4, 6) for n in ("pre", "post")]

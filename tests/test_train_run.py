@@ -116,7 +116,7 @@ def test_training_lowers_validation_mel_loss(kit, tmp_path, capsys):
     assert "corrupt.wav" in (work / "preprocess_report.txt").read_text()
     assert report["train_segments"] + report["val_segments"] >= len(SPEECH)
 
-    # the adapter: DESIGN §3.2 header, made for exactly this base
+    # the adapter: its header names exactly this base
     adapter = load_adapter(out)
     base = load_voice(kit["base"])
     info = BaseInfo("v2", 40000, True, model_fingerprint(base.model))

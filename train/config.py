@@ -1,6 +1,6 @@
 """Settings of a training run, as frozen dataclasses (hashable, so they can key caches).
 
-Defaults are RVC's (research/rvc-reference.md §7) unless a comment says why not.
+Defaults are RVC's (its configs/v2/*.json and infer/modules/train/) unless a comment says why not.
 """
 
 from __future__ import annotations
