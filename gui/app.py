@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..synth.home import Home
+from ..library.home import Home
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     from ..realtime import cli as realtime_cli
     from ..synth import cli as synth_cli
-    from ..synth import voices_cli
+    from ..library import voices_cli
 
     parser = argparse.ArgumentParser(
         prog="rvclora",

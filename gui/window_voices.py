@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..realtime.settings import F0_METHODS
-from ..synth.voice_library import AdapterSlot, VoiceLibraryError
+from ..library.voice_library import AdapterSlot, VoiceLibraryError
 from . import engine_link
 from .asset_jobs import needed_to_start, start_refusal
 from .library_jobs import encoder_note

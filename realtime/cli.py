@@ -89,8 +89,8 @@ def _resolve_model(spec: str) -> tuple[Path, Path | None, list[tuple[Path, float
     if path.exists():
         return path, None, []
     try:
-        from ..synth.home import Home
-        from ..synth.voice_library import VoiceLibrary
+        from ..library.home import Home
+        from ..library.voice_library import VoiceLibrary
     except ImportError:
         raise FileNotFoundError(f"{spec}: no such voice model file") from None
     try:

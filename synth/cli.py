@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .file_hash import sha256_file
-from .home import Home
+from ..library.home import Home
 from .limiter import check_ceiling_option, limiter_note
 from .pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, resolve_f0_method
 from .voice_adapters import load_checked_adapters, parse_adapter_spec
@@ -114,7 +114,7 @@ def _asset_or_flag(flag: Path | None, default: Path, what: str, hint: str) -> Pa
 
 def _fill_defaults(args: argparse.Namespace, adapters: list[tuple[Path, float]]) -> None:
     """Options the user left out come from the voice.json beside the first adapter, else RVC's defaults."""
-    from .voice_library import VoiceLibraryError, read_voice_json
+    from ..library.voice_library import VoiceLibraryError, read_voice_json
 
     entry = None
     for path, _ in adapters[:1]:
@@ -161,7 +161,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .pipeline import SR_16K, ConvertSettings, VoiceConverter
     from .pitch import make_pitch_estimator
     from .voice_file import load_voice
-    from .voice_meta import content_encoder_path
+    from ..library.embedders import content_encoder_path
 
     check_audio_output(args.output, overwrite=args.overwrite)  # before minutes of work, not after
     check_input_length(args.input)  # before decoding it whole
@@ -262,8 +262,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_assets_download(args: argparse.Namespace) -> int:
-    from .asset_pins import download_pinned
-    from .assets import select_assets
+    from ..library.asset_pins import download_pinned
+    from ..library.assets import select_assets
 
     home = Home.from_env()
     # one pinned Hub commit, the total said first, each new file's sha256 checked
@@ -274,7 +274,7 @@ def cmd_assets_download(args: argparse.Namespace) -> int:
 
 
 def cmd_assets_check(args: argparse.Namespace) -> int:
-    from .assets import ASSETS, check_assets
+    from ..library.assets import ASSETS, check_assets
 
     home = Home.from_env()
     missing = 0

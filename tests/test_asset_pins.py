@@ -13,8 +13,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from rvclora.gui.main import main
-from rvclora.synth.asset_pins import LOCK_FILE
-from rvclora.synth.home import Home
+from rvclora.library.asset_pins import LOCK_FILE
+from rvclora.library.home import Home
 from rvclora.tests.test_assets import REPO_ID, FakeHub, make_handler
 
 FIRST = "1" * 40

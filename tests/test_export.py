@@ -16,7 +16,7 @@ import onnx
 import pytest
 import torch
 
-from rvclora.export.backend import make_session
+from rvclora.synth.onnx_backend import make_session
 from rvclora.export.cli import main
 from rvclora.export.onnx_export import export_onnx
 from rvclora.lora import apply_adapters, load_adapter, model_fingerprint

@@ -11,10 +11,10 @@ import torch
 
 from ..synth.device import resolve_device
 from ..synth.errors import MissingAssetError, OutputExistsError
-from ..synth.home import Home
+from ..library.home import Home
 from ..synth.output_file import check_output_path, staged_output
 from ..synth.pitch_options import F0_METHODS, resolve_f0_method
-from ..synth.voice_meta import content_encoder_path
+from ..library.embedders import content_encoder_path
 
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
@@ -27,7 +27,7 @@ from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
 from .run_lock import training_lock
 from ..synth.file_hash import sha256_file
-from ..synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
+from ..library.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 
 CREATED_BY = "rvclora-train"
 VOICE_JSON = "voice.json"
