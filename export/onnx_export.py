@@ -395,7 +395,7 @@ def _infer_rmvpe_config(state: Mapping[str, Tensor]):
 def load_pitch_model(path: str | os.PathLike):
     """rmvpe.pt through the strict official loader; a reduced layout (tests) by its shapes."""
     from ..synth.checkpoint import load_checkpoint
-    from ..synth.pitch import PitchError
+    from ..synth.pitch_options import PitchError
     from ..synth.rmvpe import RMVPE, RMVPEConfig, load_rmvpe
 
     state = load_checkpoint(path, map_location="cpu")

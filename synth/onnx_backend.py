@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .constants import NOISE_SCALE
+
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -117,7 +119,7 @@ class OnnxSynthesizer:
         pitchf: Tensor | None,
         sid: Tensor,
         *,
-        noise_scale: float = 0.66666,
+        noise_scale: float = NOISE_SCALE,
         noise: Tensor | None = None,
         skip_head: int | Tensor | None = None,
         return_length: int | Tensor | None = None,

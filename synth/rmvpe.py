@@ -20,11 +20,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint import BUDGET_SLACK, load_checkpoint, memory_budget
+from .constants import HOP_16K, SR_16K
 from .errors import ModelFileError
-from .pitch import PitchError
+from .pitch_options import PitchError
 
-SAMPLE_RATE = 16_000
-HOP = 160  # 10 ms frames
+SAMPLE_RATE = SR_16K
+HOP = HOP_16K  # 10 ms frames
 N_BINS = 360  # 20-cent pitch bins
 N_MELS = 128
 TIME_MULTIPLE = 32  # the U-Net pools time 5× by 2

@@ -102,7 +102,7 @@ def check_options(o: TrainOptions) -> None:
     if t.patience < 0:
         raise ValueError(f"--patience {t.patience}: must be 0 (off) or more")
     if o.f0_method not in F0_METHODS:
-        raise ValueError(f"--f0-method {o.f0_method}: choose auto, rmvpe, pm or fcpe")
+        raise ValueError(f"--f0-method {o.f0_method}: choose one of {', '.join(F0_METHODS)}")
     outputs = [o.out, o.voice_json] + ([o.index_path] if o.index else [])
     owned = _owned_outputs(o.work) if o.resume else set()
     for p in outputs:
