@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..synth.file_hash import sha256_file
 from . import assets as _assets
 from .assets import REPO_ID, REVISION, Asset, AssetError, hub_endpoint, select_assets
-from ..synth.file_hash import sha256_file
 from .home import Home
 
 LOCK_FILE = "assets.lock.json"

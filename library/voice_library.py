@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..synth.file_hash import sha256_file
-from .home import Home
 from ..synth.output_file import staged_output
+from .home import Home
 
 VOICE_JSON = "voice.json"
 FORMAT = "rvclora-voice"

@@ -21,7 +21,9 @@ import torch
 
 from .constants import HOP_16K, SR_16K
 from .pitch_options import ESTIMATORS, PitchError
-from .rmvpe import RMVPE, load_rmvpe
+from .rmvpe import load_rmvpe
+from .rmvpe_net import RMVPE
+
 SAMPLE_RATE = SR_16K
 HOP = HOP_16K
 F0_MIN = 50.0  # coarse-pitch range of RVC's pitch embedding

@@ -266,7 +266,7 @@ def test_content_encoder_export(tmp_path, capsys):
 
 
 def test_rmvpe_export(tmp_path, capsys):
-    from rvclora.synth.rmvpe import RMVPE, RMVPEConfig
+    from rvclora.synth.rmvpe_net import RMVPE, RMVPEConfig
 
     torch.manual_seed(0)
     net = RMVPE(RMVPEConfig(base_channels=2, n_blocks=1, inter_layers=1)).eval()  # official layout, narrower
