@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: CUDA provider vs torch CUDA")
     args = p.parse_args(argv)
 
-    from rvclora.export.backend import make_session
+    from rvclora.synth.onnx_backend import make_session
     from rvclora.export.onnx_export import export_onnx, synth_inputs
     from rvclora.synth.configs import official_config
     from rvclora.synth.synthesizer import Synthesizer

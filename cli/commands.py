@@ -26,7 +26,7 @@ COMMANDS: dict[str, Command] = {
     "convert": Command("rvclora.synth.cli", "add_convert", "convert a recording with a voice model (offline)", _VOICE_PARENTS),
     "info": Command("rvclora.synth.cli", "add_info", "describe a voice model or adapter as JSON"),
     "assets": Command("rvclora.synth.cli", "add_assets", "download or check the shared model files"),
-    "voices": Command("rvclora.synth.voices_cli", "add_arguments",
+    "voices": Command("rvclora.library.voices_cli", "add_arguments",
                       "list, import, rename, remove and show your voices (the panel's library)"),
     "run": Command("rvclora.realtime.cli", "add_run", "convert your microphone live (or a file through the live engine)",
                    _VOICE_PARENTS),

@@ -56,6 +56,8 @@ from .. import errors
 from ..errors import ModelFileError
 from ..synth.onnx_voice import STREAM_INPUTS
 from ..synth.output_file import check_output_path, staged_output
+from ..errors import ModelFileError
+from ..synth.rmvpe import load_pitch_model
 from ..synth.synthesizer import FLOW_CONTEXT, Synthesizer
 from .onnx_contract import COMPONENTS, DEFAULT_OPSET, EMBEDDERS, MAX_OPSET, MIN_OPSET
 
@@ -366,46 +368,6 @@ def synth_metadata(voice, merge_info: Mapping[str, str], *, streaming: bool, fp1
         "info": voice.info,
         "rvclora_version": _rvclora_version(),
     }
-
-
-def _infer_rmvpe_config(state: Mapping[str, Tensor]):
-    """RMVPE layout from a state dict's keys, so reduced test models load too."""
-    from ..synth.rmvpe import RMVPEConfig
-
-    def count(prefix: str) -> int:
-        idx = {k[len(prefix):].split(".", 1)[0] for k in state if k.startswith(prefix)}
-        return len([i for i in idx if i.isdigit()])
-
-    first = state.get("unet.encoder.layers.0.conv.0.conv.0.weight")
-    if first is None:
-        return None
-    n_gru = len({k for k in state if k.startswith("fc.0.gru.weight_ih_l") and not k.endswith("_reverse")})
-    return RMVPEConfig(
-        n_blocks=count("unet.encoder.layers.0.conv."),
-        n_gru=n_gru,
-        en_de_layers=count("unet.encoder.layers."),
-        inter_layers=count("unet.intermediate.layers."),
-        base_channels=int(first.shape[0]),
-    )
-
-
-def load_pitch_model(path: str | os.PathLike):
-    """rmvpe.pt through the strict official loader; a reduced layout (tests) by its shapes."""
-    from ..synth.checkpoint import load_checkpoint
-    from ..synth.pitch import PitchError
-    from ..synth.rmvpe import RMVPE, RMVPEConfig, load_rmvpe
-
-    state = load_checkpoint(path, map_location="cpu")
-    state = state.get("model", state) if isinstance(state, dict) else state
-    config = _infer_rmvpe_config(state) if isinstance(state, dict) else None
-    if config is None or config == RMVPEConfig():
-        return load_rmvpe(path)
-    model = RMVPE(config)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError:
-        raise PitchError(f"{path}: not an RMVPE checkpoint (keys or shapes do not fit)") from None
-    return model.eval()
 
 
 # --------------------------------------------------------------------------- the export itself (worker side)

@@ -108,7 +108,7 @@ def run_onnx(session, inputs: Mapping[str, Tensor], *, dec_noise: float = 0.0) -
 
 
 def _session(path: str | os.PathLike):
-    from .backend import make_session
+    from ..synth.onnx_backend import make_session
 
     return make_session(path, device="cpu", threads=1)[0]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
-from ..synth.voice_library import AdapterSlot
+from ..library.voice_library import AdapterSlot
 
 WEIGHT_STEP = 0.05
 WEIGHT_MAX = 2.0  # past 2× an adapter's change usually only adds artefacts

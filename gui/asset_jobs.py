@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from ..synth import assets as synth_assets
-from ..synth.assets import Asset
-from ..synth.home import Home
+from ..library import assets as synth_assets
+from ..library.assets import Asset
+from ..library.home import Home
 
 PANEL_ASSETS = ("hubert_base", "rmvpe")  # what library voices need to run (training bases are not needed here)
 DOWNLOAD_HINT = "click \u201cDownload models\u201d (bottom left) to get it"

@@ -27,7 +27,7 @@ from ..realtime.engine import EngineDevices
 from ..realtime.engine_process import EngineProcess
 from ..realtime.settings import EngineSettings
 from ..realtime.voice_pool import PoolConfig, VoiceSpec, load_voice
-from ..synth.voice_library import VoiceEntry
+from ..library.voice_library import VoiceEntry
 from .voice_choice import VoiceChoice
 
 # --------------------------------------------------------------------------- devices

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from ..errors import MissingAssetError
 from ..lora import AdapterNeedsForce
-from ..synth.home import Home
+from ..errors import MissingAssetError
+from ..library.home import Home
 from ..synth.voice_file import inspect_voice
-from ..synth.voice_library import VoiceDefaults, VoiceLibrary
-from ..synth.voice_meta import content_encoder_path
+from ..library.voice_library import VoiceDefaults, VoiceLibrary
+from ..library.embedders import content_encoder_path
 from .voice_choice import ADAPTER_SUFFIXES, INDEX_SUFFIXES, MODEL_SUFFIXES
 from .workers import one_line
 

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..realtime.settings import F0_METHODS, EngineSettings, SettingsError
-from ..synth.home import Home
-from ..synth.voice_library import VoiceEntry, VoiceLibrary
+from ..library.home import Home
+from ..library.voice_library import VoiceEntry, VoiceLibrary
 from . import engine_link
 from .adapter_panel import AdapterPanel
 from .asset_bar import AssetBar

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..realtime.settings import EngineSettings, SettingsError
+from ..synth.output_file import replaced_atomically
 
 PANEL_KEY = "panel"
 # Engine settings that belong to the panel as a whole rather than to a voice. Passthrough
@@ -128,11 +128,5 @@ class SettingsStore:
         data[PANEL_KEY] = state.to_json()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Atomic replace: a crash mid-write must not cost the user their other settings.
-        fd, tmp = tempfile.mkstemp(prefix=".settings.", suffix=".json", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=2)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replaced_atomically(self.path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..synth.voice_library import VoiceEntry
+from ..library.voice_library import VoiceEntry
 from .voice_choice import VoiceChoice
 
 ROLE = Qt.ItemDataRole.UserRole

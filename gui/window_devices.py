@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from ..synth.assets import hub_endpoint
+from ..library.assets import hub_endpoint
 from . import engine_link
 from .asset_jobs import PANEL_ASSETS, by_hand_text, download, missing_assets
 from .engine_link import DeviceChoice

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from ..synth.voice_library import VoiceLibraryError
+from ..library.voice_library import VoiceLibraryError
 from .library_jobs import ImportResult, import_into_library, sort_files
 from .panel_model import LIBRARY
 from .voice_choice import IMPORTABLE_SUFFIXES, VoiceChoice

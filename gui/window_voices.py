@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..realtime.settings import F0_METHODS
-from ..synth.voice_library import AdapterSlot, VoiceLibraryError
+from ..library.voice_library import AdapterSlot, VoiceLibraryError
+from ..synth.pitch_options import known_f0_method
 from . import engine_link
 from .asset_jobs import needed_to_start, start_refusal
 from .library_jobs import encoder_note
@@ -112,7 +112,7 @@ class VoiceActions:
         self.f0_method.setVisible(library)
         self.f0_label.setVisible(library)
         self.adapters_group.setVisible(library)  # adapters attach to your own voices only
-        f0 = f0 if f0 in F0_METHODS else "auto"
+        f0 = known_f0_method(f0)
         blocked = self.f0_method.blockSignals(True)
         self.f0_method.setCurrentIndex(max(0, self.f0_method.findData(f0)))
         self.f0_method.blockSignals(blocked)

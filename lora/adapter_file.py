@@ -92,10 +92,12 @@ def model_fingerprint(model: nn.Module) -> str:
     return fingerprint(base_state_dict(model))
 
 
-def _sr_hz(sr) -> int:
-    """``40000``, ``"40000"`` or ``"40k"`` → 40000."""
-    s = str(sr).strip().lower()
-    return int(float(s[:-1]) * 1000) if s.endswith("k") else int(s)
+def parse_sr(sr: int | float | str) -> int:
+    """``40000``, ``"40000"`` or ``"40k"`` → 40000 (RVC writes sample rates both ways)."""
+    if isinstance(sr, str):
+        s = sr.strip().lower()
+        return int(float(s[:-1]) * 1000) if s.endswith("k") else int(s)
+    return int(sr)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class BaseInfo:
     fingerprint: str
 
     def __post_init__(self):
-        object.__setattr__(self, "sr", _sr_hz(self.sr))
+        object.__setattr__(self, "sr", parse_sr(self.sr))
         object.__setattr__(self, "f0", bool(int(self.f0)))
 
     def describe(self) -> str:

@@ -74,7 +74,7 @@ def make_random_source(
     )
     if f0 and f0_method == "rmvpe":
         from ..synth.pitch import RMVPEPitch
-        from ..synth.rmvpe import RMVPE
+        from ..synth.rmvpe_net import RMVPE
 
         source._estimators["rmvpe"] = RMVPEPitch(RMVPE().to(device=dev, dtype=dtype).eval())
     return source

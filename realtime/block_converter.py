@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import BackendError, FileFormatError, UsageError
+from ..synth.onnx_backend import OnnxSynthesizer
 from ..synth.pitch_options import resolve_f0_method
 from .rvc_converter import BlockShape, RVCBlockConverter, f0_tail_length
 from .settings import EngineSettings
@@ -129,7 +130,8 @@ def load_rvc_source(
     from ..errors import MissingAssetError
     from ..synth.content_encoder import load_content_encoder
     from ..synth.device import resolve_device, resolve_dtype
-    from ..synth.home import Home
+    from ..errors import MissingAssetError
+    from ..library.home import Home
 
     home = Home.from_env()
     dev = resolve_device(device)
@@ -146,7 +148,7 @@ def load_rvc_source(
     else:
         raise UsageError(f"backend {backend!r}: choose torch or onnx")
     if hubert is None:  # the encoder the voice was trained on (Applio's embedder_model), else ContentVec
-        from ..synth.voice_meta import content_encoder_path
+        from ..library.embedders import content_encoder_path
 
         hubert_path = content_encoder_path(home, source.embedder)
         if not hubert_path.exists():
@@ -185,11 +187,7 @@ def _load_torch_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCS
 
 
 def _load_onnx_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCSource:
-    try:
-        from ..export import backend as onnx_backend  # written alongside; optional
-    except ImportError:
-        raise BackendError("the ONNX backend is not available in this build; use --backend torch") from None
-    synth = onnx_backend.OnnxSynthesizer(path, device=dev.type)
+    synth = OnnxSynthesizer(path, device=dev.type)
     if not synth.streaming:
         raise FileFormatError(f"{path.name} was exported without --streaming; re-export it with `rvclora-export --streaming` for live use")
     return RVCSource(

@@ -17,14 +17,6 @@ from .sola import SolaConfig, SolaCrossfader
 from .voice_source import BlockConverter, VoiceSource
 
 
-def db(x: np.ndarray) -> float:
-    """RMS level in dB (−120 for silence or nothing)."""
-    if x.size == 0:
-        return -120.0
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-    return max(20.0 * float(np.log10(rms + 1e-12)), -120.0)
-
-
 def gain(db: float) -> float:
     return float(10.0 ** (db / 20.0))
 

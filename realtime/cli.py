@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from ..errors import AudioDeviceError, UsageError, UserError
-from ..synth.home import Home
-from ..synth.voice_library import VoiceLibrary, VoiceLibraryError
+from ..library.home import Home
+from ..library.voice_library import VoiceLibrary, VoiceLibraryError
+from ..synth.pitch_options import resolve_f0_method
 from .latency_cli import latency_arg
 from .settings import F0_METHODS, EngineSettings
 
@@ -100,7 +101,7 @@ def _load_source(args: argparse.Namespace):
         from .bench import make_random_source
 
         dev = resolve_device(args.device)
-        f0 = args.f0_method if args.f0_method != "auto" else "pm"
+        f0 = resolve_f0_method(args.f0_method, None)  # random weights: no rmvpe.pt, so auto is pm
         return make_random_source("v2", 40000, device=dev, dtype=resolve_dtype(args.precision, dev), f0_method=f0)
     model, index, adapters = _resolve_model(args.model)
     return load_rvc_source(

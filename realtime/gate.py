@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..synth.levels import amplitude_db
+
 OFF_DB = -60.0  # RVC's slider bottom: at or below this the gate is disabled.
 
 
@@ -61,7 +63,7 @@ class NoiseGate:
         win = 4 * f
         energy = csum[ends + h] - csum[ends + h - win]
         rms = np.sqrt(np.maximum(energy, 0.0) / win)
-        db = 20.0 * np.log10(np.maximum(rms, 1e-5))
+        db = amplitude_db(rms, 1e-5)
         self.last_open = db >= self.threshold_db
         for i in np.flatnonzero(~self.last_open):
             block[i * f: (i + 1) * f] = 0.0

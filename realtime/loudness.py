@@ -11,16 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def rms_envelope(x: np.ndarray, frame: int, hop: int) -> np.ndarray:
-    """Centred RMS: window ``frame`` samples, every ``hop`` samples; 1 + len(x)//hop values."""
-    x = np.asarray(x, dtype=np.float64)
-    pad = frame // 2
-    xp = np.concatenate((np.zeros(pad), x, np.zeros(pad)))
-    csum = np.concatenate(([0.0], np.cumsum(xp * xp)))
-    starts = np.arange(0, len(x) // hop + 1) * hop
-    energy = csum[starts + frame] - csum[starts]
-    return np.sqrt(np.maximum(energy, 0.0) / frame)
+from ..synth.levels import framed_rms
 
 
 def _to_samples(env: np.ndarray, n: int) -> np.ndarray:
@@ -44,7 +35,7 @@ def rms_mix(inp: np.ndarray, out: np.ndarray, rate: float, frame: int,
         return out
     if inp_frame is None:
         inp_frame = max(1, round(frame * len(inp) / len(out)))
-    rms_in = _to_samples(rms_envelope(inp, 4 * inp_frame, inp_frame), len(out))
-    rms_out = _to_samples(rms_envelope(out, 4 * frame, frame), len(out))
+    rms_in = _to_samples(framed_rms(inp, 4 * inp_frame, inp_frame), len(out))
+    rms_out = _to_samples(framed_rms(out, 4 * frame, frame), len(out))
     gain = (rms_in / np.maximum(rms_out, 1e-3)) ** (1.0 - rate)
     return (out * gain).astype(out.dtype, copy=False)

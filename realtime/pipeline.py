@@ -21,7 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .block_processor import BlockProcessor, db, gain
+from ..synth.levels import rms_db
+from .block_processor import BlockProcessor, gain
 from .drift import DriftConfig
 from .output_port import OutputPort
 from .resample import StreamResampler
@@ -133,7 +134,7 @@ class Pipeline:
             self._was_passthrough = s.passthrough
             self.proc.reset()
         if s.passthrough and self.tap is None:
-            self.in_db = db(chunk)
+            self.in_db = rms_db(chunk)
             self.out.emit_input(chunk * gain(s.input_gain_db + s.output_gain_db))
             if self.mon is not None:
                 self.mon.emit_input(chunk * gain(s.input_gain_db + s.monitor_gain_db))
@@ -174,7 +175,7 @@ class Pipeline:
             self.timed += 1
         if ms > s.block_ms:
             self.overruns += 1
-        self.in_db, self.out_db = db(block), db(out)
+        self.in_db, self.out_db = rms_db(block), rms_db(out)
         self.out.emit(out)
         if self.mon is not None:
             self.mon.emit(out * gain(s.monitor_gain_db - s.output_gain_db) if self.tap is None else out * 0.0)

@@ -20,13 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..synth.constants import HOP_16K, SR_16K
 from .settings import EngineSettings
 
 if TYPE_CHECKING:
     from .block_converter import RVCSource
 
-SR_16K = 16000
-HOP_16K = 160  # one synthesizer frame (10 ms) at 16 kHz
 F0_TAIL_EXTRA = 800  # RVC analyses block + 50 ms of pitch: the estimator needs some left context
 RMVPE_UNIT = 5120  # rmvpe tail = 5120k − 160 samples → exactly 32k mel frames (no padding seam)
 PITCH_CACHE_FRAMES = 1024

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 from .. import errors
+from ..synth.constants import NOISE_SCALE
 from ..synth.pitch_options import F0_METHODS, PITCH_SHIFT_RANGE
 
 FRAME_MS = 10  # one synthesizer frame (RVC's zc) = 160 samples at 16 kHz
@@ -51,7 +52,7 @@ class EngineSettings:
     output_gain_db: float = 0.0
     monitor_gain_db: float = 0.0
     passthrough: bool = False  # send the input through unchanged (for checking levels and routing)
-    noise_scale: float = 0.66666  # latent noise of the synthesizer (RVC's value); 0 = deterministic prior
+    noise_scale: float = NOISE_SCALE  # latent noise of the synthesizer (RVC's value); 0 = deterministic prior
     speaker: int = 0
 
     def __post_init__(self) -> None:

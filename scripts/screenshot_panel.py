@@ -113,7 +113,7 @@ def child(args) -> int:
     from rvclora.gui.engine_link import EngineLink
     from rvclora.gui.main_window import MainWindow
     from rvclora.gui.voice_choice import VoiceChoice
-    from rvclora.synth.home import Home
+    from rvclora.library.home import Home
 
     home = Home.from_env()
     app = QApplication([sys.argv[0]])
@@ -179,7 +179,7 @@ def child(args) -> int:
 
 def setup_library_voice(home) -> None:
     """One of the user's own voices (a tiny real-format model), imported with the default settings."""
-    from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
+    from rvclora.library.voice_library import VoiceDefaults, VoiceLibrary
     from rvclora.tests.rvc_fixtures import make_voice_file
 
     work = home.root / "made"
@@ -199,7 +199,7 @@ def serve_hub(scene: str):
         return None
     from http.server import ThreadingHTTPServer
 
-    from rvclora.synth.assets import HUBERT, RMVPE
+    from rvclora.library.assets import HUBERT, RMVPE
     from rvclora.tests.test_assets import FakeHub, make_handler
 
     import huggingface_hub.constants

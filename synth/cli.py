@@ -13,9 +13,11 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .file_hash import sha256_file
-from .home import Home
+from .constants import NOISE_SCALE
+from ..library.home import Home
 from .limiter import check_ceiling_option, limiter_note
-from .pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, resolve_f0_method
+from .pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, known_f0_method, resolve_f0_method
+from .voice_adapters import load_checked_adapters, parse_adapter_spec
 
 OUTPUT_RATES = (8000, 192000)  # --sr: what every output format and resampler here handles
 
@@ -43,7 +45,7 @@ def add_convert(p: argparse.ArgumentParser) -> None:
         type=float,
         help="keep breaths and voiceless consonants from the index blend, 0–0.5; 0.5 turns it off (default 0.33)",
     )
-    p.add_argument("--noise-scale", type=float, default=0.66666, help="latent noise scale; RVC uses 0.66666 (default)")
+    p.add_argument("--noise-scale", type=float, default=NOISE_SCALE, help=f"latent noise scale; RVC uses {NOISE_SCALE} (default)")
     p.add_argument("--speaker", type=int, default=0, help="speaker id for multi-speaker models (default 0)")
     p.add_argument("--seed", type=int, help="random seed, for reproducible output")
     p.add_argument("--sr", type=int, help="output sample rate (default: the model's own)")
@@ -93,7 +95,7 @@ def _asset_or_flag(flag: Path | None, default: Path, what: str, hint: str) -> Pa
 
 def _fill_defaults(args: argparse.Namespace, adapters: list[tuple[Path, float]]) -> None:
     """Options the user left out come from the voice.json beside the first adapter, else RVC's defaults."""
-    from .voice_library import VoiceLibraryError, read_voice_json
+    from ..library.voice_library import VoiceLibraryError, read_voice_json
 
     entry = None
     for path, _ in adapters[:1]:
@@ -107,7 +109,7 @@ def _fill_defaults(args: argparse.Namespace, adapters: list[tuple[Path, float]])
     if args.pitch is None:
         args.pitch = d.pitch if d else 0.0
     if args.f0_method is None:
-        args.f0_method = d.f0_method if d and d.f0_method in F0_METHODS else "auto"
+        args.f0_method = known_f0_method(d.f0_method if d else None)
     if args.index is None and entry is not None and entry.index_path is not None and entry.index_path.is_file():
         args.index = entry.index_path
     if args.index_rate is None:
@@ -144,11 +146,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .content_encoder import load_content_encoder
     from .device import resolve_device, resolve_dtype
     from .index import FeatureIndex
-    from .pipeline import SR_16K, ConvertSettings, VoiceConverter
+    from .constants import SR_16K
+    from .pipeline import ConvertSettings, VoiceConverter
     from .pitch import make_pitch_estimator
     from .voice_adapters import load_checked_adapters, parse_adapter_spec
     from .voice_file import load_voice
-    from .voice_meta import content_encoder_path
+    from ..library.embedders import content_encoder_path
 
     check_audio_output(args.output, overwrite=args.overwrite)  # before minutes of work, not after
     check_input_length(args.input)  # before decoding it whole
@@ -249,8 +252,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_assets_download(args: argparse.Namespace) -> int:
-    from .asset_pins import download_pinned
-    from .assets import select_assets
+    from ..library.asset_pins import download_pinned
+    from ..library.assets import select_assets
 
     home = Home.from_env()
     # one pinned Hub commit, the total said first, each new file's sha256 checked
@@ -261,7 +264,7 @@ def cmd_assets_download(args: argparse.Namespace) -> int:
 
 
 def cmd_assets_check(args: argparse.Namespace) -> int:
-    from .assets import ASSETS, check_assets
+    from ..library.assets import ASSETS, check_assets
 
     home = Home.from_env()
     missing = 0

@@ -11,15 +11,9 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Sequence
 
+from ..lora.adapter_file import parse_sr
+
 _SR_LABELS = {32000: "32k", 40000: "40k", 48000: "48k"}
-
-
-def parse_sr(sr: int | str) -> int:
-    """`40000`, `"40000"` or `"40k"` -> 40000."""
-    if isinstance(sr, str):
-        s = sr.strip().lower()
-        return int(s[:-1]) * 1000 if s.endswith("k") else int(s)
-    return int(sr)
 
 
 def sr_label(sr: int | str) -> str:

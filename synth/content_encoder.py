@@ -22,9 +22,11 @@ from torch import Tensor, nn
 
 from ..errors import ModelFileError
 from .checkpoint import CheckpointError, InertObject, load_checkpoint
+from .constants import SR_16K
+from ..errors import ModelFileError
 from .hubert import BASE_CONV_LAYERS, ConvSpec, Hubert, HubertConfig, fold_weight_norm
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = SR_16K
 # RVC's choice per model version: (transformer layer, apply final_proj).
 VERSION_LAYERS: dict[str, tuple[int, bool]] = {"v1": (9, True), "v2": (12, False)}
 

@@ -6,13 +6,15 @@ rather than after minutes of converting, exporting or training. `staged_output`
 then yields a temporary path beside the output and renames it into place only when
 the block succeeds: a failed or interrupted write never leaves a partial (or
 0-byte) file, never damages the file it would replace, and a file that appeared
-meanwhile is not replaced unasked.
+meanwhile is not replaced unasked. `replaced_atomically` is the same rename without
+the checks, for files rvclora owns (settings, checkpoints, caches, voice.json).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -57,18 +59,39 @@ def staging_path(out: Path) -> Path:
     return out.with_name(f".{out.stem}.{os.getpid()}.partial{out.suffix}")
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
-def staged_output(out: str | os.PathLike, *, overwrite: bool) -> Iterator[Path]:
-    """Yield a temporary path beside `out`; when the block succeeds, move it into place."""
-    out = Path(out)
-    tmp = staging_path(out)
+def replaced_atomically(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (write a file or make a folder there); when the
+    block succeeds it replaces `path` in one rename, otherwise it is removed. Readers see
+    the old or the new content, never a half-written one."""
+    path = Path(path)
+    tmp = staging_path(path)
+    _remove(tmp)  # left by a killed earlier run with our pid
     try:
         yield tmp
-        if out.exists() and not overwrite:
-            raise OutputExistsError(f"{out} already exists; pass --overwrite to replace it")
-        os.replace(tmp, out)
+        if tmp.is_dir() and path.is_dir():
+            shutil.rmtree(path)  # a folder cannot be renamed onto a non-empty one
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+@contextlib.contextmanager
+def staged_output(out: str | os.PathLike, *, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary path beside `out`; when the block succeeds, move it into place
+    (refused, one line, when a file appeared there meanwhile and `overwrite` is off)."""
+    out = Path(out)
+    try:
+        with replaced_atomically(out) as tmp:
+            yield tmp
+            if out.exists() and not overwrite:
+                raise OutputExistsError(f"{out} already exists; pass --overwrite to replace it")
     except OSError as e:
         raise OutputPathError(f"{out}: cannot write ({e.strerror or e})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -18,12 +18,11 @@ from scipy import signal
 
 from ..errors import FileFormatError
 from .content_encoder import ContentEncoder
+from .constants import HOP_16K, NOISE_SCALE, SR_16K
 from .index import FeatureIndex, apply_protect
 from .pitch import PitchEstimator, f0_to_coarse, shift_f0
 from .voice_file import Voice
 
-SR_16K = 16000
-HOP_16K = 160  # one synthesizer frame (10 ms) at 16 kHz
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class ConvertSettings:
     pitch: float = 0.0  # semitones
     index_rate: float = 0.75
     protect: float = 0.33  # 0.5 turns protection off
-    noise_scale: float = 0.66666
+    noise_scale: float = NOISE_SCALE
     speaker: int = 0
     seed: int | None = None
     # Segmenting, in seconds (RVC's fp32 values): padding each side, search radius for a

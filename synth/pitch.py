@@ -14,26 +14,21 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-from ..errors import UserError
+from .constants import HOP_16K, SR_16K
+from .pitch_options import ESTIMATORS, PitchError
+from .rmvpe import load_rmvpe
+from .rmvpe_net import RMVPE
 
-if TYPE_CHECKING:  # rmvpe imports PitchError from here; import it lazily at run time
-    from .rmvpe import RMVPE
-
-SAMPLE_RATE = 16_000
-HOP = 160
+SAMPLE_RATE = SR_16K
+HOP = HOP_16K
 F0_MIN = 50.0  # coarse-pitch range of RVC's pitch embedding
 F0_MAX = 1100.0
-METHODS = ("rmvpe", "pm", "fcpe")
 _RMVPE_HINT = "run `rvclora assets download` or pass --rmvpe PATH (or use the pm pitch method)"
-
-
-class PitchError(UserError, ValueError):
-    """Pitch estimation cannot run; the message says why and what to do."""
 
 
 @runtime_checkable
@@ -240,7 +235,5 @@ def make_pitch_estimator(
         path = Path(rmvpe_path)
         if not path.is_file():
             raise PitchError(f"{path}: rmvpe.pt not found: {_RMVPE_HINT}")
-        from .rmvpe import load_rmvpe
-
         return RMVPEPitch(load_rmvpe(path, device=device, dtype=dtype))
-    raise PitchError(f"unknown pitch method {method!r}: choose one of {', '.join(METHODS)}")
+    raise PitchError(f"unknown pitch method {method!r}: choose one of {', '.join(ESTIMATORS)}")

@@ -19,13 +19,13 @@ from torch.nn.utils import remove_weight_norm as _remove_wn
 from torch.nn.utils.weight_norm import WeightNorm
 
 from .configs import SynthConfig, content_dim
+from .constants import NOISE_SCALE
 from .flow import PosteriorEncoder, ResidualCouplingBlock
 from .generator import Generator, GeneratorNSF
 from .text_encoder import TextEncoder
 
 # Receptive field of the flow: 4 couplings x 3 WN layers x +-2 frames (kernel 5).
 FLOW_CONTEXT = 24
-NOISE_SCALE = 0.66666  # RVC's inference noise scale on the prior
 
 
 def _as_int(v: int | torch.Tensor | None) -> int | None:

@@ -28,6 +28,8 @@ from torch import nn
 from ..errors import ModelFileError
 from .checkpoint import CheckpointError, load_checkpoint, memory_budget
 from .configs import SynthConfig, parse_sr, sr_label
+from ..errors import ModelFileError
+from .output_file import replaced_atomically
 from .synthesizer import Synthesizer
 from .voice_layout import (
     check_state_dict,
@@ -278,10 +280,6 @@ def save_voice(
     """
     path = Path(path)
     ckpt = voice_checkpoint(state_dict_or_model, config=config, version=version, f0=f0, info=info)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with replaced_atomically(path) as tmp:
         torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -8,27 +8,22 @@ RVC's WebUI writes neither; Applio (and tools following it) add to the voice dic
 
 A voice trained on another content encoder runs, but sounds wrong, on ContentVec
 features; a voice with another vocoder has decoder weights our HiFi-GAN (NSF) decoder
-cannot hold. So the encoder is looked up by name in RVCLORA_HOME, and a foreign
+cannot hold. So the encoder is looked up by name in RVCLORA_HOME (rvclora.library.embedders), and a foreign
 vocoder is refused by name when the file is loaded (that is, at import).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..errors import MissingAssetError, ModelFileError
-from .home import Home
 
 CONTENTVEC = "contentvec"
 # The encoders Applio trains on, all HuBERT-base shaped (our content encoder reads them).
 KNOWN_EMBEDDERS = (CONTENTVEC, "spin", "spin-v2", "chinese-hubert-base", "japanese-hubert-base", "korean-hubert-base")
 # Vocoder names that mean the decoder RVC itself uses (HiFi-GAN, NSF for f0 voices), compared lowercase.
 RUNNABLE_VOCODERS = frozenset({"hifi-gan", "hifigan", "hifi gan", "nsf", "nsf-hifigan", "nsf-hifi-gan", "nsf hifi-gan"})
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -78,40 +73,4 @@ def vocoder_problem(meta: VoiceMeta) -> str | None:
     return (
         f"its vocoder is {meta.vocoder!r}; rvclora runs only RVC's HiFi-GAN (NSF) vocoder, "
         "so this voice cannot be used here (retrain it with the HiFi-GAN vocoder)"
-    )
-
-
-def embedder_folder(home: Home, name: str) -> Path:
-    """Where a named content encoder goes: a Hugging Face folder (config.json + weights)."""
-    if not _SAFE_NAME.fullmatch(name) or ".." in name:
-        raise ModelFileError(f"content encoder name {name!r} in the voice file is not a plain name; the file is damaged")
-    return home.assets / "embedders" / name
-
-
-def content_encoder_path(home: Home, embedder: str | None) -> Path:
-    """The content encoder a voice needs, from RVCLORA_HOME.
-
-    No field or "contentvec": `assets/hubert_base.pt` as always (else the Hugging Face
-    folder `assets/embedders/contentvec`, else the hubert_base.pt path, which the caller
-    reports as missing). Any other name: `assets/embedders/<name>/`, which must exist;
-    otherwise MissingAssetError, one line naming the encoder and where it goes.
-    """
-    name = (embedder or CONTENTVEC).lower()
-    if name == CONTENTVEC:
-        folder = embedder_folder(home, CONTENTVEC)
-        if not home.hubert.exists() and (folder / "config.json").is_file():
-            return folder
-        return home.hubert
-    if name == "custom":
-        raise MissingAssetError(
-            "this voice was trained with a custom content encoder that its file does not name; "
-            "pass that encoder with --hubert (a hubert .pt or a Hugging Face folder)"
-        )
-    folder = embedder_folder(home, name)
-    if (folder / "config.json").is_file():
-        return folder
-    known = "" if name in KNOWN_EMBEDDERS else " (a name rvclora does not know)"
-    raise MissingAssetError(
-        f"this voice was trained with the {name!r} content encoder{known}, which is not installed: put its "
-        f"Hugging Face folder (config.json + model.safetensors or pytorch_model.bin) at {folder}, or pass --hubert"
     )

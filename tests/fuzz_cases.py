@@ -55,7 +55,7 @@ INTS = [0, 1, -1, 7, 255, 2**31 - 1, 2**32, 2**40, 2**62, -(2**62), 10**30]
 
 def make_seeds(folder: Path) -> dict[str, Path]:
     from rvclora.synth.index import build_index
-    from rvclora.synth.rmvpe import RMVPE
+    from rvclora.synth.rmvpe_net import RMVPE
     from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
     from rvclora.tests.rvc_fixtures import (
         make_adapter_file,

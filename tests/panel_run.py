@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rvclora.gui.main_window import MainWindow
     from rvclora.gui.voice_choice import VoiceChoice
-    from rvclora.synth.home import Home
+    from rvclora.library.home import Home
 
     app = QApplication.instance() or QApplication(["rvclora"])
     window = MainWindow(Home.from_env())

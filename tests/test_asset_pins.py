@@ -11,9 +11,10 @@ from http.server import ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from rvclora.cli.main import main
-from rvclora.synth.asset_pins import LOCK_FILE
-from rvclora.synth.home import Home
+
+from rvclora.gui.main import main
+from rvclora.library.asset_pins import LOCK_FILE
+from rvclora.library.home import Home
 from rvclora.tests.test_assets import REPO_ID, FakeHub, make_handler
 
 FIRST = "1" * 40

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from rvclora.synth.assets import (
+from rvclora.library.assets import (
     ASSETS,
     GROUPS,
     REPO_ID,
@@ -24,7 +24,7 @@ from rvclora.synth.assets import (
     download_assets,
     select_assets,
 )
-from rvclora.synth.home import Home
+from rvclora.library.home import Home
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -261,8 +261,8 @@ def test_offline_gives_one_line_with_manual_paths(home: Home, monkeypatch: pytes
 def test_download_reports_every_chunk_and_can_be_cancelled(hub: FakeHub, home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from rvclora.synth import assets as assets_module
-    from rvclora.synth.assets import DownloadCancelled, download_size
+    from rvclora.library import assets as assets_module
+    from rvclora.library.assets import DownloadCancelled, download_size
 
     monkeypatch.setattr("huggingface_hub.constants.DOWNLOAD_CHUNK_SIZE", 64)  # many chunks from small files
     wanted = select_assets(["hubert_base", "rmvpe"])

@@ -190,12 +190,7 @@ def test_assets_download_offline_is_one_line(monkeypatch, capsys):
 
 
 def test_convert_with_an_adapter_and_its_voice_json(models, speech_file, tmp_path):
-    from rvclora.synth.voice_library import (
-        AdapterSlot,
-        VoiceDefaults,
-        VoiceEntry,
-        write_voice_json,
-    )
+    from rvclora.library.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 
     trained = tmp_path / "alice"
     trained.mkdir()

@@ -15,8 +15,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from rvclora.cli.main import export_main as main
-from rvclora.export.backend import make_session
+
+from rvclora.synth.onnx_backend import make_session
+from rvclora.export.cli import main
 from rvclora.export.onnx_export import export_onnx
 from rvclora.lora import apply_adapters, load_adapter, model_fingerprint
 from rvclora.synth.configs import content_dim
@@ -265,7 +266,7 @@ def test_content_encoder_export(tmp_path, capsys):
 
 
 def test_rmvpe_export(tmp_path, capsys):
-    from rvclora.synth.rmvpe import RMVPE, RMVPEConfig
+    from rvclora.synth.rmvpe_net import RMVPE, RMVPEConfig
 
     torch.manual_seed(0)
     net = RMVPE(RMVPEConfig(base_channels=2, n_blocks=1, inter_layers=1)).eval()  # official layout, narrower

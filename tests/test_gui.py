@@ -27,8 +27,8 @@ from rvclora.gui.main_window import MainWindow
 from rvclora.gui.settings_store import SettingsStore
 from rvclora.gui.voice_choice import VoiceChoice
 from rvclora.realtime.settings import EngineSettings
-from rvclora.synth.home import Home
-from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
+from rvclora.library.home import Home
+from rvclora.library.voice_library import VoiceDefaults, VoiceLibrary
 from rvclora.realtime.engine_types import LatencyMeasurement
 from rvclora.tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
 
@@ -486,7 +486,7 @@ def test_keyboard_shortcuts(qtbot, home):
 
 
 def test_asset_download_runs_off_the_ui_thread_with_progress(qtbot, home, monkeypatch):
-    from rvclora.synth import assets
+    from rvclora.library import assets
 
     calls = []
 

@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from rvclora.export import backend
-from rvclora.export.backend import BackendError, OnnxSynthesizer, make_session
+from rvclora.synth import onnx_backend as backend
+from rvclora.synth.onnx_backend import BackendError, OnnxSynthesizer, make_session
 from rvclora.export.onnx_export import export_onnx
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice

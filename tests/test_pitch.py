@@ -23,14 +23,10 @@ from rvclora.synth.pitch import (
     shift_f0,
     shift_f0_torch,
 )
-from rvclora.synth.rmvpe import (
-    RMVPE,
-    decode_salience,
-    decode_salience_torch,
-    load_rmvpe,
-    mel_filterbank,
-    mel_spectrogram,
-)
+from rvclora.synth.rmvpe import load_rmvpe
+from rvclora.synth.rmvpe_decode import decode_salience, decode_salience_torch
+from rvclora.synth.rmvpe_mel import mel_filterbank, mel_spectrogram
+from rvclora.synth.rmvpe_net import RMVPE
 
 SR = 16_000
 

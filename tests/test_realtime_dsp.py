@@ -9,7 +9,8 @@ import soxr
 
 from rvclora.realtime.gate import NoiseGate
 from rvclora.realtime.latency import chirp, find_delay
-from rvclora.realtime.loudness import rms_envelope, rms_mix
+from rvclora.realtime.loudness import rms_mix
+from rvclora.synth.levels import framed_rms
 from rvclora.realtime.pitch_cache import PitchCache
 from rvclora.realtime.resample import StreamResampler
 from rvclora.realtime.ring_buffer import RingBuffer
@@ -283,7 +284,7 @@ def test_stream_resampler_identity_and_reset():
 def test_rms_envelope_of_a_sine_and_rms_mix_follows_the_input():
     t = np.arange(SR) / SR
     sine = np.sin(2 * np.pi * 200 * t)
-    env = rms_envelope(sine, 4 * ZC, ZC)
+    env = framed_rms(sine, 4 * ZC, ZC)
     assert len(env) == 1 + SR // ZC
     np.testing.assert_allclose(env[5:-5], 1 / np.sqrt(2), rtol=0.01)
 

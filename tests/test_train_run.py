@@ -18,7 +18,7 @@ from rvclora.cli.main import train_main as main
 from rvclora.lora import BaseInfo, check_adapter, load_adapter, model_fingerprint
 from rvclora.synth.audio_io import resample
 from rvclora.synth.voice_file import load_voice
-from rvclora.synth.voice_library import AdapterSlot, read_voice_json
+from rvclora.library.voice_library import AdapterSlot, read_voice_json
 from rvclora.tests.conftest import speech_path
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
 from rvclora.tests.rvc_fixtures import make_base_file, make_voice_file

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rvclora.synth.home import Home
+from rvclora.library.home import Home
 from rvclora.synth.index import build_index
-from rvclora.synth.index_pairing import name_score, pair_index
-from rvclora.synth.voice_bundle import BundleError, BundleLimits
-from rvclora.synth.voice_import import import_source
-from rvclora.synth.voice_library import VoiceLibrary, VoiceLibraryError
+from rvclora.library.index_pairing import name_score, pair_index
+from rvclora.library.voice_bundle import BundleError, BundleLimits
+from rvclora.library.voice_import import import_source
+from rvclora.library.voice_library import VoiceLibrary, VoiceLibraryError
 from rvclora.tests.rvc_fixtures import make_voice_file
 
 ALTO_INDEX = "added_IVF4_Flat_nprobe_1_Alto_v2.index"

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rvclora.synth.home import Home
-from rvclora.synth.voice_library import FORMAT, VoiceLibrary, VoiceLibraryError, read_voice_json
+from rvclora.library.home import Home
+from rvclora.library.voice_library import FORMAT, VoiceLibrary, VoiceLibraryError, read_voice_json
 
 
 def write(folder, **fields):

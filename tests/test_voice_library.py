@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from rvclora.lora import AdapterError, AdapterWarning
-from rvclora.synth.home import Home
+from rvclora.library.home import Home
 from rvclora.synth.index import build_index
 from rvclora.synth.voice_adapters import load_checked_adapters, parse_adapter_spec
 from rvclora.synth.voice_file import VoiceFileError, load_voice
 from rvclora.synth.onnx_voice import OnnxVoiceError
 from rvclora.synth.pitch_options import resolve_f0_method
-from rvclora.synth.voice_library import (
+from rvclora.library.voice_library import (
     AlreadyInLibraryError,
     VoiceDefaults,
     VoiceLibrary,
@@ -112,7 +112,7 @@ def test_adapter_spec_with_bad_weight():
 
 
 def test_a_trained_voice_folder_is_a_library_voice_on_its_base(library, files):
-    from rvclora.synth.voice_library import AdapterSlot, VoiceEntry, write_voice_json
+    from rvclora.library.voice_library import AdapterSlot, VoiceEntry, write_voice_json
 
     folder = library.root / "alice"
     folder.mkdir(parents=True)
@@ -160,7 +160,7 @@ def test_a_file_already_in_the_library_is_not_copied_again(library, files, tmp_p
 
 
 def test_an_adapter_is_checked_against_the_base_of_an_adapter_voice(library, files):
-    from rvclora.synth.voice_library import AdapterSlot, VoiceEntry, write_voice_json
+    from rvclora.library.voice_library import AdapterSlot, VoiceEntry, write_voice_json
 
     folder = library.root / "trained"
     folder.mkdir(parents=True)
@@ -235,7 +235,7 @@ def test_an_onnx_voice_must_be_a_streaming_export(library, files, exports):
     entry = library.create(exports["live"])
     assert entry.model_path.read_bytes() == exports["live"].read_bytes()
     # the engine's ONNX backend runs what the library accepted
-    from rvclora.export.backend import OnnxSynthesizer
+    from rvclora.synth.onnx_backend import OnnxSynthesizer
 
     assert OnnxSynthesizer(entry.model_path, device="cpu").streaming
     with pytest.raises(VoiceLibraryError, match="ONNX export, which cannot take adapters.*rvclora-export"):

@@ -13,10 +13,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from rvclora.synth.home import Home
-from rvclora.synth.voice_import import import_source
-from rvclora.synth.voice_library import VoiceLibrary
-from rvclora.synth.voice_links import DownloadCancelled, LinkError, LinkPolicy
+from rvclora.library.home import Home
+from rvclora.library.voice_import import import_source
+from rvclora.library.voice_library import VoiceLibrary
+from rvclora.library.voice_links import DownloadCancelled, LinkError, LinkPolicy
 from rvclora.tests.rvc_fixtures import make_voice_file
 from rvclora.tests.test_assets import REPO_ID, FakeHub, make_handler
 

@@ -14,16 +14,14 @@ import torch
 from rvclora.cli.main import main
 from rvclora.errors import MissingAssetError
 from rvclora.synth.content_encoder import load_content_encoder
-from rvclora.synth.home import Home
+from rvclora.errors import MissingAssetError
+from rvclora.library.home import Home
 from rvclora.synth.hubert import Hubert
 from rvclora.synth.voice_file import VoiceFileError, load_voice, voice_checkpoint
-from rvclora.synth.voice_library import VoiceLibrary
-from rvclora.synth.voice_meta import KNOWN_EMBEDDERS, content_encoder_path
-from rvclora.tests.hubert_fixtures import (
-    TINY_CONV,
-    tiny_hubert_config,
-    write_hubert_file,
-)
+from rvclora.library.voice_library import VoiceLibrary
+from rvclora.library.embedders import content_encoder_path
+from rvclora.synth.voice_meta import KNOWN_EMBEDDERS
+from rvclora.tests.hubert_fixtures import TINY_CONV, tiny_hubert_config, write_hubert_file
 from rvclora.tests.rvc_fixtures import make_synthesizer
 from safetensors.torch import save_file
 

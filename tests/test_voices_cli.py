@@ -7,10 +7,11 @@ import zipfile
 
 import numpy as np
 import pytest
-from rvclora.cli.main import main
-from rvclora.synth.home import Home
+
+from rvclora.gui.main import main
+from rvclora.library.home import Home
 from rvclora.synth.index import build_index
-from rvclora.synth.voice_library import VoiceLibrary
+from rvclora.library.voice_library import VoiceLibrary
 from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
 
 

@@ -17,8 +17,6 @@ written to a temporary folder and renamed: a killed run leaves no half entry.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..synth.file_hash import sha256_file
+from ..synth.output_file import replaced_atomically
 from ..synth.pitch import f0_to_coarse
 
 from .mel import SpecConfig, linear_spectrogram
-from ..synth.file_hash import sha256_file
 from .preprocess import FileRejected, Segment, Skipped
 
 MAX_FRAMES = 900  # RVC caps content features at 9 s
@@ -151,11 +150,9 @@ def _read_meta(folder: Path) -> dict | None:
 
 
 def _write_entry(folder: Path, meta: dict, arrays: list[dict[str, np.ndarray]]) -> None:
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for i, a in enumerate(arrays):
-        np.savez(tmp / f"{i:04d}.npz", **a)
-    (tmp / "meta.json").write_text(json.dumps(meta))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with replaced_atomically(folder) as tmp:
+        tmp.mkdir()
+        for i, a in enumerate(arrays):
+            np.savez(tmp / f"{i:04d}.npz", **a)
+        (tmp / "meta.json").write_text(json.dumps(meta))

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import TrainingError
+from ..synth.constants import SR_16K
 from ..synth.synthesizer import slice_segments
 from .config import TrainConfig
 from .dataset import Batch, SegmentData, epoch_batches
@@ -171,7 +172,7 @@ def quality_metrics(setup: GeneratorSetup, val: SegmentData, spec: SpecConfig, d
         mcd.append(mel_cepstral_distortion(spec_to_mel(ref_spec[:, :n], spec), spec_to_mel(hyp_spec[:, :n], spec)))
         sc.append(spectral_convergence(ref_spec[:, :n], hyp_spec[:, :n]))
         if pitch is not None and setup.voice.f0:
-            c = f0_correlation(s["pitchf"], pitch(resample(audio.numpy(), spec.sr, 16000)))
+            c = f0_correlation(s["pitchf"], pitch(resample(audio.numpy(), spec.sr, SR_16K)))
             if c is not None:
                 f0c.append(c)
     g.train(was_training)

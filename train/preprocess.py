@@ -19,12 +19,13 @@ from scipy import signal
 
 from ..errors import TrainingError
 from ..synth.audio_io import AudioError, read_audio, resample, to_mono
+from ..synth.constants import SR_16K
+
 from .config import PreprocessConfig
 from .slicer import segment, slice_on_silence
 
 # What libsndfile can decode (mp3 since libsndfile 1.1; a build without it reports the file).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
-SR_16K = 16000
 
 
 class FileRejected(TrainingError):

@@ -11,17 +11,11 @@ import torch
 
 from ..errors import MissingAssetError, OutputExistsError, UsageError
 from ..synth.device import resolve_device
-from ..synth.file_hash import sha256_file
-from ..synth.home import Home
+from ..library.home import Home
 from ..synth.output_file import check_output_path, staged_output
 from ..synth.pitch_options import F0_METHODS, resolve_f0_method
-from ..synth.voice_library import (
-    AdapterSlot,
-    VoiceDefaults,
-    VoiceEntry,
-    write_voice_json,
-)
-from ..synth.voice_meta import content_encoder_path
+from ..library.embedders import content_encoder_path
+
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
 from .discriminators import MultiPeriodDiscriminator, load_discriminator
@@ -32,6 +26,8 @@ from .mel import SpecConfig
 from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
 from .run_lock import training_lock
+from ..synth.file_hash import sha256_file
+from ..library.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 
 CREATED_BY = "rvclora-train"
 VOICE_JSON = "voice.json"
@@ -106,7 +102,7 @@ def check_options(o: TrainOptions) -> None:
     if t.patience < 0:
         raise UsageError(f"--patience {t.patience}: must be 0 (off) or more")
     if o.f0_method not in F0_METHODS:
-        raise UsageError(f"--f0-method {o.f0_method}: choose auto, rmvpe, pm or fcpe")
+        raise UsageError(f"--f0-method {o.f0_method}: choose one of {', '.join(F0_METHODS)}")
     outputs = [o.out, o.voice_json] + ([o.index_path] if o.index else [])
     owned = _owned_outputs(o.work) if o.resume else set()
     for p in outputs:

@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..synth.levels import amplitude_db, framed_rms
+
 from .config import PreprocessConfig
-
-
-def frame_rms_db(audio: np.ndarray, hop: int, win: int) -> np.ndarray:
-    """RMS level (dBFS) of frames centred on multiples of `hop`."""
-    x = np.pad(audio.astype(np.float64), (win // 2, win // 2), mode="constant")
-    power = np.convolve(x * x, np.ones(win) / win, mode="valid")[:: hop]
-    n = (len(audio) + hop - 1) // hop
-    power = power[:n] if len(power) >= n else np.pad(power, (0, n - len(power)))
-    return 10.0 * np.log10(np.maximum(power, 1e-20))
 
 
 def slice_on_silence(audio: np.ndarray, sr: int, cfg: PreprocessConfig = PreprocessConfig()) -> list[tuple[int, int]]:
     """Sample ranges [(start, end)) of the sounding chunks of `audio` (mono)."""
     hop = max(1, int(round(cfg.hop * sr)))
-    db = frame_rms_db(audio, hop, 2 * hop)
+    frames = (len(audio) + hop - 1) // hop  # one per hop that starts inside the audio
+    db = amplitude_db(framed_rms(audio, 2 * hop, hop)[:frames], 1e-10)
     loud = db >= cfg.threshold_db
     if not loud.any():
         return []

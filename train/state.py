@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from ..errors import UserError
+from ..synth.output_file import replaced_atomically
 
 
 def rng_state() -> dict[str, Any]:
@@ -78,7 +79,6 @@ def _kept(folder: Path) -> str:
 def save_checkpoint(folder: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(folder, step)
-    tmp = path.with_name(path.name + ".tmp")
     size = payload_bytes(payload)
     need = size + _SPACE_MARGIN
     free = shutil.disk_usage(folder).free
@@ -88,22 +88,17 @@ def save_checkpoint(folder: Path, step: int, payload: dict[str, Any], keep: int)
             f"{_kept(folder)}: free some space (or move --work-dir) and run again with --resume"
         )
     try:
-        with open(tmp, "wb") as f:
+        with replaced_atomically(path) as tmp, open(tmp, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())  # a full disk shows here at the latest, not after the rename
-        os.replace(tmp, path)
     except (OSError, RuntimeError) as e:  # torch words a failed write as a RuntimeError
-        tmp.unlink(missing_ok=True)
         full = getattr(e, "errno", None) == errno.ENOSPC or shutil.disk_usage(folder).free < size
         why = "the disk is full" if full else (getattr(e, "strerror", None) or str(e).splitlines()[0])
         raise CheckpointWriteError(
             f"cannot write checkpoint {path.name} in {folder} ({why}); {_kept(folder)}: "
             "free some space (or move --work-dir) and run again with --resume"
         ) from None
-    except BaseException:  # interrupted mid-write: no partial file stays behind
-        tmp.unlink(missing_ok=True)
-        raise
     for old in list_checkpoints(folder)[:-max(1, keep)]:
         old.unlink(missing_ok=True)
     return path

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..synth.file_hash import sha256_file
 from . import assets as _assets
 from .assets import REPO_ID, REVISION, Asset, AssetError, hub_endpoint, select_assets
-from .file_hash import sha256_file
 from .home import Home
 
 LOCK_FILE = "assets.lock.json"
@@ -65,7 +65,7 @@ def read_lock(home: Home) -> dict | None:
 
 
 def write_lock(home: Home, revision: str, listing: Iterable[tuple[str, RemoteFile]]) -> None:
-    from .output_file import staged_output
+    from ..synth.output_file import staged_output
 
     old = (read_lock(home) or {}).get("files", {}) if lock_path(home).is_file() else {}
     files = {**old, **{path: {"size": f.size, "sha256": f.sha256} for path, f in listing}}

@@ -74,7 +74,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _attach(library, path: Path, target: str | None, force: bool) -> str:
-    from .voice_adapters import parse_adapter_spec
+    from ..synth.voice_adapters import parse_adapter_spec
     from .voice_library import VoiceLibraryError
 
     if target is None:
@@ -158,7 +158,7 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .voice_meta import content_encoder_path
+    from .embedders import content_encoder_path
 
     home = Home.from_env()
     library = _library()
@@ -166,7 +166,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     info = {**entry.to_json(), "folder": str(entry.folder)}
     model = entry.runnable_model
     if model is not None and model.suffix.lower() == ".pth" and model.is_file():
-        from .voice_file import load_voice
+        from ..synth.voice_file import load_voice
 
         voice = load_voice(model)
         info.update(version=voice.version, sample_rate=voice.sr, f0=voice.f0,

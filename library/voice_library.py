@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LibraryError
-from .file_hash import sha256_file
+from ..synth.file_hash import sha256_file
+from ..synth.output_file import staged_output
 from .home import Home
-from .output_file import staged_output
 
 VOICE_JSON = "voice.json"
 FORMAT = "rvclora-voice"
@@ -228,11 +228,11 @@ class VoiceLibrary:
             raise VoiceLibraryError(f"{model}: no such file")
         # refuse corrupt files, non-voices and what the live engine cannot run before anything is copied
         if model.suffix.lower() == ".pth":
-            from .voice_file import load_voice
+            from ..synth.voice_file import load_voice
 
             load_voice(model)
         else:
-            from .onnx_voice import check_onnx_voice
+            from ..synth.onnx_voice import check_onnx_voice
 
             check_onnx_voice(model)
         holder = self._voice_holding(model)
@@ -295,7 +295,7 @@ class VoiceLibrary:
         return entry, target.name
 
     def add_index(self, name: str, index: Path) -> VoiceEntry:
-        from .index import FeatureIndex
+        from ..synth.index import FeatureIndex
 
         FeatureIndex.load(index)  # refuses trained-only and non-faiss files
         entry, file = self._attach(name, index, (".index",), "feature index")
@@ -309,8 +309,8 @@ class VoiceLibrary:
         verified (another fingerprint, or none: made by another tool); shapes are still
         checked, an AdapterWarning is issued and the slot remembers it (`needs_force`)."""
         from ..lora import AdapterNeedsForce
-        from .voice_adapters import load_checked_adapters
-        from .voice_file import load_voice
+        from ..synth.voice_adapters import load_checked_adapters
+        from ..synth.voice_file import load_voice
 
         entry = self.get(name)
         adapter = Path(adapter)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .. import errors
+from .constants import NOISE_SCALE
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
@@ -119,7 +120,7 @@ class OnnxSynthesizer:
         pitchf: Tensor | None,
         sid: Tensor,
         *,
-        noise_scale: float = 0.66666,
+        noise_scale: float = NOISE_SCALE,
         noise: Tensor | None = None,
         skip_head: int | Tensor | None = None,
         return_length: int | Tensor | None = None,

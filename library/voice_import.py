@@ -138,10 +138,10 @@ def import_folder(
 
 def _content_version(model: Path) -> str:
     if model.suffix.lower() == ".onnx":
-        from .onnx_voice import check_onnx_voice
+        from ..synth.onnx_voice import check_onnx_voice
 
         return str(check_onnx_voice(model).get("version", "v2"))
-    from .voice_file import load_voice
+    from ..synth.voice_file import load_voice
 
     return load_voice(model).version
 

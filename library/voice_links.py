@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-from .file_hash import sha256_file
+from ..synth.file_hash import sha256_file
 from .voice_library import VoiceLibraryError
 
 Progress = Callable[[int, int | None], None]
