@@ -17,7 +17,6 @@ from .constants import NOISE_SCALE
 from ..library.home import Home
 from .limiter import check_ceiling_option, limiter_note
 from .pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, known_f0_method, resolve_f0_method
-from .voice_adapters import load_checked_adapters, parse_adapter_spec
 
 OUTPUT_RATES = (8000, 192000)  # --sr: what every output format and resampler here handles
 

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from rvclora.gui.main import main
+from rvclora.cli.main import main
 from rvclora.library.asset_pins import LOCK_FILE
 from rvclora.library.home import Home
 from rvclora.tests.test_assets import REPO_ID, FakeHub, make_handler

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from rvclora.gui.main import main
+from rvclora.cli.main import main
 from rvclora.library.home import Home
 from rvclora.synth.index import build_index
 from rvclora.library.voice_library import VoiceLibrary
