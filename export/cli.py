@@ -70,11 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _export_pth(args, adapters: list[tuple[str, float]]) -> str:
     import torch
 
-    from .merged_voice import write_merged_voice
     from ..synth.output_file import staged_output
+    from ..synth.voice_file import load_voice
+    from .merged_voice import write_merged_voice
     from .onnx_export import ExportError
     from .verify import reference_synth, source_noise_off
-    from ..synth.voice_file import load_voice
 
     out = Path(args.out)
     if args.component != "synth" or args.streaming:

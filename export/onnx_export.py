@@ -52,9 +52,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..synth.errors import ModelFileError
 from ..synth.onnx_voice import STREAM_INPUTS
 from ..synth.output_file import check_output_path, staged_output
-from ..synth.errors import ModelFileError
 from ..synth.synthesizer import FLOW_CONTEXT, Synthesizer
 
 COMPONENTS = ("synth", "content", "pitch")
@@ -480,8 +480,8 @@ def export_synth_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def export_content_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
-    from . import verify as _verify
     from ..synth.content_encoder import load_content_encoder
+    from . import verify as _verify
 
     version, opset = job["version"], int(job["opset"])
     dtype = torch.float16 if job["fp16"] else torch.float32

@@ -15,7 +15,6 @@ them on its worker pool, never on the UI thread. `update`, `stats` and
 from __future__ import annotations
 
 import math
-
 import sys
 import threading
 from collections.abc import Callable, Sequence

@@ -38,7 +38,6 @@ from .streams import EngineDevices, OpenStreams, open_streams, stream_latency
 from .voice_source import VoiceSource
 
 
-
 class Engine(DeviceWatch):
     """Real-time voice conversion between audio devices (or files, same code path).
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from .block_converter import BuiltinSource, RVCSource, load_checked_adapters, load_rvc_source
 
 

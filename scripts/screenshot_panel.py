@@ -199,10 +199,10 @@ def serve_hub(scene: str):
         return None
     from http.server import ThreadingHTTPServer
 
+    import huggingface_hub.constants
+
     from rvclora.synth.assets import HUBERT, RMVPE
     from rvclora.tests.test_assets import FakeHub, make_handler
-
-    import huggingface_hub.constants
 
     # Scaled down 100x from the real sizes and served at about 200 KB/s in 64 KB chunks, so
     # the picture catches the first file on its way.

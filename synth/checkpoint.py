@@ -22,7 +22,6 @@ import os
 import pickle
 import struct
 import zipfile
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch

@@ -8,8 +8,9 @@ by field, with tuples instead of lists so configs are hashable and frozen.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Sequence
+from typing import Any
 
 _SR_LABELS = {32000: "32k", 40000: "40k", 48000: "48k"}
 

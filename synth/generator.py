@@ -9,11 +9,12 @@ RVC's output.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from .legacy_weight_norm import weight_norm
 
 LRELU_SLOPE = 0.1

@@ -17,9 +17,9 @@ from __future__ import annotations
 import io
 import math
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable
-
+from typing import Any, BinaryIO
 
 # A model's pickle holds its structure only (tensor data lives beside it): ~55 KB for a
 # released voice, ~220 KB for a training checkpoint with optimizer state. Each opcode can

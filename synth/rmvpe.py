@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np

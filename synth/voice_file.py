@@ -18,9 +18,10 @@ leaves missing layers random.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,7 +30,6 @@ from .checkpoint import CheckpointError, load_checkpoint, memory_budget
 from .configs import SynthConfig, parse_sr, sr_label
 from .errors import ModelFileError
 from .synthesizer import Synthesizer
-from .voice_meta import VoiceMeta, read_voice_meta, vocoder_problem
 from .voice_layout import (
     check_state_dict,
     describe,
@@ -41,6 +41,7 @@ from .voice_layout import (
     split_folded_weights,
     tensor_dict,
 )
+from .voice_meta import VoiceMeta, read_voice_meta, vocoder_problem
 from .voice_shapes import ConfigLimitError, check_config, expected_shapes, parameter_count
 
 

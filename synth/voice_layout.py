@@ -4,7 +4,8 @@ pretrained base (`G*.pth`) rebuilt from its tensor shapes; what a non-voice file
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

@@ -142,6 +142,5 @@ def _is_zombie(pid: int) -> bool:
 @pytest.fixture(scope="session")
 def pulse():
     """Session-wide private PulseAudio server with sink ``vsink`` and source ``vmic``."""
-    with tempfile.TemporaryDirectory(prefix="rvclora-pulse-") as tmp:
-        with pulse_server(tmp) as srv:
-            yield srv
+    with tempfile.TemporaryDirectory(prefix="rvclora-pulse-") as tmp, pulse_server(tmp) as srv:
+        yield srv

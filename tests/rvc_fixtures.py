@@ -178,7 +178,15 @@ __all__ = [
 def make_adapter_file(voice_path: str | Path, path: str | Path, seed: int = 0, targets: str = "all", rank: int = 4) -> Path:
     """An adapter for the voice at `voice_path`, as after training: random non-zero B on every
     targeted module and a changed speaker embedding (a trained extra tensor)."""
-    from rvclora.lora import BaseInfo, LoRAConfig, extract_adapter, inject, lora_modules, model_fingerprint, save_adapter
+    from rvclora.lora import (
+        BaseInfo,
+        LoRAConfig,
+        extract_adapter,
+        inject,
+        lora_modules,
+        model_fingerprint,
+        save_adapter,
+    )
     from rvclora.synth.voice_file import load_voice
 
     voice = load_voice(voice_path)

@@ -10,8 +10,8 @@ import soundfile as sf
 import torch
 
 from rvclora.gui.main import main
-from rvclora.synth.index import build_index
 from rvclora.synth.content_encoder import load_content_encoder
+from rvclora.synth.index import build_index
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
 from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
 

@@ -312,7 +312,15 @@ def test_worker_exception_is_an_error_event_not_a_crash(files):
 
 
 def test_adapters_hot_swap_between_blocks(files, source, no_random_noise):
-    from rvclora.lora import BaseInfo, LoRAConfig, extract_adapter, inject, lora_modules, model_fingerprint, save_adapter
+    from rvclora.lora import (
+        BaseInfo,
+        LoRAConfig,
+        extract_adapter,
+        inject,
+        lora_modules,
+        model_fingerprint,
+        save_adapter,
+    )
     from rvclora.synth.voice_file import load_voice
 
     voice = load_voice(files["voice"])

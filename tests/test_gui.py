@@ -26,10 +26,10 @@ from rvclora.gui.engine_link import EngineLink
 from rvclora.gui.main_window import MainWindow
 from rvclora.gui.settings_store import SettingsStore
 from rvclora.gui.voice_choice import VoiceChoice
+from rvclora.realtime.engine_types import LatencyMeasurement
 from rvclora.realtime.settings import EngineSettings
 from rvclora.synth.home import Home
 from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
-from rvclora.realtime.engine_types import LatencyMeasurement
 from rvclora.tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
 
 WARN = "\u26a0"

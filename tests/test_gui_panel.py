@@ -17,13 +17,12 @@ from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, 
 
 from rvclora.gui import engine_link
 from rvclora.gui.meters import FLOOR_DB
-from rvclora.synth.assets import RMVPE, HUBERT
+from rvclora.synth.assets import HUBERT, RMVPE
 from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
 from rvclora.tests.stand_in_engines import SlowEngine
 from rvclora.tests.test_assets import serve_hub
 from rvclora.tests.test_gui import WARN, _drop, open_window, select, voice_files, wait_state  # noqa: F401
 from rvclora.tests.test_gui import home as home  # noqa: F401 - the fixture
-
 
 # --------------------------------------------------------------------------- item 2: too heavy
 

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import sounddevice as sd
 
-from rvclora.realtime.devices import (DeviceError, find_device, list_devices, pulse_device_env,
-                                      pulse_env, pulse_virtual_sources, virtual_kind)
+from rvclora.realtime.devices import (
+    DeviceError,
+    find_device,
+    list_devices,
+    pulse_device_env,
+    pulse_env,
+    pulse_virtual_sources,
+    virtual_kind,
+)
 from rvclora.realtime.latency import chirp, find_delay, measure_latency
 from rvclora.realtime.virtual_mic import create_virtual_mic, find_virtual_mic, remove_virtual_mic
 

@@ -17,7 +17,6 @@ from rvclora.tests.rvc_fixtures import (
 )
 
 
-
 def run(model: Synthesizer, inp: dict, seed: int = 0) -> torch.Tensor:
     torch.manual_seed(seed)
     with torch.no_grad():

@@ -9,10 +9,10 @@ import pytest
 from rvclora.lora import AdapterError, AdapterWarning
 from rvclora.synth.home import Home
 from rvclora.synth.index import build_index
-from rvclora.synth.voice_adapters import load_checked_adapters, parse_adapter_spec
-from rvclora.synth.voice_file import VoiceFileError, load_voice
 from rvclora.synth.onnx_voice import OnnxVoiceError
 from rvclora.synth.pitch_options import resolve_f0_method
+from rvclora.synth.voice_adapters import load_checked_adapters, parse_adapter_spec
+from rvclora.synth.voice_file import VoiceFileError, load_voice
 from rvclora.synth.voice_library import (
     AlreadyInLibraryError,
     VoiceDefaults,

@@ -100,7 +100,6 @@ def options_from_args(a: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ..synth.errors import USER_ERRORS
-
     from .session import train_voice
 
     try:

@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..synth.pitch import f0_to_coarse
-
-from .mel import SpecConfig, linear_spectrogram
 from ..synth.file_hash import sha256_file
+from ..synth.pitch import f0_to_coarse
+from .mel import SpecConfig, linear_spectrogram
 from .preprocess import FileRejected, Segment, Skipped
 
 MAX_FRAMES = 900  # RVC caps content features at 9 s

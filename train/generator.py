@@ -21,7 +21,6 @@ from torch import nn
 from ..lora import BaseInfo, LoRAConfig, inject, model_fingerprint, unfreeze
 from ..synth.synthesizer import Synthesizer
 from ..synth.voice_file import Voice, load_voice
-
 from .config import TrainConfig
 
 

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from ..synth.synthesizer import slice_segments
-
 from .config import TrainConfig
 from .dataset import Batch, SegmentData, epoch_batches
 from .discriminators import MultiPeriodDiscriminator

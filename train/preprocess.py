@@ -18,7 +18,6 @@ import numpy as np
 from scipy import signal
 
 from ..synth.audio_io import AudioError, read_audio, resample, to_mono
-
 from .config import PreprocessConfig
 from .slicer import segment, slice_on_silence
 

@@ -11,11 +11,12 @@ import torch
 
 from ..synth.device import resolve_device
 from ..synth.errors import MissingAssetError, OutputExistsError
+from ..synth.file_hash import sha256_file
 from ..synth.home import Home
 from ..synth.output_file import check_output_path, staged_output
 from ..synth.pitch_options import F0_METHODS, resolve_f0_method
+from ..synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 from ..synth.voice_meta import content_encoder_path
-
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
 from .discriminators import MultiPeriodDiscriminator, load_discriminator
@@ -26,8 +27,6 @@ from .mel import SpecConfig
 from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
 from .run_lock import training_lock
-from ..synth.file_hash import sha256_file
-from ..synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 
 CREATED_BY = "rvclora-train"
 VOICE_JSON = "voice.json"
