@@ -148,7 +148,7 @@ def main() -> None:
                 cells.append(f"{target:13.1f} {got:6.1f} {100 * (got / target - 1):+5.1f}%")
             t = np.concatenate(times) * 1e3
             v = make(name)
-            delay = _measured_delay(lambda: make(name), block)
+            delay = _measured_delay(lambda make=make, name=name: make(name), block)
             print(f"{name:12s} {preset.pitch:+5.0f}  " + "  ".join(cells)
                   + f"  {np.median(t):5.2f}/{np.quantile(t, 0.95):5.2f}"
                   + f"  {1e3 * v.latency / SR:6.1f}/{1e3 * delay / SR:6.1f}")

@@ -31,10 +31,10 @@ def main() -> int:
 
     seconds = args.minutes * 60
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="rvclora-soak-") as tmp:
-        with pulse_server(tmp) as server, speech_sinks(server, Path(tmp), speech_path(), seconds=60) as (mic, out):
-            code, report, stderr = run_panel_process(seconds, mic, out, Path(tmp) / "home", voice=args.voice,
-                                                     report_every=60, echo=True)
+    with (tempfile.TemporaryDirectory(prefix="rvclora-soak-") as tmp, pulse_server(tmp) as server,
+          speech_sinks(server, Path(tmp), speech_path(), seconds=60) as (mic, out)):
+        code, report, stderr = run_panel_process(seconds, mic, out, Path(tmp) / "home", voice=args.voice,
+                                                 report_every=60, echo=True)
     wall = time.monotonic() - t0
     print(f"panel soak: {args.minutes:g} min requested, {report.get('running_s', 0):.0f} s running, {wall:.0f} s wall")
     print(f"  exit code {code}, alive at the end: {bool(report.get('alive'))}, engine {report.get('engine_state')}")

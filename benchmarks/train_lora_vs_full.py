@@ -24,6 +24,7 @@ The DESIGN target is LoRA peak <= 50 % of full.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -160,7 +161,7 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
         before = rss_mb()
     times = []
     heap = HeapPeak() if device.type == "cpu" else None
-    with heap or _null():
+    with heap or contextlib.nullcontext():
         for i in range(warmup + steps):
             t0 = time.perf_counter()
             train_step(setup, d, batches[i % len(batches)], opt_g, opt_d, scaler, cfg, spec, device)
@@ -181,14 +182,6 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
         # exact fp32 bytes of gradients + AdamW's two moments of what trains
         "grad_and_adam_state_mb": {"generator": n_g * 12 / 2**20, "discriminator": n_d * 12 / 2**20},
     }
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ Choices, and why:
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import os
@@ -289,10 +290,8 @@ def synth_inputs(
 
 def _rvclora_version() -> str:
     try:
-        from importlib.metadata import version
-
-        return version("rvclora")
-    except Exception:  # not installed (source checkout)
+        return importlib.metadata.version("rvclora")
+    except importlib.metadata.PackageNotFoundError:  # not installed (source checkout)
         return "unknown"
 
 
@@ -581,7 +580,7 @@ def _run_worker(job: Mapping[str, Any]) -> dict[str, Any]:
         job_file.write_text(json.dumps(job))
         proc = subprocess.run(
             [sys.executable, "-m", "rvclora.export._worker", str(job_file), str(result_file)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            capture_output=True, text=True,
         )
         if result_file.exists():
             result = json.loads(result_file.read_text())

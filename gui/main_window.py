@@ -9,6 +9,7 @@ lives in its parts: `window_voices`, `window_engine`, `window_library` and
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
@@ -340,10 +341,8 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self._save_now()
         # Blocking here is fine: the window is going away, and streams must close cleanly.
         self.workers.wait(10_000)
-        try:
+        with contextlib.suppress(Exception):  # the window is closing: nothing left to tell the user
             self.link.close()  # also ends the engine process
-        except Exception:  # noqa: BLE001 - nothing left to tell the user
-            pass
         super().closeEvent(event)
 
 

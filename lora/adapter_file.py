@@ -239,10 +239,10 @@ def load_adapter(path: str | Path) -> Adapter:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 — safe_open is not a dict: keys() is how it lists
     except FileNotFoundError:
         raise AdapterError(f"{where}: no such adapter file") from None
-    except Exception as e:  # safetensors raises its own error types on a bad header
+    except Exception as e:  # noqa: BLE001 — safetensors raises its own error types on a bad header
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise AdapterError(f"{where}: not a readable safetensors adapter ({first})") from None
     if meta.get("format") != FORMAT:

@@ -171,7 +171,7 @@ class Engine(DeviceWatch):
             def load() -> None:
                 try:
                     source.prepare(new)
-                except Exception as e:  # a missing model file: say so, keep the old method running
+                except Exception as e:  # noqa: BLE001 — a missing model file: say so, keep the old method running
                     self._post("warning", f"cannot load for {new.f0_method}: {str(e).splitlines()[0]}")
                     return
                 self._commands.put(("settings", self._settings))
@@ -271,7 +271,7 @@ class Engine(DeviceWatch):
         proc = BlockProcessor(source, settings)
         try:
             proc.warm_up()
-        except Exception as e:  # a broken model fails here, before any device opens: one line
+        except Exception as e:  # noqa: BLE001 — a broken model fails here, before any device opens: one line
             message = f"the voice failed while warming up: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             self._post("error", message.rstrip(": "))
             raise RuntimeError(message.rstrip(": ")) from None
@@ -335,7 +335,7 @@ class Engine(DeviceWatch):
                     self._wake.wait(0.02)
                     self._wake.clear()
                     self._watchdog()
-        except Exception as e:  # never let a worker exception kill the process silently
+        except Exception as e:  # noqa: BLE001 — never let a worker exception kill the process silently
             self._fail(f"conversion failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": "))
         finally:
             self._finish()

@@ -139,7 +139,7 @@ def download_pinned(
         plan = plan_download(wanted, home, endpoint=endpoint, token=token)
     except AssetError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 — the Hub client fails many ways; unreachable ones fall back, others re-raise
         if not _assets._is_unreachable(exc):
             raise AssetError(f"cannot list {REPO_ID} at {hub_endpoint(endpoint)}: {_assets._reason(exc)}") from None
         return _assets.download_assets(wanted, home, endpoint=endpoint, progress=progress, token=token)  # its offline rules

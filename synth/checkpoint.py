@@ -256,7 +256,7 @@ def load_checkpoint(
     """
     label = str(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "<stream>")
     try:
-        f = open(path, "rb") if isinstance(path, (str, os.PathLike)) else io.BytesIO(path.read())
+        f = open(path, "rb") if isinstance(path, (str, os.PathLike)) else io.BytesIO(path.read())  # noqa: SIM115 — closed by `with f` below, after the open errors are sorted
     except FileNotFoundError:
         raise CheckpointError(f"{label}: file not found") from None
     except IsADirectoryError:

@@ -201,7 +201,7 @@ class FCPEPitch:
     def __init__(self, *, device: str | torch.device = "cpu", threshold: float = 0.03) -> None:
         try:
             import torchfcpe
-        except Exception as e:  # ImportError, or OSError from torchaudio's native library
+        except Exception as e:  # noqa: BLE001 — ImportError, or OSError from torchaudio's native library
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise PitchError(
                 f"fcpe is unavailable: torchfcpe could not be imported ({reason}); use the rmvpe or pm pitch method"

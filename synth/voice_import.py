@@ -181,10 +181,8 @@ def import_models(
             unfit.update(dict.fromkeys(choice.unfit))
     except BaseException:
         for entry in created:
-            try:
+            with contextlib.suppress(VoiceLibraryError, OSError):
                 library.remove(entry.name)
-            except (VoiceLibraryError, OSError):
-                pass
         raise
     unused = [p for p in pool if not any(p.name in reason for reason in unfit)]
     if unused and created:

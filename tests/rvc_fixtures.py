@@ -211,7 +211,7 @@ def make_foreign_adapter_file(adapter_path: str | Path, path: str | Path, **tens
 
     with safe_open(str(adapter_path), framework="pt") as f:
         meta = {k: v for k, v in (f.metadata() or {}).items() if k != "base_fingerprint"}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 — safe_open is not a dict: keys() is how it lists
     meta["created_by"] = "another-lora-tool"
     tensors.update(tensor_changes)
     save_file(tensors, str(path), metadata=meta)

@@ -23,7 +23,7 @@ def _spoiled(adapter, path, value):
     """The adapter with one lora_B (fp32, so 1e30 is representable) set to `value` times itself
     (NaN: every value NaN); header and fingerprint kept, so only the values are wrong."""
     with safe_open(str(adapter), framework="pt") as f:
-        meta, tensors = f.metadata(), {k: f.get_tensor(k).float() for k in f.keys()}
+        meta, tensors = f.metadata(), {k: f.get_tensor(k).float() for k in f.keys()}  # noqa: SIM118 — safe_open is not a dict: keys() is how it lists
     key = sorted(k for k in tensors if k.endswith(".lora_B"))[0]
     tensors[key] = torch.full_like(tensors[key], math.nan) if math.isnan(value) else tensors[key] * value
     save_file(tensors, str(path), metadata=meta)

@@ -404,7 +404,7 @@ def test_engine_on_real_devices(pulse, files, source, voice):  # noqa: F811
     pulse_dev = D.find_device("pulse", "output")
     with D.pulse_env(D.find_device("vsink", "output"), "output"):
         ps = sd.OutputStream(device=pulse_dev.index, samplerate=sr, channels=1, dtype="float32", callback=player, latency="high")
-    with D.pulse_env(None, "input"), _env(PULSE_SOURCE="engine_out.monitor"):
+    with D.pulse_env(None, "input"), _Env(PULSE_SOURCE="engine_out.monitor"):
         rs = sd.InputStream(device=pulse_dev.index, samplerate=sr, channels=1, dtype="float32", callback=recorder, latency="high")
     if voice == "builtin":
         src, settings = BuiltinSource("deep"), EngineSettings(block_ms=60, buffer_ms=150)
@@ -451,7 +451,7 @@ def test_engine_on_real_devices(pulse, files, source, voice):  # noqa: F811
     assert st.output_xruns <= 1, st  # PortAudio may flag the very first callback while priming
 
 
-class _env:
+class _Env:
     """Set environment variables while a stream opens."""
 
     def __init__(self, **values):

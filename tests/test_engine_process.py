@@ -8,6 +8,7 @@ plays into a second null sink whose monitor `parec` records.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -148,10 +149,8 @@ def test_refusals_are_one_line_and_the_child_survives(sinks, engine, files):
 def _favour(pid):
     """Raise a process's priority where allowed (threads it starts later inherit it): on a
     shared test machine other jobs' load must not pass for gaps the voice switches made."""
-    try:
+    with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, pid, -10)
-    except OSError:
-        pass
 
 
 def _zero_runs_ms(x, sr):
@@ -191,7 +190,7 @@ def test_voices_switch_while_running_without_a_gap(sinks, engine, files, tmp_pat
         t_first = time.monotonic()
         for i, adapter in enumerate(("a2", "a1", "a2")):
             assert engine.switch_voice(spec("base", adapter)) == "adapters"
-            _wait(lambda: sum(e.kind == "voice" for e in _events(engine, seen)) > i, what="the adapter swap")
+            _wait(lambda i=i: sum(e.kind == "voice" for e in _events(engine, seen)) > i, what="the adapter swap")
             time.sleep(0.8)
         asked = engine.stats.blocks
         assert engine.switch_voice(spec("other")) == "loading"

@@ -248,7 +248,7 @@ def _start_until_blocks_flow(qtbot, window, tries: int = 3):
         window.start_button.click()
         wait_state(qtbot, window, "running")
         engine = window.link.engine
-        qtbot.waitUntil(lambda: engine.stats.blocks >= 5 or not engine.running, timeout=15000)
+        qtbot.waitUntil(lambda engine=engine: engine.stats.blocks >= 5 or not engine.running, timeout=15000)
         if engine.running:
             return engine
         wait_state(qtbot, window, "stopped")

@@ -202,7 +202,7 @@ def test_an_adapter_with_wrong_shapes_is_refused_even_with_force(library, files,
     from safetensors import safe_open
 
     with safe_open(str(files["adapter"]), framework="pt") as f:
-        key = next(k for k in f.keys() if k.endswith(".lora_A"))
+        key = next(k for k in f.keys() if k.endswith(".lora_A"))  # noqa: SIM118 — safe_open is not a dict
         a = f.get_tensor(key)
     bad = make_foreign_adapter_file(files["adapter"], tmp_path / "bad.safetensors", **{key: a[:, :-1].contiguous()})
     library.create(files["voice"])

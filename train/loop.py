@@ -181,7 +181,7 @@ class Logger:
             self.jsonl.write_text("".join(ln + "\n" for ln in kept))
         elif self.jsonl.exists():
             self.jsonl.unlink()
-        self._file = open(self.jsonl, "a")
+        self._file = open(self.jsonl, "a")  # noqa: SIM115 — held for the whole run; close() closes it
         try:
             from torch.utils.tensorboard import SummaryWriter
 
