@@ -19,8 +19,11 @@ import argparse
 import time
 
 import numpy as np
+import soundfile as sf
+import soxr
 
 from rvclora.realtime.builtin_voices import BUILTIN_VOICES, make_builtin_voice
+from rvclora.tests.conftest import speech_path
 from rvclora.tests.speech_pitch import median_f0, speech_at
 
 SR = 48000
@@ -35,11 +38,6 @@ VOICES = [
 
 def _speech(f0: float | None, name: str) -> tuple[np.ndarray, float]:
     if f0 is None:
-        import soundfile as sf
-        import soxr
-
-        from rvclora.tests.conftest import speech_path
-
         audio, sr = sf.read(speech_path(name), dtype="float32")
         audio = soxr.resample(audio, sr, SR).astype(np.float32)
         return audio, median_f0(audio, SR, 200.0)
@@ -78,8 +76,8 @@ class _RubberBand:
     on a probe run (so it never runs dry on the same material)."""
 
     def __init__(self, pitch: float, formant: float, latency: int = 0):
-        import pylibrb
-        from pylibrb import Option
+        import pylibrb  # noqa: PLC0415 — optional comparison: the benchmark runs without it
+        from pylibrb import Option  # noqa: PLC0415 — optional comparison: the benchmark runs without it
 
         opts = (Option.PROCESS_REALTIME | Option.ENGINE_FASTER | Option.PitchHighConsistency
                 | Option.FORMANT_PRESERVED | Option.THREADING_NEVER)

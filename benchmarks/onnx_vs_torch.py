@@ -22,6 +22,13 @@ from pathlib import Path
 
 import torch
 
+from rvclora.export.backend import make_session
+from rvclora.export.onnx_export import export_onnx, synth_inputs
+from rvclora.synth.configs import official_config
+from rvclora.synth.synthesizer import Synthesizer
+from rvclora.synth.voice_file import load_voice, save_voice
+from rvclora.tests.rvc_fixtures import randomize_
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -30,13 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="intra-op threads for both backends")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: CUDA provider vs torch CUDA")
     args = p.parse_args(argv)
-
-    from rvclora.export.backend import make_session
-    from rvclora.export.onnx_export import export_onnx, synth_inputs
-    from rvclora.synth.configs import official_config
-    from rvclora.synth.synthesizer import Synthesizer
-    from rvclora.synth.voice_file import load_voice, save_voice
-    from rvclora.tests.rvc_fixtures import randomize_
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,16 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from rvclora.tests.conftest import speech_path
+from rvclora.tests.panel_run import run_panel_process, speech_sinks
+from rvclora.tests.pulse_audio import pulse_server
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--voice", default="deep", help="built-in voice (default: deep)")
     args = parser.parse_args()
-
-    from rvclora.tests.conftest import speech_path
-    from rvclora.tests.panel_run import run_panel_process, speech_sinks
-    from rvclora.tests.pulse_audio import pulse_server
 
     seconds = args.minutes * 60
     t0 = time.monotonic()

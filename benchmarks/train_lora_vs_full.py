@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -33,10 +34,28 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import torch
+
+from rvclora.synth.configs import official_config
+from rvclora.synth.content_encoder import load_content_encoder
+from rvclora.synth.device import resolve_device
+from rvclora.synth.pitch import make_pitch_estimator
+from rvclora.synth.synthesizer import Synthesizer
+from rvclora.tests.conftest import speech_path
+from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from rvclora.tests.rvc_fixtures import randomize_
+from rvclora.train.config import PreprocessConfig, TrainConfig, digest
+from rvclora.train.dataset import SegmentData, epoch_batches
+from rvclora.train.discriminators import MultiPeriodDiscriminator
+from rvclora.train.feature_cache import FeatureExtractor, build_cache
+from rvclora.train.generator import build_generator
+from rvclora.train.loop import train_step
+from rvclora.train.mel import SpecConfig
+from rvclora.train.preprocess import find_audio_files, preprocess_file
 
 SPEECH = ["en/quick_brown_fox.wav", "en/counting.wav", "es/pangrama.wav", "fr/pangrama.wav", "it/pangrama.wav", "hi/pangrama.wav"]
 
@@ -57,9 +76,6 @@ class HeapPeak:
     and their peak (the backward pass) lasts far longer than a sample interval."""
 
     def __init__(self) -> None:
-        import ctypes
-        import threading
-
         class MallInfo2(ctypes.Structure):
             _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
@@ -92,12 +108,6 @@ class HeapPeak:
 
 def prepare(root: Path) -> dict:
     """Full-size random base, tiny content encoder, data folder, filled feature cache."""
-    from rvclora.synth.configs import official_config
-    from rvclora.synth.synthesizer import Synthesizer
-    from rvclora.tests.conftest import speech_path
-    from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-    from rvclora.tests.rvc_fixtures import randomize_
-
     model = randomize_(Synthesizer(official_config("v2", 40000), version="v2", f0=True, posterior=True), seed=0)
     base = root / "f0G40k.pth"
     torch.save({"model": model.state_dict(), "iteration": 0}, base)
@@ -110,22 +120,12 @@ def prepare(root: Path) -> dict:
 
 
 def load_data(kit: dict, cfg, device):
-    from rvclora.train.config import PreprocessConfig, digest
-    from rvclora.train.dataset import SegmentData
-    from rvclora.train.feature_cache import FeatureExtractor, build_cache
-    from rvclora.train.generator import build_generator
-    from rvclora.train.mel import SpecConfig
-    from rvclora.train.preprocess import find_audio_files, preprocess_file
-
     setup = build_generator(kit["base"], cfg, device)
     v = setup.voice
     spec = SpecConfig.for_model(v.sr, v.config.spec_channels, v.config.hop)
     min_samples = (setup.model.segment_size + 8) * spec.hop
 
     def extractor():
-        from rvclora.synth.content_encoder import load_content_encoder
-        from rvclora.synth.pitch import make_pitch_estimator
-
         return FeatureExtractor(load_content_encoder(kit["hubert"], version="v2"), make_pitch_estimator("pm"), spec)
 
     res = build_cache(
@@ -136,12 +136,6 @@ def load_data(kit: dict, cfg, device):
 
 
 def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, device_name: str) -> dict:
-    from rvclora.synth.device import resolve_device
-    from rvclora.train.config import TrainConfig
-    from rvclora.train.dataset import epoch_batches
-    from rvclora.train.discriminators import MultiPeriodDiscriminator
-    from rvclora.train.loop import train_step
-
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     device = resolve_device(device_name)
     cfg = TrainConfig(full=(mode == "full"), batch_size=batch_size, seed=0)

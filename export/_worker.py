@@ -18,12 +18,12 @@ from ..synth.errors import ModelFileError
 def main(argv: list[str]) -> int:
     job_file, result_file = Path(argv[0]), Path(argv[1])
     try:
-        import torch
+        import torch  # noqa: PLC0415 — inside the try: a broken install reports through the result file
 
         # Tracing is serial and the checks run small inputs: one thread avoids OpenMP
         # spin-waits that make small ops very slow on a busy machine.
         torch.set_num_threads(int(os.environ.get("RVCLORA_EXPORT_THREADS", "1")))
-        from .onnx_export import run_job
+        from .onnx_export import run_job  # noqa: PLC0415 — inside the try: a broken install reports through the result file
 
         result = run_job(json.loads(job_file.read_text()))
     except (ValueError, OSError, RuntimeError) as e:  # our errors are ValueErrors with one line

@@ -28,7 +28,7 @@ class BackendError(RuntimeError):
 
 def _ort():
     try:
-        import onnxruntime
+        import onnxruntime  # noqa: PLC0415 — optional extra (onnx)
     except ImportError:
         raise BackendError("onnxruntime is not installed; pip install 'rvclora[onnx]' (or [gpu] for CUDA)") from None
     return onnxruntime

@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +54,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..lora import BaseInfo, apply_adapters, bake, load_adapter, model_fingerprint
+from ..synth.checkpoint import load_checkpoint
+from ..synth.content_encoder import load_content_encoder
 from ..synth.errors import ModelFileError
 from ..synth.onnx_voice import STREAM_INPUTS
 from ..synth.output_file import check_output_path, staged_output
+from ..synth.pitch import PitchError
+from ..synth.rmvpe import RMVPE, RMVPEConfig, load_rmvpe
 from ..synth.synthesizer import FLOW_CONTEXT, Synthesizer
+from ..synth.voice_adapters import check_adapter_on
+from ..synth.voice_file import load_voice
 
 COMPONENTS = ("synth", "content", "pitch")
 DEFAULT_OPSET = 17  # RVC's own choice; onnxruntime 1.17+ runs it
@@ -309,10 +317,6 @@ def load_merged(
     (JSON list of ``{"file", "weight", "rank", "targets"}``); ``reference`` (with
     ``keep_reference``) is a copy of the base with the adapters applied *unmerged*
     (live LoRA layers, weight norm kept), the model verification compares against."""
-    from ..lora import BaseInfo, apply_adapters, bake, load_adapter, model_fingerprint
-    from ..synth.voice_adapters import check_adapter_on
-    from ..synth.voice_file import load_voice
-
     voice = load_voice(model_path)
     base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
     loaded = [(load_adapter(p), float(w)) for p, w in adapters]
@@ -334,10 +338,6 @@ def load_merged(
 
 def check_inputs(model_path: str | os.PathLike, adapters: Sequence[tuple[str, float]], *, force: bool = False) -> None:
     """The voice loads and every adapter fits it (one-line errors), before any process starts."""
-    from ..lora import BaseInfo, load_adapter, model_fingerprint
-    from ..synth.voice_adapters import check_adapter_on
-    from ..synth.voice_file import load_voice
-
     voice = load_voice(model_path)
     base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
     for path, _ in adapters:
@@ -372,8 +372,6 @@ def synth_metadata(voice, merge_info: Mapping[str, str], *, streaming: bool, fp1
 
 def _infer_rmvpe_config(state: Mapping[str, Tensor]):
     """RMVPE layout from a state dict's keys, so reduced test models load too."""
-    from ..synth.rmvpe import RMVPEConfig
-
     def count(prefix: str) -> int:
         idx = {k[len(prefix):].split(".", 1)[0] for k in state if k.startswith(prefix)}
         return len([i for i in idx if i.isdigit()])
@@ -393,10 +391,6 @@ def _infer_rmvpe_config(state: Mapping[str, Tensor]):
 
 def load_pitch_model(path: str | os.PathLike):
     """rmvpe.pt through the strict official loader; a reduced layout (tests) by its shapes."""
-    from ..synth.checkpoint import load_checkpoint
-    from ..synth.pitch import PitchError
-    from ..synth.rmvpe import RMVPE, RMVPEConfig, load_rmvpe
-
     state = load_checkpoint(path, map_location="cpu")
     state = state.get("model", state) if isinstance(state, dict) else state
     config = _infer_rmvpe_config(state) if isinstance(state, dict) else None
@@ -414,8 +408,6 @@ def load_pitch_model(path: str | os.PathLike):
 
 
 def _legacy_export(module: nn.Module, args: tuple, path: Path, *, input_names, output_names, dynamic_axes, opset: int) -> None:
-    import warnings
-
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # deprecation and tracer warnings: the checks below decide
         torch.onnx.export(
@@ -433,8 +425,8 @@ def _legacy_export(module: nn.Module, args: tuple, path: Path, *, input_names, o
 
 def _finish_model(path: Path, metadata: Mapping[str, str], defaults: Mapping[str, Tensor]) -> None:
     """Add metadata props and give ``defaults`` inputs a stored default value."""
-    import onnx
-    from onnx import numpy_helper
+    import onnx  # noqa: PLC0415 — optional extra (onnx)
+    from onnx import numpy_helper  # noqa: PLC0415 — optional extra (onnx)
 
     proto = onnx.load(str(path))
     inputs = {i.name for i in proto.graph.input}
@@ -451,7 +443,7 @@ def _finish_model(path: Path, metadata: Mapping[str, str], defaults: Mapping[str
 
 def export_synth_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
     """Export (and verify) a merged synthesizer in this process; see ``export_onnx``."""
-    from . import verify as _verify
+    from . import verify as _verify  # noqa: PLC0415 — import cycle: verify.py imports this module
 
     streaming, fp16, opset = bool(job["streaming"]), bool(job["fp16"]), int(job["opset"])
     adapters = [(p, float(w)) for p, w in job["adapters"]]
@@ -479,8 +471,7 @@ def export_synth_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def export_content_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
-    from ..synth.content_encoder import load_content_encoder
-    from . import verify as _verify
+    from . import verify as _verify  # noqa: PLC0415 — import cycle: verify.py imports this module
 
     version, opset = job["version"], int(job["opset"])
     dtype = torch.float16 if job["fp16"] else torch.float32
@@ -511,7 +502,7 @@ def export_content_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def export_pitch_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
-    from . import verify as _verify
+    from . import verify as _verify  # noqa: PLC0415 — import cycle: verify.py imports this module
 
     opset = int(job["opset"])
     model = load_pitch_model(job["model"])
@@ -549,7 +540,7 @@ def run_job(job: Mapping[str, Any]) -> dict[str, Any]:
 
 def dynamic_axes_of(path: str | os.PathLike) -> dict[str, list[str | int]]:
     """Each graph input/output's shape: a str for a symbolic dim, an int for a fixed one."""
-    import onnx
+    import onnx  # noqa: PLC0415 — optional extra (onnx)
 
     proto = onnx.load(str(path), load_external_data=False)
     out = {}
@@ -657,7 +648,7 @@ def export_onnx(
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata props of an ONNX file."""
-    import onnx
+    import onnx  # noqa: PLC0415 — optional extra (onnx)
 
     proto = onnx.load(str(path), load_external_data=False)
     return {p.key: p.value for p in proto.metadata_props}

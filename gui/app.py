@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
 from ..synth.home import Home
+from .main_window import MainWindow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,11 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
 def run_panel(argv: list[str] | None = None) -> int:
     """Open the panel and run until it is closed; returns the process exit code."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from .main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "rvclora"])
     app.setApplicationName("rvclora")

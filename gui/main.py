@@ -6,12 +6,13 @@ import argparse
 import os
 import sys
 
+from ..realtime import cli as realtime_cli
+from ..synth import cli as synth_cli
+from ..synth import voices_cli
+from ..synth.errors import USER_ERRORS, one_line_warnings
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..realtime import cli as realtime_cli
-    from ..synth import cli as synth_cli
-    from ..synth import voices_cli
-
     parser = argparse.ArgumentParser(
         prog="rvclora",
         description="Real-time AI voice changer for RVC voice models with LoRA adapters. "
@@ -29,14 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..synth.errors import USER_ERRORS, one_line_warnings
-
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        from .app import run_panel
-
+        from .app import run_panel  # noqa: PLC0415 — the panel needs the gui extra; headless commands run without PySide6
         shown = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")  # the last: offscreen/VNC set explicitly
         if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in shown):
             print("rvclora: error: no desktop display for the panel; use `rvclora run` for the headless engine", file=sys.stderr)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from .inject import base_state_dict, canonical_key, lora_modules
@@ -198,8 +200,6 @@ def save_adapter(path: str | Path, adapter: Adapter, *, dtype: torch.dtype = tor
     """Write the adapter file.  fp16 (the default, like RVC voice files) halves the
     size; the delta then differs from fp32 by fp16 rounding (~1e-3 relative of the
     delta, far below the base's own fp16 rounding).  ``dtype=torch.float32`` is exact."""
-    from safetensors.torch import save_file
-
     tensors = {}
     for name, (a, b) in adapter.lora.items():
         if dtype in (torch.float16, torch.bfloat16):
@@ -232,8 +232,6 @@ def save_adapter(path: str | Path, adapter: Adapter, *, dtype: torch.dtype = tor
 def load_adapter(path: str | Path) -> Adapter:
     """Read and validate an adapter file (format, header, A/B pairing); tensors stay
     as stored (fp16 or fp32) on CPU.  Any problem → one-line AdapterError."""
-    from safetensors import safe_open
-
     path = Path(path)
     where = path.name
     try:

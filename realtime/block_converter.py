@@ -20,7 +20,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..export import backend as onnx_backend
+from ..lora import BaseInfo, apply_adapters, load_adapter, model_fingerprint, remove_adapters
+from ..synth.content_encoder import load_content_encoder
+from ..synth.device import resolve_device, resolve_dtype
+from ..synth.errors import MissingAssetError
+from ..synth.home import Home
+from ..synth.index import FeatureIndex
+from ..synth.pitch import make_pitch_estimator
 from ..synth.pitch_options import resolve_f0_method
+from ..synth.voice_adapters import check_adapter_on
+from ..synth.voice_file import load_voice
+from ..synth.voice_meta import content_encoder_path
+from .builtin_voices import make_builtin_voice
 from .rvc_converter import BlockShape, RVCBlockConverter, f0_tail_length
 from .settings import EngineSettings
 from .voice_source import BlockConverter, VoiceSource
@@ -70,8 +82,6 @@ class RVCSource:
 
     def estimator(self, method: str):
         """The pitch estimator for `method` (auto/rmvpe/pm/fcpe), loaded on first use."""
-        from ..synth.pitch import make_pitch_estimator
-
         method = self.resolve_f0_method(method)
         if method not in self._estimators:
             self._estimators[method] = make_pitch_estimator(
@@ -97,8 +107,6 @@ class RVCSource:
         """Hot-swap / re-weight LoRA adapters (already checked). Call between blocks."""
         if self.backend != "torch":
             raise ValueError("adapters can only be changed live on the torch backend; export a merged ONNX model instead")
-        from ..lora import apply_adapters, remove_adapters
-
         if adapters:
             # Merged: the decoder then runs at plain speed; unmerging is an exact copy-back.
             apply_adapters(self.synth, list(adapters), merged=True)
@@ -125,11 +133,6 @@ def load_rvc_source(
 
     `encoder_for` ((path, version) → a content encoder on the same device and dtype) and
     `estimators` (a pitch-estimator dict) let voices share what each would otherwise load."""
-    from ..synth.content_encoder import load_content_encoder
-    from ..synth.device import resolve_device, resolve_dtype
-    from ..synth.errors import MissingAssetError
-    from ..synth.home import Home
-
     home = Home.from_env()
     dev = resolve_device(device)
     dtype = resolve_dtype(precision, dev)
@@ -145,8 +148,6 @@ def load_rvc_source(
     else:
         raise ValueError(f"backend {backend!r}: choose torch or onnx")
     if hubert is None:  # the encoder the voice was trained on (Applio's embedder_model), else ContentVec
-        from ..synth.voice_meta import content_encoder_path
-
         hubert_path = content_encoder_path(home, source.embedder)
         if not hubert_path.exists():
             raise MissingAssetError(f"content encoder not found at {hubert_path}; run `rvclora assets download` or pass --hubert")
@@ -158,8 +159,6 @@ def load_rvc_source(
     else:
         source.encoder = load_content_encoder(hubert_path, version=source.version, device=dev, dtype=dtype)
     if index is not None:
-        from ..synth.index import FeatureIndex
-
         source.index = FeatureIndex.load(index)
         source.index.check_dim(source.encoder.out_dim)
     if adapters:
@@ -168,9 +167,6 @@ def load_rvc_source(
 
 
 def _load_torch_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCSource:
-    from ..lora import BaseInfo, model_fingerprint
-    from ..synth.voice_file import load_voice
-
     voice = load_voice(path, device=dev, dtype=dtype)
     # The fingerprint is of the official (weight-normed) weights the adapters were made on;
     # folding weight norm afterwards only changes how the same weights are stored.
@@ -184,10 +180,6 @@ def _load_torch_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCS
 
 
 def _load_onnx_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCSource:
-    try:
-        from ..export import backend as onnx_backend  # written alongside; optional
-    except ImportError:
-        raise ValueError("the ONNX backend is not available in this build; use --backend torch") from None
     synth = onnx_backend.OnnxSynthesizer(path, device=dev.type)
     if not synth.streaming:
         raise ValueError(f"{path.name} was exported without --streaming; re-export it with `rvclora-export --streaming` for live use")
@@ -201,9 +193,6 @@ def load_checked_adapters(
     source: RVCSource, specs: Sequence[tuple[str | os.PathLike, float]], *, force: bool = False
 ) -> list[tuple[Any, float]]:
     """Read adapter files and check each against the voice (one-line AdapterError on a mismatch)."""
-    from ..lora import load_adapter
-    from ..synth.voice_adapters import check_adapter_on
-
     loaded = []
     for path, weight in specs:
         adapter = load_adapter(path)
@@ -256,8 +245,6 @@ class DSPBlockConverter:
     uses_sola = False
 
     def __init__(self, name: str, sr: int, settings: EngineSettings) -> None:
-        from .builtin_voices import make_builtin_voice
-
         self.input_sr = self.output_sr = sr
         self._voice = make_builtin_voice(name, sr, pitch=settings.pitch, formant=settings.formant)
         self._pitch, self._formant = settings.pitch, settings.formant

@@ -29,7 +29,8 @@ import numpy as np
 
 from .block_processor import BlockProcessor
 from .drift import DriftConfig
-from .engine_types import EVENT_KINDS, EngineEvent, EngineStats, LatencyMeasurement
+from .engine_types import EVENT_KINDS, EngineEvent, EngineStats, LatencyMeasurement, make_stats
+from .file_driver import convert_file
 from .pipeline import FRESH_BLOCKS, Pipeline
 from .probe import LatencyProbe, measurement
 from .reconnect import DeviceWatch
@@ -245,8 +246,6 @@ class Engine(DeviceWatch):
 
     @property
     def stats(self) -> EngineStats:
-        from .engine_types import make_stats
-
         return make_stats(self)
 
     def drain_events(self) -> list[EngineEvent]:
@@ -260,8 +259,6 @@ class Engine(DeviceWatch):
     def process_file(self, in_path: str | os.PathLike, out_path: str | os.PathLike | None = None, *,
                      realtime: bool = False, out_sr: int | None = None) -> np.ndarray:
         """Convert a file through the live code path (see `file_driver.convert_file`)."""
-        from .file_driver import convert_file
-
         return convert_file(self, in_path, out_path, realtime=realtime, out_sr=out_sr)
 
     # -- setup -----------------------------------------------------------------------------

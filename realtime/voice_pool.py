@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..synth.content_encoder import load_content_encoder
+from ..synth.device import resolve_device, resolve_dtype
 from .block_converter import BuiltinSource, RVCSource, load_checked_adapters, load_rvc_source
 
 
@@ -157,9 +159,6 @@ class VoicePool:
 
     def _encoder(self, path: Path, version: str) -> Any:
         """The shared content encoder for (file, version): voices naming the same encoder share it."""
-        from ..synth.content_encoder import load_content_encoder
-        from ..synth.device import resolve_device, resolve_dtype
-
         key = (str(Path(path).resolve()), version)
         with self._lock:
             if key not in self._encoders:

@@ -30,7 +30,23 @@ import sys
 import tempfile
 import threading
 import time
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+
+import huggingface_hub.constants
+
+from rvclora.gui.engine_link import EngineLink
+from rvclora.gui.main_window import MainWindow
+from rvclora.gui.voice_choice import VoiceChoice
+from rvclora.synth.assets import HUBERT, RMVPE
+from rvclora.synth.home import Home
+from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
+from rvclora.tests.conftest import speech_path
+from rvclora.tests.panel_run import speech_sinks
+from rvclora.tests.pulse_audio import pulse_server
+from rvclora.tests.rvc_fixtures import make_voice_file
+from rvclora.tests.stand_in_engines import SlowEngine
+from rvclora.tests.test_assets import FakeHub, make_handler
 
 SCENES = ("running", "narrow", "heavy", "refused", "offline", "download")
 AUDIO_SCENES = ("running", "narrow")
@@ -76,10 +92,6 @@ def main() -> int:
     if args.child:
         return child(args)
 
-    from rvclora.tests.conftest import speech_path
-    from rvclora.tests.panel_run import speech_sinks
-    from rvclora.tests.pulse_audio import pulse_server
-
     args.png.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rvclora-shot-") as tmp, xvfb(args.display) as display:
         home = Path(tmp) / "home"
@@ -107,13 +119,8 @@ def main() -> int:
 
 
 def child(args) -> int:
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from rvclora.gui.engine_link import EngineLink
-    from rvclora.gui.main_window import MainWindow
-    from rvclora.gui.voice_choice import VoiceChoice
-    from rvclora.synth.home import Home
+    from PySide6.QtCore import QTimer  # noqa: PLC0415 — optional extra (gui)
+    from PySide6.QtWidgets import QApplication  # noqa: PLC0415 — optional extra (gui)
 
     home = Home.from_env()
     app = QApplication([sys.argv[0]])
@@ -121,8 +128,6 @@ def child(args) -> int:
     app.setApplicationDisplayName("rvclora")
     link = None
     if args.scene == "heavy":
-        from rvclora.tests.stand_in_engines import SlowEngine
-
         link = EngineLink(SlowEngine)
     if args.scene in ("refused", "offline", "download"):
         setup_library_voice(home)
@@ -179,9 +184,6 @@ def child(args) -> int:
 
 def setup_library_voice(home) -> None:
     """One of the user's own voices (a tiny real-format model), imported with the default settings."""
-    from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
-    from rvclora.tests.rvc_fixtures import make_voice_file
-
     work = home.root / "made"
     work.mkdir(parents=True, exist_ok=True)
     model = make_voice_file(work, version="v2", sr=40000, seed=0, name="Alto.pth")
@@ -197,12 +199,6 @@ def serve_hub(scene: str):
         return None
     if scene != "download":
         return None
-    from http.server import ThreadingHTTPServer
-
-    import huggingface_hub.constants
-
-    from rvclora.synth.assets import HUBERT, RMVPE
-    from rvclora.tests.test_assets import FakeHub, make_handler
 
     # Scaled down 100x from the real sizes and served at about 200 KB/s in 64 KB chunks, so
     # the picture catches the first file on its way.

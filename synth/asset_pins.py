@@ -16,10 +16,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+
 from . import assets as _assets
 from .assets import REPO_ID, REVISION, Asset, AssetError, hub_endpoint, select_assets
 from .file_hash import sha256_file
 from .home import Home
+from .output_file import staged_output
 
 LOCK_FILE = "assets.lock.json"
 
@@ -65,8 +68,6 @@ def read_lock(home: Home) -> dict | None:
 
 
 def write_lock(home: Home, revision: str, listing: Iterable[tuple[str, RemoteFile]]) -> None:
-    from .output_file import staged_output
-
     old = (read_lock(home) or {}).get("files", {}) if lock_path(home).is_file() else {}
     files = {**old, **{path: {"size": f.size, "sha256": f.sha256} for path, f in listing}}
     home.assets.mkdir(parents=True, exist_ok=True)
@@ -76,8 +77,6 @@ def write_lock(home: Home, revision: str, listing: Iterable[tuple[str, RemoteFil
 
 def resolve_revision(endpoint: str, token: str | bool | None, branch: str = REVISION) -> str:
     """The commit `branch` points at now (from the Hub's answer for one of its files)."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
     url = hf_hub_url(REPO_ID, _assets.HUBERT.repo_path, revision=branch, endpoint=endpoint)
     meta = get_hf_file_metadata(url, token=token, endpoint=endpoint)
     return meta.commit_hash or branch
@@ -85,8 +84,6 @@ def resolve_revision(endpoint: str, token: str | bool | None, branch: str = REVI
 
 def list_remote(assets: Iterable[Asset], endpoint: str, token: str | bool | None, revision: str) -> dict[str, RemoteFile]:
     """Size and sha256 of each asset at `revision`, from the Hub's LFS metadata (one request)."""
-    from huggingface_hub import HfApi
-
     wanted = [a.repo_path for a in assets]
     entries = HfApi(endpoint=endpoint, token=token).get_paths_info(REPO_ID, wanted, revision=revision)
     out: dict[str, RemoteFile] = {}

@@ -115,7 +115,7 @@ _MODEL_GLOBALS = frozenset(
 def _torch_allowed() -> frozenset[str]:
     # torch's own default weights_only allowlist (read defensively; torch.load re-checks anyway).
     try:
-        from torch import _weights_only_unpickler as w
+        from torch import _weights_only_unpickler as w  # noqa: PLC0415 — torch-private module, read defensively
 
         return frozenset(w._get_allowed_globals())
     except (ImportError, AttributeError, TypeError):

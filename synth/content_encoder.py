@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, InertObject, load_checkpoint
@@ -190,9 +192,6 @@ def _read_hf_folder(folder: Path) -> tuple[HubertConfig, dict[str, Tensor]]:
 def _read_hf_weights(folder: Path) -> dict[str, Tensor]:
     st, pt = folder / "model.safetensors", folder / "pytorch_model.bin"
     if st.is_file():
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         try:
             return load_file(str(st))
         except (SafetensorError, OSError) as e:

@@ -7,6 +7,8 @@ import sys
 import warnings
 from collections.abc import Iterator
 
+from ..lora import AdapterWarning
+
 
 class MissingAssetError(ValueError):
     """A model file the command needs is not where it was looked for."""
@@ -35,8 +37,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 def one_line_warnings(prog: str) -> Iterator[None]:
     """Within the block, rvclora's own warnings (e.g. an adapter applied with --force)
     print as one line `prog: warning: …`, each text once, with no source line."""
-    from ..lora import AdapterWarning
-
     seen: set[str] = set()
     with warnings.catch_warnings():
         previous = warnings.showwarning

@@ -28,7 +28,7 @@ def check_onnx_voice(path: str | os.PathLike) -> dict[str, str]:
     path = Path(path)
     redo = f"re-export it from the voice's .pth: {reexport_command(path)}"
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # noqa: PLC0415 — optional extra (onnx)
     except ImportError:
         raise OnnxVoiceError(f"{path.name}: .onnx voices need onnxruntime; pip install 'rvclora[onnx]'") from None
     opts = ort.SessionOptions()

@@ -133,7 +133,7 @@ class PMPitch:
     name: str = "pm"
 
     def __call__(self, audio16k: np.ndarray) -> np.ndarray:
-        import parselmouth
+        import parselmouth  # noqa: PLC0415 — pm pitch only (praat-parselmouth is GPL; kept off the import path of the other methods)
 
         audio = check_audio(audio16k).astype(np.float64)
         n_out = n_frames(len(audio))
@@ -200,7 +200,7 @@ class FCPEPitch:
     # and silence unvoiced while clean tones stay fully voiced.
     def __init__(self, *, device: str | torch.device = "cpu", threshold: float = 0.03) -> None:
         try:
-            import torchfcpe
+            import torchfcpe  # noqa: PLC0415 — optional pitch method, not a dependency
         except Exception as e:  # noqa: BLE001 — ImportError, or OSError from torchaudio's native library
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise PitchError(
@@ -238,7 +238,7 @@ def make_pitch_estimator(
         path = Path(rmvpe_path)
         if not path.is_file():
             raise PitchError(f"{path}: rmvpe.pt not found: {_RMVPE_HINT}")
-        from .rmvpe import load_rmvpe
+        from .rmvpe import load_rmvpe  # noqa: PLC0415 — import cycle: rmvpe.py imports this module
 
         return RMVPEPitch(load_rmvpe(path, device=device, dtype=dtype))
     raise PitchError(f"unknown pitch method {method!r}: choose one of {', '.join(METHODS)}")

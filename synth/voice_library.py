@@ -14,6 +14,7 @@ library already holds (same content) is refused, naming the voice that has it.
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import shutil
@@ -21,9 +22,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..lora import AdapterNeedsForce
 from .file_hash import sha256_file
 from .home import Home
+from .index import FeatureIndex
+from .onnx_voice import check_onnx_voice
 from .output_file import staged_output
+from .voice_adapters import load_checked_adapters
+from .voice_file import load_voice
 
 VOICE_JSON = "voice.json"
 FORMAT = "rvclora-voice"
@@ -188,7 +194,7 @@ class VoiceLibrary:
                 continue
         return sorted(entries, key=lambda e: e.name.lower())
 
-    def problems(self) -> list[str]:
+    def problems(self) -> builtins.list[str]:  # `list` is a method name in this class
         """One line per voice folder that cannot be read."""
         out = []
         for folder in sorted(self.root.glob("*/")) if self.root.is_dir() else []:
@@ -218,7 +224,7 @@ class VoiceLibrary:
         A .zip bundle imports every voice in it (see voice_import); the first is returned."""
         model = Path(model)
         if model.suffix.lower() == ".zip":
-            from .voice_import import import_bundle
+            from .voice_import import import_bundle  # noqa: PLC0415 — import cycle: voice_import.py builds on VoiceLibrary
 
             return import_bundle(self, model, name=name, defaults=defaults).voices[0]
         if model.suffix.lower() not in MODEL_SUFFIXES:
@@ -227,12 +233,8 @@ class VoiceLibrary:
             raise VoiceLibraryError(f"{model}: no such file")
         # refuse corrupt files, non-voices and what the live engine cannot run before anything is copied
         if model.suffix.lower() == ".pth":
-            from .voice_file import load_voice
-
             load_voice(model)
         else:
-            from .onnx_voice import check_onnx_voice
-
             check_onnx_voice(model)
         holder = self._voice_holding(model)
         if holder is not None:
@@ -294,8 +296,6 @@ class VoiceLibrary:
         return entry, target.name
 
     def add_index(self, name: str, index: Path) -> VoiceEntry:
-        from .index import FeatureIndex
-
         FeatureIndex.load(index)  # refuses trained-only and non-faiss files
         entry, file = self._attach(name, index, (".index",), "feature index")
         entry = replace(entry, index=file)
@@ -307,10 +307,6 @@ class VoiceLibrary:
         f0, shapes, base fingerprint). `force` accepts an adapter whose base cannot be
         verified (another fingerprint, or none: made by another tool); shapes are still
         checked, an AdapterWarning is issued and the slot remembers it (`needs_force`)."""
-        from ..lora import AdapterNeedsForce
-        from .voice_adapters import load_checked_adapters
-        from .voice_file import load_voice
-
         entry = self.get(name)
         adapter = Path(adapter)
         self._check_file(adapter, (".safetensors",), "LoRA adapter")

@@ -34,8 +34,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as fix_seed
+from hypothesis import strategies as st
 
+from rvclora.lora import AdapterError, load_adapter
+from rvclora.synth.content_encoder import load_content_encoder
+from rvclora.synth.errors import ModelFileError
+from rvclora.synth.index import FeatureIndex, build_index
+from rvclora.synth.rmvpe import RMVPE, load_rmvpe
+from rvclora.synth.voice_file import load_voice
 from rvclora.tests.hostile_files import marker_path, payload_pickles
+from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from rvclora.tests.rvc_fixtures import make_adapter_file, make_base_file, make_voice_file
 
 KINDS = ("voice_zip", "voice_legacy", "base", "hubert", "rmvpe", "adapter", "index")
 TIME_BOUND_S = 30.0  # per example, generous for a loaded 2-core machine
@@ -56,11 +67,6 @@ INTS = [0, 1, -1, 7, 255, 2**31 - 1, 2**32, 2**40, 2**62, -(2**62), 10**30]
 
 
 def make_seeds(folder: Path) -> dict[str, Path]:
-    from rvclora.synth.index import build_index
-    from rvclora.synth.rmvpe import RMVPE
-    from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-    from rvclora.tests.rvc_fixtures import make_adapter_file, make_base_file, make_voice_file
-
     voice = make_voice_file(folder, "v2", 40000, True)
     legacy = folder / "voice_legacy.pth"
     torch.save(torch.load(voice, weights_only=True), legacy, _use_new_zipfile_serialization=False)
@@ -85,13 +91,6 @@ def make_seeds(folder: Path) -> dict[str, Path]:
 
 def loaders() -> dict[str, tuple[Callable[[Path], Any], tuple[type[BaseException], ...]]]:
     """kind -> (load function, the user-error types it may raise)."""
-    from rvclora.lora import AdapterError, load_adapter
-    from rvclora.synth.content_encoder import load_content_encoder
-    from rvclora.synth.errors import ModelFileError
-    from rvclora.synth.index import FeatureIndex
-    from rvclora.synth.rmvpe import load_rmvpe
-    from rvclora.synth.voice_file import load_voice
-
     return {
         "voice_zip": (load_voice, (ModelFileError,)),
         "voice_legacy": (load_voice, (ModelFileError,)),
@@ -315,10 +314,6 @@ _SUFFIX = {"voice_zip": ".pth", "voice_legacy": ".pth", "base": ".pth", "hubert"
 
 def run_fuzz(examples: int, seed: int = 0, seconds: float | None = None, kinds: tuple[str, ...] = KINDS) -> Report:
     """Run `examples` hypothesis examples (or until `seconds` pass); returns the report."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as fix_seed
-    from hypothesis import strategies as st
-
     report = Report()
     with tempfile.TemporaryDirectory(prefix="rvclora-fuzz-") as tmp:
         folder = Path(tmp)
@@ -368,11 +363,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--address-space-mb", type=int, default=3072, help="RLIMIT_AS headroom over the warmed-up process")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    import rvclora.lora  # noqa: F401 - imported before the cap so the cap is headroom, not libraries
-    import rvclora.synth.content_encoder  # noqa: F401
-    import rvclora.synth.index  # noqa: F401
-    import rvclora.synth.rmvpe  # noqa: F401
-    import rvclora.synth.voice_file  # noqa: F401
 
     limit_memory(args.address_space_mb << 20)
     start = time.monotonic()

@@ -25,6 +25,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+
+from rvclora.gui.main_window import MainWindow
+from rvclora.gui.voice_choice import VoiceChoice
+from rvclora.synth.home import Home
+
 TALK_SINK, OUT_SINK = "panel_talk", "panel_out"
 
 
@@ -42,9 +49,6 @@ def speech_sinks(server, workdir: Path, speech: Path, seconds: float = 60.0) -> 
     (its monitor is the panel's microphone) and OUT_SINK for the panel's output. Yields
     (input source, output sink). The speech is one long file, looped: between two paplay
     runs a null sink's monitor goes quiet, which the engine would rightly report."""
-    import numpy as np
-    import soundfile as sf
-
     audio, sr = sf.read(speech, dtype="float32")
     long_speech = workdir / "speech_long.wav"
     sf.write(long_speech, np.tile(audio, int(np.ceil(seconds * sr / len(audio)))), sr)
@@ -95,12 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-every", type=float, default=10.0)
     args = parser.parse_args(argv)
 
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from rvclora.gui.main_window import MainWindow
-    from rvclora.gui.voice_choice import VoiceChoice
-    from rvclora.synth.home import Home
+    from PySide6.QtCore import QTimer  # noqa: PLC0415 — optional extra (gui)
+    from PySide6.QtWidgets import QApplication  # noqa: PLC0415 — optional extra (gui)
 
     app = QApplication.instance() or QApplication(["rvclora"])
     window = MainWindow(Home.from_env())

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sounddevice as sd
 
 SINK, SOURCE, RATE = "vsink", "vmic", 48000
 _ENV_KEYS = ("XDG_RUNTIME_DIR", "PULSE_SERVER", "PULSE_SINK", "PULSE_SOURCE", "PULSE_RUNTIME_PATH")
@@ -52,7 +53,6 @@ class PulseServer:
 def _reinit_portaudio() -> None:
     # PortAudio enumerates devices once, at initialisation: restart it so the ALSA
     # "pulse"/"default" devices of the server that just came up (or went) are seen.
-    import sounddevice as sd
     sd._terminate()
     sd._initialize()
 

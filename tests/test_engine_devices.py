@@ -7,10 +7,14 @@ import time
 
 import numpy as np
 import pytest
+import sounddevice as sd
 
+from rvclora.realtime import devices as D
 from rvclora.realtime.block_converter import BuiltinSource
+from rvclora.realtime.devices import AudioDevice
 from rvclora.realtime.engine import Engine, EngineDevices
 from rvclora.realtime.settings import EngineSettings
+from rvclora.realtime.streams import refusal
 from rvclora.tests.pulse_audio import _reinit_portaudio, pulse  # noqa: F401
 
 
@@ -89,9 +93,6 @@ def test_lost_output_comes_back_without_reloading_the_voice(pulse):  # noqa: F81
     """The output sink's module is unloaded mid-stream: the engine waits in `reconnecting` with the
     voice loaded, and once the sink is loaded again audio flows within 5 s, in the same process,
     with the same converter and no new load."""
-    import sounddevice as sd
-
-    from rvclora.realtime import devices as D
 
     module = _null_sink(pulse, "gone_out")
     _reinit_portaudio()
@@ -138,9 +139,6 @@ def test_lost_output_comes_back_without_reloading_the_voice(pulse):  # noqa: F81
     ("Error opening InputStream: Permission denied", "permission"),
 ])
 def test_refusals_name_the_reason_and_what_to_try(error, reason):
-    from rvclora.realtime.devices import AudioDevice
-    from rvclora.realtime.streams import refusal
-
     dev = AudioDevice(3, "USB Mic", "ALSA", 1, 0, 48000.0, None)
     message = str(refusal(dev, OSError(error)))
     assert f"({reason}:" in message and "USB Mic" in message and ";" in message and "\n" not in message

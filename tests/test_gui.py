@@ -7,6 +7,10 @@ runs the real engine against the private PulseAudio server of `tests/pulse_audio
 
 import os
 
+from rvclora.synth import assets
+from rvclora.tests.conftest import speech_path
+from rvclora.tests.test_voice_meta import applio_voice
+
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
 
 import json
@@ -188,8 +192,6 @@ def talking(pulse):  # noqa: F811
     monitor is the panel's microphone) and "gui_out" for the panel's output. Sinks in the
     server's default format: capture through ALSA's pulse plugin from the harness's
     48 kHz float sink starves here (reported to the live-engine work)."""
-    from rvclora.tests.conftest import speech_path
-
     modules = [
         pulse.pactl("load-module", "module-null-sink", f"sink_name={name}", f"sink_properties=device.description={name}").strip()
         for name in ("gui_talk", "gui_out")
@@ -412,8 +414,6 @@ def test_readout_shows_lost_audio_drift_and_the_measured_delay(qtbot, home):
 
 def test_a_voice_shows_the_content_encoder_it_needs(qtbot, home, tmp_path):
     """An Applio voice names its content encoder: the panel says which, and that it is missing."""
-    from rvclora.tests.test_voice_meta import applio_voice
-
     VoiceLibrary(home).create(applio_voice(tmp_path / "Spinny.pth", embedder="spin"))
     window = open_window(qtbot, home)
     select(window, "library", "Spinny")
@@ -486,8 +486,6 @@ def test_keyboard_shortcuts(qtbot, home):
 
 
 def test_asset_download_runs_off_the_ui_thread_with_progress(qtbot, home, monkeypatch):
-    from rvclora.synth import assets
-
     calls = []
 
     def fake_download(wanted, h, *, progress=True, **kwargs):

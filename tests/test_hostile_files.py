@@ -16,8 +16,11 @@ import faiss
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+import rvclora.synth.voice_file as vf
+from rvclora.gui.main import main
 from rvclora.lora import AdapterError, load_adapter
 from rvclora.synth.checkpoint import CheckpointError, UnsafeCheckpointError, load_checkpoint
 from rvclora.synth.configs import SAMPLE_RATES, VERSIONS, official_config
@@ -243,8 +246,6 @@ def test_voices_rvc_never_produces_are_refused(tmp_path, voice):
 
 
 def test_info_never_builds_the_model(voice, monkeypatch, capsys):
-    from rvclora.gui.main import main
-
     def refuse(*args, **kwargs):
         raise AssertionError("info built a model")
 
@@ -257,8 +258,6 @@ def test_info_never_builds_the_model(voice, monkeypatch, capsys):
 def test_a_file_smaller_than_its_model_is_refused_by_the_budget(tmp_path, voice, monkeypatch):
     """Second line: with the config and shape checks passed, a model that needs far more memory
     than its file holds is still refused before it is built."""
-    import rvclora.synth.voice_file as vf
-
     monkeypatch.setattr(vf, "memory_budget", lambda size, factor=1.5: 1000)
     with pytest.raises(VoiceFileError, match="its model would need"):
         load_voice(voice)
@@ -268,8 +267,6 @@ def test_a_file_smaller_than_its_model_is_refused_by_the_budget(tmp_path, voice,
 
 
 def _rewrite_adapter(src: Path, dst: Path, change) -> Path:
-    from safetensors import safe_open
-
     with safe_open(str(src), framework="pt") as f:
         meta = f.metadata()
     tensors = load_file(str(src))

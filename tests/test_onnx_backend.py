@@ -125,8 +125,8 @@ def test_default_noise_is_random_like_rvc(models):
 
 
 def test_non_synth_model_is_refused(tmp_path):
-    import onnx
-    from onnx import TensorProto, helper
+    import onnx  # noqa: PLC0415 — optional extra (onnx)
+    from onnx import TensorProto, helper  # noqa: PLC0415 — optional extra (onnx)
 
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],

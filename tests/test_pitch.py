@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from rvclora.synth.checkpoint import CheckpointError
@@ -41,8 +42,6 @@ def speech_files() -> list[Path]:
 
 
 def read_speech(name: str) -> np.ndarray:
-    import soundfile as sf
-
     path = next(p for p in speech_files() if p.name == name)
     audio, sr = sf.read(path, dtype="float32")
     assert sr == SR and audio.ndim == 1

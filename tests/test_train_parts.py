@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from rvclora.tests.rvc_fixtures import randomize_
 from rvclora.train.config import PreprocessConfig
 from rvclora.train.dataset import epoch_batches, split_items
 from rvclora.train.discriminators import (
@@ -186,9 +187,6 @@ def test_discriminator_loads_rvc_d_files_and_matches_rvc(tmp_path, version, ref_
     """A pretrained D*.pth is RVC's discriminator state dict under "model": it must load strictly
     and score audio exactly as RVC's own discriminator (rvc==0.3.5) does."""
     models = pytest.importorskip("rvc.lib.infer_pack.models", reason="the RVC reference package is not installed")
-    from rvclora.tests.rvc_fixtures import randomize_
-    from rvclora.train.discriminators import load_discriminator
-
     ref = randomize_(getattr(models, ref_class)(use_spectral_norm=False), seed=5, fp16_exact=False).eval()
     path = tmp_path / f"f0D40k_{version}.pth"
     torch.save({"model": ref.state_dict(), "iteration": 0}, path)

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 
+import rvclora.train.loop as loop
 from rvclora.lora import BaseInfo, check_adapter, load_adapter, model_fingerprint
 from rvclora.synth.audio_io import resample
 from rvclora.synth.voice_file import load_voice
@@ -239,8 +240,6 @@ def test_bad_files_args(kit, tmp_path, capsys):
 
 
 def test_early_stopping_keeps_the_best_weights(kit, tmp_path, monkeypatch):
-    import rvclora.train.loop as loop
-
     scores = iter([1.0, 1.5, 2.0, 2.5, 3.0])  # validation only ever gets worse
     real = loop.evaluate
     monkeypatch.setattr(loop, "evaluate", lambda *a, **k: (next(scores), real(*a, **k)[1][:0]))

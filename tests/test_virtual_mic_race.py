@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+from rvclora.realtime.virtual_mic import remove_virtual_mic
 from rvclora.tests.pulse_audio import pulse  # noqa: F401
 
 # Each process imports everything, then waits for the go-file so the three check-then-create
@@ -45,7 +46,5 @@ def test_three_concurrent_creates_make_one_device(pulse, tmp_path):  # noqa: F81
         assert _count(pulse, name) == (1, 1), f"attempt {attempt}"
         sinks = [ln.split("\t")[1] for ln in pulse.pactl("list", "short", "sinks").splitlines()]
         assert sinks.count(f"{name}_sink") == 1
-        from rvclora.realtime.virtual_mic import remove_virtual_mic
-
         assert remove_virtual_mic(name)
         assert _count(pulse, name) == (0, 0)

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from rvclora.gui.main import main
+from rvclora.realtime.block_converter import load_rvc_source
 from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.errors import MissingAssetError
 from rvclora.synth.home import Home
@@ -153,8 +154,6 @@ def _short_speech(path: Path, speech) -> Path:
 
 
 def test_convert_and_live_use_the_encoder_the_voice_names(tmp_path, home, speech, capsys):
-    from rvclora.realtime.block_converter import load_rvc_source
-
     spin = write_hf_encoder(home.assets / "embedders" / "spin", seed=7)
     write_hubert_file(home.hubert, tiny_hubert_config("v2"), seed=3)  # the ContentVec default, different weights
     voice = applio_voice(tmp_path / "SpinVoice.pth", embedder="spin")

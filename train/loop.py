@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..synth.audio_io import resample
 from ..synth.synthesizer import slice_segments
 from .config import TrainConfig
 from .dataset import Batch, SegmentData, epoch_batches
@@ -145,8 +146,6 @@ def evaluate(setup: GeneratorSetup, val: SegmentData, spec: SpecConfig, device: 
 
 def quality_metrics(setup: GeneratorSetup, val: SegmentData, spec: SpecConfig, device: torch.device, pitch=None) -> dict[str, Any]:
     """MCD, F0 correlation and spectral convergence over the validation segments."""
-    from ..synth.audio_io import resample
-
     g = setup.model
     was_training = g.training
     g.eval()
@@ -183,7 +182,7 @@ class Logger:
             self.jsonl.unlink()
         self._file = open(self.jsonl, "a")  # noqa: SIM115 — held for the whole run; close() closes it
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 — tensorboard is optional at run time: training goes on without it
 
             self.tb = SummaryWriter(str(folder / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
         except Exception:  # noqa: BLE001 - tensorboard missing or broken: keep training
