@@ -15,13 +15,17 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from safetensors import safe_open
 
 from rvclora.export.backend import make_session
 from rvclora.export.cli import main
 from rvclora.export.onnx_export import export_onnx
 from rvclora.lora import apply_adapters, load_adapter, model_fingerprint
 from rvclora.synth.configs import content_dim
+from rvclora.synth.content_encoder import load_content_encoder
+from rvclora.synth.rmvpe import RMVPE, RMVPEConfig
 from rvclora.synth.voice_file import load_voice
+from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
 from rvclora.tests.rvc_fixtures import coarse_pitch, make_adapter_file, make_voice_file
 
 TOL = 1e-4
@@ -148,7 +152,12 @@ def test_onnx_export_matches_torch_at_two_lengths(voices, exported, no_source_no
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["sr"] == "40000" and meta["version"] == version and meta["f0"] == str(int(f0))
     assert meta["embedder"] == "hubert_base" and meta["embedding_dim"] == str(dim)
-    assert meta["base_fingerprint"] == model_fingerprint(load_voice(voice_path).model)
+    # The fingerprint names the base the file came from: the one its adapters were made for
+    # (read from the adapter's header, written when the adapter was made), another voice's not.
+    with safe_open(str(adapter), framework="pt") as f:
+        assert meta["base_fingerprint"] == f.metadata()["base_fingerprint"]
+    other_voice, _ = voices[[k for k in voices if k != (version, f0)][0]]
+    assert meta["base_fingerprint"] != model_fingerprint(load_voice(other_voice).model)
     assert meta["rvclora_version"]
     listed = json.loads(meta["adapters"])
     assert [(a["file"], a["weight"]) for a in listed] == [(p.name, w) for p, w in adapters]
@@ -245,9 +254,6 @@ def test_merged_pth_loads_in_rvclora_and_rvc_with_the_unmerged_output(voices, tm
 
 
 def test_content_encoder_export(tmp_path, capsys):
-    from rvclora.synth.content_encoder import load_content_encoder
-    from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-
     src = write_hubert_file(tmp_path / "hubert_base.pt", tiny_hubert_config("v1"))
     out = tmp_path / "content.onnx"
     rc, stdout, err = cli(capsys, "--component", "content", "--version", "v1", "--model", src, "--out", out)
@@ -266,8 +272,6 @@ def test_content_encoder_export(tmp_path, capsys):
 
 
 def test_rmvpe_export(tmp_path, capsys):
-    from rvclora.synth.rmvpe import RMVPE, RMVPEConfig
-
     torch.manual_seed(0)
     net = RMVPE(RMVPEConfig(base_channels=2, n_blocks=1, inter_layers=1)).eval()  # official layout, narrower
     with torch.no_grad():
