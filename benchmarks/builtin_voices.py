@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import time
 
+import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import numpy as np
 import soundfile as sf
 import soxr
 
 from rvclora.realtime.builtin_voices import BUILTIN_VOICES, make_builtin_voice
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.speech_pitch import median_f0, speech_at
+from tests.conftest import speech_path
+from tests.speech_pitch import median_f0, speech_at
 
 SR = 48000
 VOICES = [

@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import numpy as np
 import sounddevice as sd
 
@@ -36,9 +37,9 @@ from rvclora.realtime import devices as D
 from rvclora.realtime.block_converter import BuiltinSource, load_rvc_source
 from rvclora.realtime.engine import Engine, EngineDevices
 from rvclora.realtime.settings import EngineSettings
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.pulse_audio import _reinit_portaudio, pulse_server
-from rvclora.tests.rvc_fixtures import make_voice_file
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.pulse_audio import _reinit_portaudio, pulse_server
+from tests.rvc_fixtures import make_voice_file
 
 SR = 48000
 # The RVC voice at the settings the device tests use: on a shared 2-core CPU the tiny model

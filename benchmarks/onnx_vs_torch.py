@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import torch
 
 from rvclora.export.backend import make_session
@@ -27,7 +28,7 @@ from rvclora.export.onnx_export import export_onnx, synth_inputs
 from rvclora.synth.configs import official_config
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice, save_voice
-from rvclora.tests.rvc_fixtures import randomize_
+from tests.rvc_fixtures import randomize_
 
 
 def main(argv: list[str] | None = None) -> int:

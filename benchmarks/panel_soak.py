@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/panel_soak.py [--minutes 15] [--voice deep]
 
 Starts a private PulseAudio server (the test suite's), plays real speech into a null
-sink whose monitor is the panel's microphone, and runs `rvclora.tests.panel_run` (the
+sink whose monitor is the panel's microphone, and runs `tests.panel_run` (the
 real window offscreen, a built-in voice, the live engine) for the given time. Prints a
 progress line a minute and then blocks converted, overruns, underflows, glitches,
 restarts and the panel process's peak memory. Exit status 1 if the process died.
@@ -18,9 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.panel_run import run_panel_process, speech_sinks
-from rvclora.tests.pulse_audio import pulse_server
+import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
+
+from tests.conftest import speech_path
+from tests.panel_run import run_panel_process, speech_sinks
+from tests.pulse_audio import pulse_server
 
 
 def main() -> int:

@@ -38,6 +38,7 @@ import threading
 import time
 from pathlib import Path
 
+import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import torch
 
 from rvclora.synth.configs import official_config
@@ -45,9 +46,6 @@ from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.device import resolve_device
 from rvclora.synth.pitch import make_pitch_estimator
 from rvclora.synth.synthesizer import Synthesizer
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import randomize_
 from rvclora.train.config import PreprocessConfig, TrainConfig, digest
 from rvclora.train.dataset import SegmentData, epoch_batches
 from rvclora.train.discriminators import MultiPeriodDiscriminator
@@ -56,6 +54,9 @@ from rvclora.train.generator import build_generator
 from rvclora.train.loop import train_step
 from rvclora.train.mel import SpecConfig
 from rvclora.train.preprocess import find_audio_files, preprocess_file
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import randomize_
 
 SPEECH = ["en/quick_brown_fox.wav", "en/counting.wav", "es/pangrama.wav", "fr/pangrama.wav", "it/pangrama.wav", "hi/pangrama.wav"]
 

@@ -7,7 +7,7 @@ a pickle global, inflate a declared integer, swap in a payload pickle) and loads
 property: the loader returns a model or raises the kind's one-line user error, within a
 time and memory bound, and no payload ever runs (it would create a marker file).
 
-Run in a subprocess (`python -m rvclora.tests.fuzz_cases --examples N`): it caps its own
+Run in a subprocess (`python -m tests.fuzz_cases --examples N`): it caps its own
 address space with RLIMIT_AS, so a memory bomb that slipped through ends as a reported
 failure, not as the OOM killer taking the test session. tests/test_hostile_files.py runs
 a short bounded fuzz this way; benchmarks/fuzz_model_files.py runs a long one.
@@ -44,9 +44,9 @@ from rvclora.synth.errors import ModelFileError
 from rvclora.synth.index import FeatureIndex, build_index
 from rvclora.synth.rmvpe import RMVPE, load_rmvpe
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.hostile_files import marker_path, payload_pickles
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_base_file, make_voice_file
+from tests.hostile_files import marker_path, payload_pickles
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_adapter_file, make_base_file, make_voice_file
 
 KINDS = ("voice_zip", "voice_legacy", "base", "hubert", "rmvpe", "adapter", "index")
 TIME_BOUND_S = 30.0  # per example, generous for a loaded 2-core machine

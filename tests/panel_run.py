@@ -1,6 +1,6 @@
 """Run the real panel with the real engine for a while, in its own process, and report.
 
-    python -m rvclora.tests.panel_run --seconds 120 --input-pulse talk.monitor --output-pulse out
+    python -m tests.panel_run --seconds 120 --input-pulse talk.monitor --output-pulse out
 
 The window is the one `rvclora` opens (`MainWindow`, offscreen), the voice a built-in
 one, the devices PulseAudio devices picked by their sink/source names. It starts the
@@ -76,9 +76,10 @@ def run_panel_process(seconds: float, input_pulse: str, output_pulse: str, home:
                       voice: str = "deep", report_every: float = 10.0, echo: bool = False) -> tuple[int, dict, str]:
     """Run this module as a child process; returns (exit code, its last report, its stderr tail)."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", RVCLORA_HOME=str(home))
-    cmd = [sys.executable, "-m", "rvclora.tests.panel_run", "--seconds", str(seconds), "--voice", voice,
+    cmd = [sys.executable, "-m", "tests.panel_run", "--seconds", str(seconds), "--voice", voice,
            "--input-pulse", input_pulse, "--output-pulse", output_pulse, "--report-every", str(report_every)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # run from the repository root: `tests` is a folder there, not an installed package
+    proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last: dict = {}
     assert proc.stdout is not None
     for line in proc.stdout:

@@ -11,7 +11,7 @@ desktop user's own session; it is stopped by its PID on teardown.
 
 Use in a test module:
 
-    from rvclora.tests.pulse_audio import pulse  # noqa: F401
+    from tests.pulse_audio import pulse  # noqa: F401
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ as the released voice `.pth` or the pretrained base `G*.pth`.
 
 Typical use::
 
-    from rvclora.tests.rvc_fixtures import make_voice_file, make_inputs
+    from tests.rvc_fixtures import make_voice_file, make_inputs
     path = make_voice_file(tmp_path, version="v2", sr=40000, f0=True)
     voice = load_voice(path)
     audio = voice.model.infer(**make_inputs(voice.version, frames=50, f0=voice.f0))

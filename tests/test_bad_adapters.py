@@ -14,9 +14,9 @@ from rvclora.gui.main import main
 from rvclora.lora import load_adapter
 from rvclora.synth.voice_adapters import MAX_DELTA_RATIO, check_adapter_scale
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_adapter_file, make_voice_file
 
 
 def _spoiled(adapter, path, value):

@@ -13,9 +13,9 @@ import torch
 from rvclora.gui.main import build_parser, main
 from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.index import build_index
-from rvclora.tests.cli_help import commands, undocumented
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
+from tests.cli_help import commands, undocumented
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_adapter_file, make_voice_file
 
 
 @pytest.fixture(scope="module")

@@ -32,10 +32,10 @@ from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.pipeline import ConvertSettings, VoiceConverter
 from rvclora.synth.pitch import PMPitch
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.pulse_audio import _reinit_portaudio
-from rvclora.tests.rvc_fixtures import make_voice_file
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.pulse_audio import _reinit_portaudio
+from tests.rvc_fixtures import make_voice_file
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from rvclora.realtime.devices import AudioDevice
 from rvclora.realtime.engine import Engine, EngineDevices
 from rvclora.realtime.settings import EngineSettings
 from rvclora.realtime.streams import refusal
-from rvclora.tests.pulse_audio import _reinit_portaudio, pulse  # noqa: F401
+from tests.pulse_audio import _reinit_portaudio, pulse  # noqa: F401
 
 
 def _null_sink(pulse, name: str) -> int:  # noqa: F811

@@ -23,9 +23,9 @@ from rvclora.realtime.engine_process import EngineProcess, EngineProcessError
 from rvclora.realtime.settings import EngineSettings
 from rvclora.realtime.voice_pool import PoolConfig, VoiceSpec
 from rvclora.synth.audio_io import load_mono
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_adapter_file, make_voice_file
 
 REC_SR = 48000
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rvclora.realtime.settings import EngineSettings
-from rvclora.tests.engine_sim import SR, Sim, SlowIdentity
+from tests.engine_sim import SR, Sim, SlowIdentity
 
 SETTINGS = EngineSettings(block_ms=60, crossfade_ms=10, search_ms=0, buffer_ms=20)
 BLOCK_S = SETTINGS.block_ms / 1000

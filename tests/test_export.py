@@ -25,8 +25,8 @@ from rvclora.synth.configs import content_dim
 from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.rmvpe import RMVPE, RMVPEConfig
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import coarse_pitch, make_adapter_file, make_voice_file
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import coarse_pitch, make_adapter_file, make_voice_file
 
 TOL = 1e-4
 CLASSES = [("v2", True), ("v2", False), ("v1", True), ("v1", False)]
@@ -127,6 +127,7 @@ def exported(voices, tmp_path_factory):
 # --------------------------------------------------------------------------- ONNX synthesizer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_adapter", [False, True], ids=["base", "adapter"])
 @pytest.mark.parametrize("version,f0", CLASSES, ids=[f"{v}-{'f0' if f else 'nof0'}" for v, f in CLASSES])
 def test_onnx_export_matches_torch_at_two_lengths(voices, exported, no_source_noise, version, f0, with_adapter):
@@ -175,6 +176,7 @@ def test_onnx_export_matches_torch_at_two_lengths(voices, exported, no_source_no
         assert np.abs(got - expect).max() <= TOL
 
 
+@pytest.mark.slow
 def test_onnx_keeps_rvc_decoder_noise_by_default(voices, exported, no_source_noise):
     """Without dec_noise the graph draws fresh source noise each run, as RVC's export does;
     only six inputs are required, so tools that know RVC's contract run it unchanged."""
@@ -188,6 +190,7 @@ def test_onnx_keeps_rvc_decoder_noise_by_default(voices, exported, no_source_noi
     assert np.abs(quiet - torch_ref(live_model(voice_path), x)).max() <= TOL
 
 
+@pytest.mark.slow
 def test_streaming_graph_takes_skip_head_and_return_length(voices, exported, no_source_noise):
     voice_path, adapter = voices["v2", True]
     result = exported["streaming"]
@@ -218,6 +221,7 @@ def reference_rvc(path, version, f0):
     return net.float().eval()
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("version,f0", [("v2", True), ("v1", False)], ids=["v2-f0", "v1-nof0"])
 def test_merged_pth_loads_in_rvclora_and_rvc_with_the_unmerged_output(voices, tmp_path, capsys, version, f0):
     voice_path, adapter = voices[version, f0]

@@ -8,8 +8,8 @@ runs the real engine against the private PulseAudio server of `tests/pulse_audio
 import os
 
 from rvclora.synth import assets
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.test_voice_meta import applio_voice
+from tests.conftest import speech_path
+from tests.test_voice_meta import applio_voice
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
 
@@ -34,7 +34,7 @@ from rvclora.realtime.engine_types import LatencyMeasurement
 from rvclora.realtime.settings import EngineSettings
 from rvclora.synth.home import Home
 from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
+from tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
 
 WARN = "\u26a0"
 

@@ -19,11 +19,11 @@ from rvclora.gui import engine_link
 from rvclora.gui.meters import FLOOR_DB
 from rvclora.synth.assets import HUBERT, RMVPE
 from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
-from rvclora.tests.stand_in_engines import SlowEngine
-from rvclora.tests.test_assets import serve_hub
-from rvclora.tests.test_gui import WARN, _drop, open_window, select, wait_state
-from rvclora.tests.test_gui import home as home  # noqa: F401 - the fixture
-from rvclora.tests.test_gui import voice_files as voice_files  # noqa: F401 - the fixture
+from tests.stand_in_engines import SlowEngine
+from tests.test_assets import serve_hub
+from tests.test_gui import WARN, _drop, open_window, select, wait_state
+from tests.test_gui import home as home  # noqa: F401 - the fixture
+from tests.test_gui import voice_files as voice_files  # noqa: F401 - the fixture
 
 # --------------------------------------------------------------------------- item 2: too heavy
 

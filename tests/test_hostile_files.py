@@ -31,8 +31,8 @@ from rvclora.synth.rmvpe import load_rmvpe
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import VoiceFileError, inspect_voice, load_voice
 from rvclora.synth.voice_shapes import check_config, expected_shapes
-from rvclora.tests import hostile_files as hf
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_base_file, make_voice_file, tiny_config
+from tests import hostile_files as hf
+from tests.rvc_fixtures import make_adapter_file, make_base_file, make_voice_file, tiny_config
 
 MB = 1 << 20
 SMALL_CONSTANT = 64 * MB  # allowed RSS growth beyond 1.5 x the file size
@@ -313,11 +313,13 @@ def test_index_that_declares_more_than_it_holds_is_refused(tmp_path):
 # --------------------------------------------------------------------------- the fuzzer, bounded
 
 
+@pytest.mark.slow
 def test_fuzz_every_loader_bounded():
     """Up to 40 hypothesis examples (15 s) over all seven file kinds, in a subprocess capped by RLIMIT_AS."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "rvclora.tests.fuzz_cases", "--examples", "40", "--seconds", "15"],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run([sys.executable, "-m", "tests.fuzz_cases", "--examples", "40", "--seconds", "15"],
+                          capture_output=True, text=True, timeout=300, env=env,
+                          cwd=Path(__file__).resolve().parents[1])  # where `tests` is importable
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["failures"] == [], report["failures"]

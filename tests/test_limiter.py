@@ -12,7 +12,7 @@ from scipy.signal import resample_poly
 from rvclora.realtime import cli as realtime_cli
 from rvclora.synth.audio_io import AudioError, write_audio
 from rvclora.synth.limiter import Limiter, LimiterConfig, limit
-from rvclora.tests.conftest import speech_path
+from tests.conftest import speech_path
 
 
 def true_peak_db(audio: np.ndarray) -> float:

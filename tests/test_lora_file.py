@@ -26,7 +26,7 @@ from rvclora.lora import (
 )
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.rvc_fixtures import make_foreign_adapter_file, make_synthesizer, make_voice_file
+from tests.rvc_fixtures import make_foreign_adapter_file, make_synthesizer, make_voice_file
 
 
 def _trained(model, targets="decoder,flow", extras=("emb_g.weight",), seed=0):

@@ -13,7 +13,7 @@ from rvclora.export.backend import BackendError, OnnxSynthesizer, make_session
 from rvclora.export.onnx_export import export_onnx
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.rvc_fixtures import make_inputs, make_voice_file
+from tests.rvc_fixtures import make_inputs, make_voice_file
 
 TOL = 1e-4
 

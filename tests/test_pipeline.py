@@ -8,8 +8,8 @@ from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.pipeline import ConvertSettings, VoiceConverter, highpass_48hz, quiet_cut_points
 from rvclora.synth.pitch import PMPitch
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_voice_file
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_voice_file
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 
 from rvclora.realtime import cli
-from rvclora.tests.cli_help import commands, undocumented
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_voice_file
+from tests.cli_help import commands, undocumented
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_voice_file
 
 
 def _parser():

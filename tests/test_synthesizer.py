@@ -11,7 +11,10 @@ import torch
 from rvclora.synth.configs import SynthConfig, content_dim, official_config
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.rvc_fixtures import make_inputs, make_synthesizer, randomize_, tiny_config
+from tests.rvc_fixtures import make_inputs, make_synthesizer, randomize_, tiny_config
+
+# Compared with RVC's own synthesizer (the rvc package).
+pytestmark = pytest.mark.reference
 
 R = pytest.importorskip("rvc.lib.infer_pack.models", reason="the RVC reference package (rvc==0.3.5) is not installed")
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from rvclora.lora import load_adapter
-from rvclora.tests.test_train_run import args, kit, read_log  # noqa: F401 - kit is a fixture
 from rvclora.train import loop, state
 from rvclora.train.cli import main
 from rvclora.train.run_lock import lock_path_for_output, lock_path_for_work
+from tests.test_train_run import args, kit, read_log  # noqa: F401 - kit is a fixture
 
 
 @pytest.fixture(autouse=True)

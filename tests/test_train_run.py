@@ -20,11 +20,14 @@ from rvclora.lora import BaseInfo, check_adapter, load_adapter, model_fingerprin
 from rvclora.synth.audio_io import resample
 from rvclora.synth.voice_file import load_voice
 from rvclora.synth.voice_library import AdapterSlot, read_voice_json
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_base_file, make_voice_file
 from rvclora.train.cli import main
 from rvclora.train.discriminators import DiscriminatorWidths, MultiPeriodDiscriminator, save_discriminator
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_base_file, make_voice_file
+
+# Real training runs, end to end.
+pytestmark = pytest.mark.slow
 
 SPEECH = [
     "en/quick_brown_fox.wav", "en/counting.wav", "en/hello_world.wav", "es/pangrama.wav", "es/conteo.wav",

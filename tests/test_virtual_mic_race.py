@@ -8,7 +8,7 @@ import sys
 import time
 
 from rvclora.realtime.virtual_mic import remove_virtual_mic
-from rvclora.tests.pulse_audio import pulse  # noqa: F401
+from tests.pulse_audio import pulse  # noqa: F401
 
 # Each process imports everything, then waits for the go-file so the three check-then-create
 # sequences really overlap (process start-up alone would spread them apart).

@@ -15,7 +15,7 @@ from rvclora.synth.index_pairing import name_score, pair_index
 from rvclora.synth.voice_bundle import BundleError, BundleLimits
 from rvclora.synth.voice_import import import_source
 from rvclora.synth.voice_library import VoiceLibrary, VoiceLibraryError
-from rvclora.tests.rvc_fixtures import make_voice_file
+from tests.rvc_fixtures import make_voice_file
 
 ALTO_INDEX = "added_IVF4_Flat_nprobe_1_Alto_v2.index"
 

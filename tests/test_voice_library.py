@@ -27,7 +27,7 @@ from rvclora.synth.voice_library import (
     read_voice_json,
     write_voice_json,
 )
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
+from tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
 
 
 @pytest.fixture(scope="module")

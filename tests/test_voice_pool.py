@@ -18,9 +18,9 @@ from rvclora.realtime.engine import BlockProcessor, Engine
 from rvclora.realtime.settings import EngineSettings
 from rvclora.realtime.voice_pool import PoolConfig, VoicePool, VoiceSpec, VoiceSwitcher
 from rvclora.synth import content_encoder
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_adapter_file, make_voice_file
 
 SETTINGS = EngineSettings(f0_method="pm", context_ms=300, noise_scale=0.0, block_ms=80)
 

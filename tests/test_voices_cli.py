@@ -13,8 +13,8 @@ from rvclora.gui.main import build_parser, main
 from rvclora.synth.home import Home
 from rvclora.synth.index import build_index
 from rvclora.synth.voice_library import VoiceLibrary
-from rvclora.tests.cli_help import commands, undocumented
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
+from tests.cli_help import commands, undocumented
+from tests.rvc_fixtures import make_adapter_file, make_voice_file
 
 
 @pytest.fixture(scope="module")
