@@ -168,8 +168,8 @@ def run_one(voice: str, seconds: float) -> None:
         events = [(e.kind, e.message[:90]) for e in engine.drain_events() if e.kind not in ("started", "stopped")]
         first = [x for x in client.delays_ms(list(range(CLICKS)))]
         last = [x for x in client.delays_ms(list(range(CLICKS, 2 * CLICKS)))]
-        med = lambda v: float(np.median(v)) if v else float("nan")  # noqa: E731
-        spread = lambda v: float(np.ptp(v)) if v else float("nan")  # noqa: E731
+        med = lambda v: float(np.median(v)) if v else float("nan")  # noqa: E731 — a one-line helper local to this function
+        spread = lambda v: float(np.ptp(v)) if v else float("nan")  # noqa: E731 — a one-line helper local to this function
         m0, m1 = probes
         print(f"SUMMARY {label}: probe through the engine path: start {m0.measured_ms:.1f} ms "
               f"(jitter {m0.jitter_ms:.1f}, shown {m0.estimated_ms:.1f}, {'valid' if m0.valid else m0.reason}), "

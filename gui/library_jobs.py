@@ -112,6 +112,6 @@ def import_into_library(
             select = target
         except AdapterNeedsForce as e:
             unverified.append((path, one_line(e)))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 — one bad file of many: reported in the summary, the rest import
             errors.append(f"{path.name}: {one_line(e)}")
     return ImportResult(select, done, errors, unverified)

@@ -149,7 +149,7 @@ class Adapter:
     def to(self, device=None, dtype: torch.dtype | None = None) -> Adapter:
         """A copy with tensors moved/cast (e.g. kept on the GPU next to a live model,
         so a hot-swap copies nothing across the bus)."""
-        move = lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else None)  # noqa: E731
+        move = lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else None)  # noqa: E731 — a one-line helper local to this function
         lora = {n: (move(a), move(b)) for n, (a, b) in self.lora.items()}
         return replace(self, lora=lora, extras={n: move(t) for n, t in self.extras.items()})
 

@@ -44,12 +44,12 @@ from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
 
 # The test fixtures live in the repository's tests/, which is not installed with the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import speech_path  # noqa: E402 — after the path line above
-from tests.panel_run import speech_sinks  # noqa: E402
-from tests.pulse_audio import pulse_server  # noqa: E402
-from tests.rvc_fixtures import make_voice_file  # noqa: E402
-from tests.stand_in_engines import SlowEngine  # noqa: E402
-from tests.test_assets import FakeHub, make_handler  # noqa: E402
+from tests.conftest import speech_path
+from tests.panel_run import speech_sinks
+from tests.pulse_audio import pulse_server
+from tests.rvc_fixtures import make_voice_file
+from tests.stand_in_engines import SlowEngine
+from tests.test_assets import FakeHub, make_handler
 
 SCENES = ("running", "narrow", "heavy", "refused", "offline", "download")
 AUDIO_SCENES = ("running", "narrow")

@@ -120,7 +120,7 @@ class VoiceConverter:
 
         pitch = pitchf = None
         if self.voice.f0:
-            f0 = self.pitch_estimator(audio_pad)  # type: ignore[misc]
+            f0 = self.pitch_estimator(audio_pad)  # type: ignore[misc]  # set together with voice.f0; None only for voices without pitch
             f0 = np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
             f0 = shift_f0(f0, settings.pitch)
             pitch = torch.as_tensor(f0_to_coarse(f0), device=self.device).unsqueeze(0)

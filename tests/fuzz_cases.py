@@ -291,7 +291,7 @@ def check_one(kind: str, how: str, seed: int, seeds: dict[str, bytes], folder: P
         report.refused += 1
         if "\n" in str(e).strip() or not str(e).strip():
             report.failures.append(f"{what}: error message is not one line: {str(e)[:200]!r}")
-    except BaseException as e:  # noqa: BLE001 - anything else is a finding
+    except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
             raise
         report.failures.append(f"{what}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")

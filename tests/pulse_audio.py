@@ -9,9 +9,7 @@ The daemon runs in a private XDG_RUNTIME_DIR under a temporary directory and is
 reached through PULSE_SERVER=unix:<that dir>/pulse/native, so it never touches a
 desktop user's own session; it is stopped by its PID on teardown.
 
-Use in a test module:
-
-    from tests.pulse_audio import pulse  # noqa: F401
+conftest registers this module as a plugin: a test asks for `pulse` by name.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 
 transformers = pytest.importorskip("transformers")
 
-from rvclora.synth.content_encoder import ContentEncoder, ContentEncoderError, load_content_encoder  # noqa: E402
+from rvclora.synth.content_encoder import ContentEncoder, ContentEncoderError, load_content_encoder  # noqa: E402 — after the importorskip above
 
 # Compared with transformers' HubertModel.
 pytestmark = pytest.mark.reference

@@ -202,7 +202,7 @@ def test_builtin_voice_through_the_same_engine(files):
     audio = load_mono(speech_path(), 48000)
     assert len(out) == len(audio)
     # Aligned by the engine: the envelope follows the input's without lag.
-    env = lambda x: np.sqrt(np.convolve(x**2, np.ones(480) / 480, "same"))[::480]  # noqa: E731
+    env = lambda x: np.sqrt(np.convolve(x**2, np.ones(480) / 480, "same"))[::480]  # noqa: E731 — a one-line helper local to this function
     lags = range(-5, 6)
     best = max(lags, key=lambda lag: np.corrcoef(np.roll(env(out), lag), env(audio))[0, 1])
     assert abs(best) <= 2
@@ -376,7 +376,7 @@ def _zero_runs_ms(x, sr):
 
 
 @pytest.mark.parametrize("voice", ["tiny-rvc", "builtin"])
-def test_engine_on_real_devices(pulse, files, source, voice):  # noqa: F811
+def test_engine_on_real_devices(pulse, files, source, voice):
     """Speech is played into the null sink `vsink`; the engine records it from `vmic` (the sink's
     monitor, remapped), converts, and plays into a second null sink whose monitor the test
     records. Checked: converted audio arrives, lagging the played speech by a plausible
@@ -436,7 +436,7 @@ def test_engine_on_real_devices(pulse, files, source, voice):  # noqa: F811
     r = rec[: pos["rec"]]
     assert np.sqrt(np.mean(r**2)) > 1e-3, "no converted audio arrived"
     # Lag: envelope cross-correlation between what was played and what came back.
-    env = lambda x: np.sqrt(np.convolve(x**2, np.ones(960) / 960, "same"))[::480]  # noqa: E731
+    env = lambda x: np.sqrt(np.convolve(x**2, np.ones(960) / 960, "same"))[::480]  # noqa: E731 — a one-line helper local to this function
     ep, er = env(play), env(r)
     n = min(len(ep), len(er))
     lags = np.arange(0, 150)  # 0–1.5 s in 10 ms steps

@@ -48,7 +48,7 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sinks(pulse):  # noqa: F811
+def sinks(pulse):
     """"proc_talk" (the engine's microphone is its monitor) and "proc_out" (the engine's output)."""
     modules = [
         pulse.pactl("load-module", "module-null-sink", f"sink_name={name}", f"sink_properties=device.description={name}").strip()
@@ -164,7 +164,7 @@ def test_voices_switch_while_running_without_a_gap(sinks, engine, files, tmp_pat
     """Two adapter voices on one base switched back and forth, then another base: the
     recording has no gap of digital silence ≥ 10 ms and the engine counts no underflow;
     the old voice plays on while the new base loads."""
-    spec = lambda model, *adapters: VoiceSpec(  # noqa: E731
+    spec = lambda model, *adapters: VoiceSpec(  # noqa: E731 — a one-line helper local to this function
         model=str(files[model]), adapters=tuple((str(files[a]), 1.0) for a in adapters), name="+".join((model,) + adapters)
     )
     raw = tmp_path / "out.raw"

@@ -242,7 +242,7 @@ def test_merged_pth_loads_in_rvclora_and_rvc_with_the_unmerged_output(voices, tm
     rvc, merged = reference_rvc(out, version, f0), load_voice(out)
     live, base = live_model(voice_path, [(adapter, 0.8)]), live_model(voice_path)
     assert (merged.version, merged.f0, merged.sr) == (version, f0, 40000)
-    run = lambda m: m.infer(x["phone"], x["phone_lengths"], x.get("pitch"), x.get("pitchf"), x["ds"])  # noqa: E731
+    run = lambda m: m.infer(x["phone"], x["phone_lengths"], x.get("pitch"), x.get("pitchf"), x["ds"])  # noqa: E731 — a one-line helper local to this function
     y_rvc = seeded(lambda: rvc.infer(*args)[0])
     y_ours = seeded(lambda: run(merged.model))
     y_live = seeded(lambda: run(live))

@@ -187,7 +187,7 @@ def test_block_pulls_crossfade_down_and_latency_follows(qtbot, home):
 
 
 @pytest.fixture
-def talking(pulse):  # noqa: F811
+def talking(pulse):
     """Two null sinks on the test server: "gui_talk" with speech playing into it in a loop (its
     monitor is the panel's microphone) and "gui_out" for the panel's output. Sinks in the
     server's default format: capture through ALSA's pulse plugin from the harness's

@@ -22,8 +22,8 @@ from rvclora.synth.voice_library import VoiceDefaults, VoiceLibrary
 from tests.stand_in_engines import SlowEngine
 from tests.test_assets import serve_hub
 from tests.test_gui import WARN, _drop, open_window, select, wait_state
-from tests.test_gui import home as home  # noqa: F401 - the fixture
-from tests.test_gui import voice_files as voice_files  # noqa: F401 - the fixture
+from tests.test_gui import home as home
+from tests.test_gui import voice_files as voice_files
 
 # --------------------------------------------------------------------------- item 2: too heavy
 

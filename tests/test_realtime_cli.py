@@ -88,7 +88,7 @@ def test_bench_builtin(capsys):
     assert result["backend"] == "dsp" and "speedup_vs_naive" not in result
 
 
-def test_devices_and_virtual_mic_with_a_sound_server(pulse, capsys):  # noqa: F811
+def test_devices_and_virtual_mic_with_a_sound_server(pulse, capsys):
     assert run("devices") == 0
     table = capsys.readouterr().out
     assert "vmic" in table and "virtual" in table
@@ -101,7 +101,7 @@ def test_devices_and_virtual_mic_with_a_sound_server(pulse, capsys):  # noqa: F8
     assert "no virtual mic" in capsys.readouterr().out
 
 
-def test_latency_through_the_loopback(pulse, capsys):  # noqa: F811
+def test_latency_through_the_loopback(pulse, capsys):
     """Measured through the engine: its safety margin is part of what comes back (a separate
     duplex stream, the old way, would not see it at all)."""
     assert run("latency", "--input", "vmic", "--output", "vsink", "--json") == 0
@@ -112,7 +112,7 @@ def test_latency_through_the_loopback(pulse, capsys):  # noqa: F811
     assert padded["ms"] - result["ms"] > 300, (result, padded)
 
 
-def test_run_on_devices_for_a_moment(pulse, capsys):  # noqa: F811
+def test_run_on_devices_for_a_moment(pulse, capsys):
     assert run("run", "--builtin", "passthrough", "--input", "vmic", "--output", "vsink",
                "--latency", "high", "--duration", "1.2") == 0
     err = capsys.readouterr().err

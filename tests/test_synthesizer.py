@@ -144,7 +144,7 @@ def test_training_forward_matches_reference(version, f0, sr):
     got = seeded(lambda: ours(*args, inp["pitch"], inp["pitchf"], y, y_lengths, inp["sid"]))
     assert got[0].shape == (2, 1, cfg.segment_size * cfg.hop)
     assert torch.equal(got[1], expected[1])  # ids_slice
-    flat = lambda out: [out[0], out[2], out[3], *out[4]]  # noqa: E731
+    flat = lambda out: [out[0], out[2], out[3], *out[4]]  # noqa: E731 — a one-line helper local to this function
     for a, b in zip(flat(got), flat(expected)):
         assert a.shape == b.shape
         assert float((a - b).abs().max()) <= TOL
