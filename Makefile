@@ -1,4 +1,4 @@
-# Two entry points: `make run` (install and open rvclora) and `make test` (install and run the suite).
+# Two entry points: `make run` (install and open rvclora) and `make test` (install, check and run the suite).
 # Both set up a fresh Debian machine from nothing: apt packages, a virtual environment, pip.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -10,13 +10,22 @@ RVC_REFERENCE ?= rvc==0.3.5
 APT_RUN  := libportaudio2 libsndfile1 libasound2-plugins libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
 APT_TEST := $(APT_RUN) espeak-ng sox pulseaudio pulseaudio-utils xvfb xauth
 
-.PHONY: run test setup setup-test clean
+.PHONY: run test test-fast check setup setup-test clean
 
 run: $(VENV)/.ready-run
 	$(VENV)/bin/rvclora
 
 test: $(VENV)/.ready-test
 	bash scripts/run_tests.sh $(VENV)
+
+# For a unit-level change: the checks, then the suite without the slow tests and those that
+# need audio devices or a display (a missing reference package skips its tests here only).
+test-fast: $(VENV)/.ready-test
+	RVCLORA_TEST_FAST=1 bash scripts/run_tests.sh $(VENV) -m "not slow and not devices"
+
+# Lint, types and the arrows between packages, without the suite.
+check: $(VENV)/.ready-test
+	bash scripts/check.sh $(VENV)
 
 setup: $(VENV)/.ready-run
 setup-test: $(VENV)/.ready-test

@@ -18,10 +18,14 @@ from __future__ import annotations
 import argparse
 import time
 
+import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import numpy as np
+import soundfile as sf
+import soxr
 
 from rvclora.realtime.builtin_voices import BUILTIN_VOICES, make_builtin_voice
-from rvclora.tests.speech_pitch import median_f0, speech_at
+from tests.conftest import speech_path
+from tests.speech_pitch import median_f0, speech_at
 
 SR = 48000
 VOICES = [
@@ -35,11 +39,6 @@ VOICES = [
 
 def _speech(f0: float | None, name: str) -> tuple[np.ndarray, float]:
     if f0 is None:
-        import soundfile as sf
-        import soxr
-
-        from rvclora.tests.conftest import speech_path
-
         audio, sr = sf.read(speech_path(name), dtype="float32")
         audio = soxr.resample(audio, sr, SR).astype(np.float32)
         return audio, median_f0(audio, SR, 200.0)
@@ -78,8 +77,8 @@ class _RubberBand:
     on a probe run (so it never runs dry on the same material)."""
 
     def __init__(self, pitch: float, formant: float, latency: int = 0):
-        import pylibrb
-        from pylibrb import Option
+        import pylibrb  # noqa: PLC0415 — optional comparison: the benchmark runs without it
+        from pylibrb import Option  # noqa: PLC0415 — optional comparison: the benchmark runs without it
 
         opts = (Option.PROCESS_REALTIME | Option.ENGINE_FASTER | Option.PitchHighConsistency
                 | Option.FORMANT_PRESERVED | Option.THREADING_NEVER)
@@ -148,7 +147,7 @@ def main() -> None:
                 cells.append(f"{target:13.1f} {got:6.1f} {100 * (got / target - 1):+5.1f}%")
             t = np.concatenate(times) * 1e3
             v = make(name)
-            delay = _measured_delay(lambda: make(name), block)
+            delay = _measured_delay(lambda make=make, name=name: make(name), block)
             print(f"{name:12s} {preset.pitch:+5.0f}  " + "  ".join(cells)
                   + f"  {np.median(t):5.2f}/{np.quantile(t, 0.95):5.2f}"
                   + f"  {1e3 * v.latency / SR:6.1f}/{1e3 * delay / SR:6.1f}")

@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from importlib.metadata import entry_points
 
 COMMANDS = (
     [],
@@ -36,7 +37,6 @@ PROBE = (
 
 def entry_point() -> str:
     """The module holding the installed `rvclora` script's main (the front door, or the old panel module)."""
-    from importlib.metadata import entry_points
 
     (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "rvclora"]
     return ep.value.split(":")[0]

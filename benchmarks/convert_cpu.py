@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import numpy as np
 import soundfile as sf
 import torch
@@ -29,9 +30,9 @@ from rvclora.synth.pitch import make_pitch_estimator
 from rvclora.synth.rmvpe import RMVPE
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice, save_voice
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import write_hubert_file
-from rvclora.tests.rvc_fixtures import randomize_
+from tests.conftest import speech_path
+from tests.hubert_fixtures import write_hubert_file
+from tests.rvc_fixtures import randomize_
 
 SPEECH = ["en/quick_brown_fox.wav", "en/counting.wav", "en/hello_world.wav", "es/conteo.wav", "fr/bonjour_monde.wav"]
 

@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import numpy as np
 import sounddevice as sd
 
@@ -36,9 +37,9 @@ from rvclora.realtime import devices as D
 from rvclora.realtime.block_converter import BuiltinSource, load_rvc_source
 from rvclora.realtime.engine import Engine, EngineDevices
 from rvclora.realtime.settings import EngineSettings
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.pulse_audio import _reinit_portaudio, pulse_server
-from rvclora.tests.rvc_fixtures import make_voice_file
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.pulse_audio import _reinit_portaudio, pulse_server
+from tests.rvc_fixtures import make_voice_file
 
 SR = 48000
 # The RVC voice at the settings the device tests use: on a shared 2-core CPU the tiny model
@@ -167,8 +168,8 @@ def run_one(voice: str, seconds: float) -> None:
         events = [(e.kind, e.message[:90]) for e in engine.drain_events() if e.kind not in ("started", "stopped")]
         first = [x for x in client.delays_ms(list(range(CLICKS)))]
         last = [x for x in client.delays_ms(list(range(CLICKS, 2 * CLICKS)))]
-        med = lambda v: float(np.median(v)) if v else float("nan")  # noqa: E731
-        spread = lambda v: float(np.ptp(v)) if v else float("nan")  # noqa: E731
+        med = lambda v: float(np.median(v)) if v else float("nan")  # noqa: E731 — a one-line helper local to this function
+        spread = lambda v: float(np.ptp(v)) if v else float("nan")  # noqa: E731 — a one-line helper local to this function
         m0, m1 = probes
         print(f"SUMMARY {label}: probe through the engine path: start {m0.measured_ms:.1f} ms "
               f"(jitter {m0.jitter_ms:.1f}, shown {m0.estimated_ms:.1f}, {'valid' if m0.valid else m0.reason}), "

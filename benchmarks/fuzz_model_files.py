@@ -18,6 +18,8 @@ import os
 import subprocess
 import sys
 
+from _repo import ROOT
+
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,9 +28,9 @@ def main() -> int:
     p.add_argument("--address-space-mb", type=int, default=3072)
     args = p.parse_args()
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "rvclora.tests.fuzz_cases", "--examples", "1000000", "--seconds", str(args.seconds),
+    cmd = [sys.executable, "-m", "tests.fuzz_cases", "--examples", "1000000", "--seconds", str(args.seconds),
            "--seed", str(args.seed), "--address-space-mb", str(args.address_space_mb)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)  # where `tests` is importable
     if proc.returncode != 0:
         print(proc.stderr[-4000:], file=sys.stderr)
         print(f"fuzz process died (exit {proc.returncode}): that itself is a failure to investigate")

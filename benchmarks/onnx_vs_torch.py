@@ -20,7 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import torch
+
+from rvclora.export.onnx_export import export_onnx, synth_inputs
+from rvclora.synth.configs import official_config
+from rvclora.synth.onnx_backend import make_session
+from rvclora.synth.synthesizer import Synthesizer
+from rvclora.synth.voice_file import load_voice, save_voice
+from tests.rvc_fixtures import randomize_
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,12 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: CUDA provider vs torch CUDA")
     args = p.parse_args(argv)
 
-    from rvclora.synth.onnx_backend import make_session
-    from rvclora.export.onnx_export import export_onnx, synth_inputs
-    from rvclora.synth.configs import official_config
-    from rvclora.synth.synthesizer import Synthesizer
-    from rvclora.synth.voice_file import load_voice, save_voice
-    from rvclora.tests.rvc_fixtures import randomize_
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/panel_soak.py [--minutes 15] [--voice deep]
 
 Starts a private PulseAudio server (the test suite's), plays real speech into a null
-sink whose monitor is the panel's microphone, and runs `rvclora.tests.panel_run` (the
+sink whose monitor is the panel's microphone, and runs `tests.panel_run` (the
 real window offscreen, a built-in voice, the live engine) for the given time. Prints a
 progress line a minute and then blocks converted, overruns, underflows, glitches,
 restarts and the panel process's peak memory. Exit status 1 if the process died.
@@ -18,6 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
+
+from tests.conftest import speech_path
+from tests.panel_run import run_panel_process, speech_sinks
+from tests.pulse_audio import pulse_server
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,16 +31,12 @@ def main() -> int:
     parser.add_argument("--voice", default="deep", help="built-in voice (default: deep)")
     args = parser.parse_args()
 
-    from rvclora.tests.conftest import speech_path
-    from rvclora.tests.panel_run import run_panel_process, speech_sinks
-    from rvclora.tests.pulse_audio import pulse_server
-
     seconds = args.minutes * 60
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="rvclora-soak-") as tmp:
-        with pulse_server(tmp) as server, speech_sinks(server, Path(tmp), speech_path(), seconds=60) as (mic, out):
-            code, report, stderr = run_panel_process(seconds, mic, out, Path(tmp) / "home", voice=args.voice,
-                                                     report_every=60, echo=True)
+    with (tempfile.TemporaryDirectory(prefix="rvclora-soak-") as tmp, pulse_server(tmp) as server,
+          speech_sinks(server, Path(tmp), speech_path(), seconds=60) as (mic, out)):
+        code, report, stderr = run_panel_process(seconds, mic, out, Path(tmp) / "home", voice=args.voice,
+                                                 report_every=60, echo=True)
     wall = time.monotonic() - t0
     print(f"panel soak: {args.minutes:g} min requested, {report.get('running_s', 0):.0f} s running, {wall:.0f} s wall")
     print(f"  exit code {code}, alive at the end: {bool(report.get('alive'))}, engine {report.get('engine_state')}")

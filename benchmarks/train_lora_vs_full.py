@@ -24,6 +24,8 @@ The target: LoRA's peak at most 50 % of full fine-tuning's.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -32,10 +34,29 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import torch
+
+from rvclora.synth.configs import official_config
+from rvclora.synth.content_encoder import load_content_encoder
+from rvclora.synth.device import resolve_device
+from rvclora.synth.pitch import make_pitch_estimator
+from rvclora.synth.synthesizer import Synthesizer
+from rvclora.train.config import PreprocessConfig, TrainConfig, digest
+from rvclora.train.dataset import SegmentData, epoch_batches
+from rvclora.train.discriminators import MultiPeriodDiscriminator
+from rvclora.train.feature_cache import FeatureExtractor, build_cache
+from rvclora.train.generator import build_generator
+from rvclora.train.loop import train_step
+from rvclora.train.mel import SpecConfig
+from rvclora.train.preprocess import find_audio_files, preprocess_file
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import randomize_
 
 SPEECH = ["en/quick_brown_fox.wav", "en/counting.wav", "es/pangrama.wav", "fr/pangrama.wav", "it/pangrama.wav", "hi/pangrama.wav"]
 
@@ -56,9 +77,6 @@ class HeapPeak:
     and their peak (the backward pass) lasts far longer than a sample interval."""
 
     def __init__(self) -> None:
-        import ctypes
-        import threading
-
         class MallInfo2(ctypes.Structure):
             _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
@@ -91,12 +109,6 @@ class HeapPeak:
 
 def prepare(root: Path) -> dict:
     """Full-size random base, tiny content encoder, data folder, filled feature cache."""
-    from rvclora.synth.configs import official_config
-    from rvclora.synth.synthesizer import Synthesizer
-    from rvclora.tests.conftest import speech_path
-    from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-    from rvclora.tests.rvc_fixtures import randomize_
-
     model = randomize_(Synthesizer(official_config("v2", 40000), version="v2", f0=True, posterior=True), seed=0)
     base = root / "f0G40k.pth"
     torch.save({"model": model.state_dict(), "iteration": 0}, base)
@@ -109,22 +121,12 @@ def prepare(root: Path) -> dict:
 
 
 def load_data(kit: dict, cfg, device):
-    from rvclora.train.config import PreprocessConfig, digest
-    from rvclora.train.dataset import SegmentData
-    from rvclora.train.feature_cache import FeatureExtractor, build_cache
-    from rvclora.train.generator import build_generator
-    from rvclora.train.mel import SpecConfig
-    from rvclora.train.preprocess import find_audio_files, preprocess_file
-
     setup = build_generator(kit["base"], cfg, device)
     v = setup.voice
     spec = SpecConfig.for_model(v.sr, v.config.spec_channels, v.config.hop)
     min_samples = (setup.model.segment_size + 8) * spec.hop
 
     def extractor():
-        from rvclora.synth.content_encoder import load_content_encoder
-        from rvclora.synth.pitch import make_pitch_estimator
-
         return FeatureExtractor(load_content_encoder(kit["hubert"], version="v2"), make_pitch_estimator("pm"), spec)
 
     res = build_cache(
@@ -135,12 +137,6 @@ def load_data(kit: dict, cfg, device):
 
 
 def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, device_name: str) -> dict:
-    from rvclora.synth.device import resolve_device
-    from rvclora.train.config import TrainConfig
-    from rvclora.train.dataset import epoch_batches
-    from rvclora.train.discriminators import MultiPeriodDiscriminator
-    from rvclora.train.loop import train_step
-
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     device = resolve_device(device_name)
     cfg = TrainConfig(full=(mode == "full"), batch_size=batch_size, seed=0)
@@ -160,7 +156,7 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
         before = rss_mb()
     times = []
     heap = HeapPeak() if device.type == "cpu" else None
-    with heap or _null():
+    with heap or contextlib.nullcontext():
         for i in range(warmup + steps):
             t0 = time.perf_counter()
             train_step(setup, d, batches[i % len(batches)], opt_g, opt_d, scaler, cfg, spec, device)
@@ -181,14 +177,6 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
         # exact fp32 bytes of gradients + AdamW's two moments of what trains
         "grad_and_adam_state_mb": {"generator": n_g * 12 / 2**20, "discriminator": n_d * 12 / 2**20},
     }
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 from ..errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, RvcloraWarning, UserError
 
@@ -29,7 +30,7 @@ def first_line(error: BaseException) -> str:
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line (exit 2), like every other user error."""
 
-    def error(self, message: str):  # type: ignore[override]  # argparse declares NoReturn; this exits too
+    def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR)
 

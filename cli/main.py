@@ -53,7 +53,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, command in COMMANDS.items():
         shared = parents(command.parents) if name == chosen else []
-        p = sub.add_parser(name, help=command.help, parents=[_debug_parent(argparse.SUPPRESS), *shared])
+        p = sub.add_parser(name, help=command.help, parents=[_debug_parent(argparse.SUPPRESS), *shared])  # type: ignore[list-item]  # the stubs want parents of the subparser's own class; argparse accepts any parser
         if name == chosen:
             _add_command(p, name)
     return parser

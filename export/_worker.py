@@ -19,15 +19,15 @@ from ..errors import ModelFileError, UserError
 def main(argv: list[str]) -> int:
     job_file, result_file = Path(argv[0]), Path(argv[1])
     try:
-        import torch
+        import torch  # noqa: PLC0415 — inside the try: a broken install reports through the result file
 
         # Tracing is serial and the checks run small inputs: one thread avoids OpenMP
         # spin-waits that make small ops very slow on a busy machine.
         torch.set_num_threads(int(os.environ.get("RVCLORA_EXPORT_THREADS", "1")))
-        from .onnx_export import run_job
+        from .onnx_export import run_job  # noqa: PLC0415 — inside the try: a broken install reports through the result file
 
         result = run_job(json.loads(job_file.read_text()))
-    except Exception as e:  # not swallowed: carried to the parent, which raises it again
+    except Exception as e:  # noqa: BLE001 — not swallowed: carried to the parent, which raises it again
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         user = isinstance(e, UserError)
         result = {"error": msg if user else f"{type(e).__name__}: {msg}", "bug": not user,

@@ -80,7 +80,7 @@ def _export_pth(args, adapters: list[tuple[str, float]]) -> str:
 
             x = synth_inputs(live, 50, seed=5)
             with torch.no_grad(), source_noise_off():
-                run = lambda m: m.infer(x["phone"], x["phone_lengths"], x.get("pitch"), x.get("pitchf"), x["ds"],  # noqa: E731
+                run = lambda m: m.infer(x["phone"], x["phone_lengths"], x.get("pitch"), x.get("pitchf"), x["ds"],  # noqa: E731 — a one-line helper local to this function
                                         noise=x["rnd"], noise_scale=1.0)
                 diff = float((run(merged) - run(live)).abs().max())
     names = ", ".join(f"{Path(p).name}×{w:g}" for p, w in adapters)

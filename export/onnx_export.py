@@ -37,6 +37,7 @@ Choices, and why:
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import os
@@ -44,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,11 +56,15 @@ from torch import Tensor, nn
 
 from .. import errors
 from ..errors import ModelFileError
+from ..lora import BaseInfo, apply_adapters, bake, load_adapter, model_fingerprint
+from ..synth.content_encoder import load_content_encoder
 from ..synth.onnx_voice import STREAM_INPUTS
 from ..synth.output_file import check_output_path, staged_output
-from ..errors import ModelFileError
 from ..synth.rmvpe import load_pitch_model
 from ..synth.synthesizer import FLOW_CONTEXT, Synthesizer
+from ..synth.voice_adapters import check_adapter_on
+from ..synth.voice_file import load_voice
+from . import verify as _verify
 from .onnx_contract import COMPONENTS, DEFAULT_OPSET, EMBEDDERS, MAX_OPSET, MIN_OPSET
 
 SYNTH_INPUTS = ("phone", "phone_lengths", "pitch", "pitchf", "ds", "rnd")
@@ -288,10 +294,8 @@ def synth_inputs(
 
 def _rvclora_version() -> str:
     try:
-        from importlib.metadata import version
-
-        return version("rvclora")
-    except Exception:  # not installed (source checkout)
+        return importlib.metadata.version("rvclora")
+    except importlib.metadata.PackageNotFoundError:  # not installed (source checkout)
         return "unknown"
 
 
@@ -309,10 +313,6 @@ def load_merged(
     (JSON list of ``{"file", "weight", "rank", "targets"}``); ``reference`` (with
     ``keep_reference``) is a copy of the base with the adapters applied *unmerged*
     (live LoRA layers, weight norm kept), the model verification compares against."""
-    from ..lora import BaseInfo, apply_adapters, bake, load_adapter, model_fingerprint
-    from ..synth.voice_adapters import check_adapter_on
-    from ..synth.voice_file import load_voice
-
     voice = load_voice(model_path)
     base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
     loaded = [(load_adapter(p), float(w)) for p, w in adapters]
@@ -334,10 +334,6 @@ def load_merged(
 
 def check_inputs(model_path: str | os.PathLike, adapters: Sequence[tuple[str, float]], *, force: bool = False) -> None:
     """The voice loads and every adapter fits it (one-line errors), before any process starts."""
-    from ..lora import BaseInfo, load_adapter, model_fingerprint
-    from ..synth.voice_adapters import check_adapter_on
-    from ..synth.voice_file import load_voice
-
     voice = load_voice(model_path)
     base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
     for path, _ in adapters:
@@ -374,8 +370,6 @@ def synth_metadata(voice, merge_info: Mapping[str, str], *, streaming: bool, fp1
 
 
 def _legacy_export(module: nn.Module, args: tuple, path: Path, *, input_names, output_names, dynamic_axes, opset: int) -> None:
-    import warnings
-
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # deprecation and tracer warnings: the checks below decide
         torch.onnx.export(
@@ -393,8 +387,8 @@ def _legacy_export(module: nn.Module, args: tuple, path: Path, *, input_names, o
 
 def _finish_model(path: Path, metadata: Mapping[str, str], defaults: Mapping[str, Tensor]) -> None:
     """Add metadata props and give ``defaults`` inputs a stored default value."""
-    import onnx
-    from onnx import numpy_helper
+    import onnx  # noqa: PLC0415 — optional extra (onnx)
+    from onnx import numpy_helper  # noqa: PLC0415 — optional extra (onnx)
 
     proto = onnx.load(str(path))
     inputs = {i.name for i in proto.graph.input}
@@ -411,7 +405,7 @@ def _finish_model(path: Path, metadata: Mapping[str, str], defaults: Mapping[str
 
 def export_synth_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
     """Export (and verify) a merged synthesizer in this process; see ``export_onnx``."""
-    from . import verify as _verify
+    from . import verify as _verify  # noqa: PLC0415 — import cycle: verify.py imports this module
 
     streaming, fp16, opset = bool(job["streaming"]), bool(job["fp16"]), int(job["opset"])
     adapters = [(p, float(w)) for p, w in job["adapters"]]
@@ -439,8 +433,6 @@ def export_synth_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def export_content_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
-    from ..synth.content_encoder import load_content_encoder
-    from . import verify as _verify
 
     version, opset = job["version"], int(job["opset"])
     dtype = torch.float16 if job["fp16"] else torch.float32
@@ -471,7 +463,7 @@ def export_content_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def export_pitch_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
-    from . import verify as _verify
+    from . import verify as _verify  # noqa: PLC0415 — import cycle: verify.py imports this module
 
     opset = int(job["opset"])
     model = load_pitch_model(job["model"])
@@ -509,7 +501,7 @@ def run_job(job: Mapping[str, Any]) -> dict[str, Any]:
 
 def dynamic_axes_of(path: str | os.PathLike) -> dict[str, list[str | int]]:
     """Each graph input/output's shape: a str for a symbolic dim, an int for a fixed one."""
-    import onnx
+    import onnx  # noqa: PLC0415 — optional extra (onnx)
 
     proto = onnx.load(str(path), load_external_data=False)
     out = {}
@@ -540,7 +532,7 @@ def _run_worker(job: Mapping[str, Any]) -> dict[str, Any]:
         job_file.write_text(json.dumps(job))
         proc = subprocess.run(
             [sys.executable, "-m", "rvclora.export._worker", str(job_file), str(result_file)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            capture_output=True, text=True,
         )
         if result_file.exists():
             result = json.loads(result_file.read_text())
@@ -619,7 +611,7 @@ def export_onnx(
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata props of an ONNX file."""
-    import onnx
+    import onnx  # noqa: PLC0415 — optional extra (onnx)
 
     proto = onnx.load(str(path), load_external_data=False)
     return {p.key: p.value for p in proto.metadata_props}

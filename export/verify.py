@@ -24,6 +24,11 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ExportError
+from ..lora import BaseInfo, apply_adapters, load_adapter, model_fingerprint
+from ..synth import generator
+from ..synth.onnx_backend import make_session
+from ..synth.voice_adapters import check_adapter_on
+from ..synth.voice_file import load_voice
 
 FP32_TOLERANCE = 1e-4  # the product's bar: ONNX and torch agree to 1e-4 abs in fp32
 FP16_TOLERANCE = 5e-2  # fp16 weights and activations vs the fp32 reference: a sanity bound
@@ -62,18 +67,12 @@ class _TorchWithoutRandom:
 @contextlib.contextmanager
 def source_noise_off() -> Iterator[None]:
     """Within the block, rvclora's NSF source (synth.generator) draws no random numbers."""
-    from ..synth import generator
-
     with mock.patch.object(generator, "torch", _TorchWithoutRandom()):
         yield
 
 
 def reference_synth(model_path: str | os.PathLike, adapters: Sequence[tuple[str, float]] = (), *, force: bool = False):
     """The voice with adapters applied live (unmerged, fp32, weight norm kept)."""
-    from ..lora import BaseInfo, apply_adapters, load_adapter, model_fingerprint
-    from ..synth.voice_adapters import check_adapter_on
-    from ..synth.voice_file import load_voice
-
     voice = load_voice(model_path)
     base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
     loaded = [(load_adapter(p), float(w)) for p, w in adapters]
@@ -98,7 +97,7 @@ def torch_synth(model: nn.Module, inputs: Mapping[str, Tensor]) -> Tensor:
 
 def run_onnx(session, inputs: Mapping[str, Tensor], *, dec_noise: float = 0.0) -> np.ndarray:
     """Run an ORT session on the inputs it declares; the decoder noise gain is set if it has one."""
-    from .onnx_export import DEC_NOISE
+    from .onnx_export import DEC_NOISE  # noqa: PLC0415 — import cycle: onnx_export.py imports this module
 
     wanted = {i.name for i in session.get_inputs()} | {i.name for i in session.get_overridable_initializers()}
     feed = {k: v.numpy() for k, v in inputs.items() if k in wanted and k != DEC_NOISE}
@@ -108,7 +107,6 @@ def run_onnx(session, inputs: Mapping[str, Tensor], *, dec_noise: float = 0.0) -
 
 
 def _session(path: str | os.PathLike):
-    from ..synth.onnx_backend import make_session
 
     return make_session(path, device="cpu", threads=1)[0]
 
@@ -130,7 +128,7 @@ def verify_synth(
     """Max |ORT − torch| of an exported synthesizer over ``cases`` (two lengths by default).
 
     ``reference``: the torch Synthesizer to compare with, e.g. ``reference_synth(voice, adapters)``."""
-    from .onnx_export import read_metadata, synth_inputs
+    from .onnx_export import read_metadata, synth_inputs  # noqa: PLC0415 — import cycle: onnx_export.py imports this module
 
     session = _session(onnx_path)
     streaming = read_metadata(onnx_path).get("streaming") == "1"

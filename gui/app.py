@@ -10,8 +10,8 @@ import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from .main_window import MainWindow
 from ..library.home import Home
+from .main_window import MainWindow
 
 
 def run_panel(*, voice: str | None = None, start: bool = False) -> int:

@@ -22,12 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sounddevice
+
 from ..errors import EngineError, LibraryError
+from ..library.voice_library import VoiceEntry
+from ..realtime import devices, virtual_mic
+from ..realtime.builtin_voices import BUILTIN_VOICES
 from ..realtime.engine import EngineDevices
 from ..realtime.engine_process import EngineProcess
 from ..realtime.settings import EngineSettings
 from ..realtime.voice_pool import PoolConfig, VoiceSpec, load_voice
-from ..library.voice_library import VoiceEntry
 from .voice_choice import VoiceChoice
 
 # --------------------------------------------------------------------------- devices
@@ -58,8 +62,6 @@ class DeviceChoice:
 
 def list_devices() -> list[DeviceInfo]:
     """Every audio device, inputs and outputs together (slow: PortAudio rescans; run off the UI thread)."""
-    from ..realtime import devices
-
     _rescan_portaudio()
     return [
         DeviceInfo(
@@ -79,8 +81,6 @@ def _rescan_portaudio() -> None:
     # PortAudio lists devices once per initialisation; a new virtual sink or a plugged-in
     # headset shows up only after a re-init. Only safe while no stream is open.
     try:
-        import sounddevice
-
         sounddevice._terminate()
         sounddevice._initialize()
     except Exception:  # noqa: BLE001 - a stale list is better than no list
@@ -93,8 +93,6 @@ def virtual_mic_supported() -> bool:
 
 def create_virtual_mic() -> str:
     """Create (or find) the "rvclora" virtual microphone; returns the sink to send the voice to."""
-    from ..realtime import virtual_mic
-
     return virtual_mic.create_virtual_mic().sink
 
 
@@ -103,15 +101,11 @@ def create_virtual_mic() -> str:
 
 def builtin_voices() -> list[tuple[str, str]]:
     """(name, one-line description) of the built-in voices, in the engine's order."""
-    from ..realtime.builtin_voices import BUILTIN_VOICES
-
     return [(name, preset.description) for name, preset in BUILTIN_VOICES.items()]
 
 
 def builtin_preset(name: str) -> tuple[float, float]:
     """The preset's own (pitch, formant); the panel's sliders add to these."""
-    from ..realtime.builtin_voices import BUILTIN_VOICES
-
     preset = BUILTIN_VOICES[name]
     return preset.pitch, preset.formant
 

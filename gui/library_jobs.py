@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MissingAssetError
-from ..lora import AdapterNeedsForce
-from ..errors import MissingAssetError
-from ..library.home import Home
-from ..synth.voice_file import inspect_voice
-from ..library.voice_library import VoiceDefaults, VoiceLibrary
 from ..library.embedders import content_encoder_path
+from ..library.home import Home
+from ..library.voice_library import VoiceDefaults, VoiceLibrary
+from ..lora import AdapterNeedsForce
+from ..synth.voice_file import inspect_voice
 from .voice_choice import ADAPTER_SUFFIXES, INDEX_SUFFIXES, MODEL_SUFFIXES
 from .workers import one_line
 
@@ -113,6 +112,6 @@ def import_into_library(
             select = target
         except AdapterNeedsForce as e:
             unverified.append((path, one_line(e)))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 — one bad file of many: reported in the summary, the rest import
             errors.append(f"{path.name}: {one_line(e)}")
     return ImportResult(select, done, errors, unverified)

@@ -9,6 +9,7 @@ lives in its parts: `window_voices`, `window_engine`, `window_library` and
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
@@ -25,9 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..realtime.settings import F0_METHODS, EngineSettings, SettingsError
 from ..library.home import Home
 from ..library.voice_library import VoiceEntry, VoiceLibrary
+from ..realtime.settings import F0_METHODS, EngineSettings, SettingsError
 from . import engine_link
 from .adapter_panel import AdapterPanel
 from .asset_bar import AssetBar
@@ -340,10 +341,8 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self._save_now()
         # Blocking here is fine: the window is going away, and streams must close cleanly.
         self.workers.wait(10_000)
-        try:
+        with contextlib.suppress(Exception):  # the window is closing: nothing left to tell the user
             self.link.close()  # also ends the engine process
-        except Exception:  # noqa: BLE001 - nothing left to tell the user
-            pass
         super().closeEvent(event)
 
 

@@ -29,7 +29,7 @@ class VoiceChoice:
         kind, name = key.split(":", 1)
         if kind not in ("builtin", "library") or not name:
             return None
-        return cls(kind, name)  # type: ignore[arg-type]
+        return cls(kind, name)  # type: ignore[arg-type]  # kind checked against the Literal's values just above
 
 
 # What a drop or an import does with a file, by suffix.

@@ -78,7 +78,7 @@ class EngineActions:
             }
             try:
                 self.link.update(**changed)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 — the engine refused the change: shown as one line, the panel stays up
                 self.show_error(one_line(e))
         output = self.devices.choice().output or "the system's default output"
         self.show_message(f"Running: \u201c{name}\u201d \u2192 {output}", topic=ENGINE)

@@ -86,7 +86,7 @@ class VoiceActions:
                     f"A built-in voice (preset: pitch {preset_pitch:+g} st, formant {preset_formant:+g} st). "
                     "The sliders add to the preset."
                 )
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 — the preset text is decoration: a plain note is the fallback
                 self.voice_note.setText("A built-in voice.")
             self.adapters.set_adapters((), builtin=True)
         else:
@@ -166,7 +166,7 @@ class VoiceActions:
 def _audible_preset(name: str) -> bool:
     try:
         return engine_link.builtin_preset(name) != (0.0, 0.0)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 — an unknown preset counts as not audible
         return False
 
 

@@ -16,7 +16,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+
 from ..synth.file_hash import sha256_file
+from ..synth.output_file import staged_output
 from . import assets as _assets
 from .assets import REPO_ID, REVISION, Asset, AssetError, hub_endpoint, select_assets
 from .home import Home
@@ -65,7 +68,6 @@ def read_lock(home: Home) -> dict | None:
 
 
 def write_lock(home: Home, revision: str, listing: Iterable[tuple[str, RemoteFile]]) -> None:
-    from ..synth.output_file import staged_output
 
     old = (read_lock(home) or {}).get("files", {}) if lock_path(home).is_file() else {}
     files = {**old, **{path: {"size": f.size, "sha256": f.sha256} for path, f in listing}}
@@ -76,8 +78,6 @@ def write_lock(home: Home, revision: str, listing: Iterable[tuple[str, RemoteFil
 
 def resolve_revision(endpoint: str, token: str | bool | None, branch: str = REVISION) -> str:
     """The commit `branch` points at now (from the Hub's answer for one of its files)."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
     url = hf_hub_url(REPO_ID, _assets.HUBERT.repo_path, revision=branch, endpoint=endpoint)
     meta = get_hf_file_metadata(url, token=token, endpoint=endpoint)
     return meta.commit_hash or branch
@@ -85,8 +85,6 @@ def resolve_revision(endpoint: str, token: str | bool | None, branch: str = REVI
 
 def list_remote(assets: Iterable[Asset], endpoint: str, token: str | bool | None, revision: str) -> dict[str, RemoteFile]:
     """Size and sha256 of each asset at `revision`, from the Hub's LFS metadata (one request)."""
-    from huggingface_hub import HfApi
-
     wanted = [a.repo_path for a in assets]
     entries = HfApi(endpoint=endpoint, token=token).get_paths_info(REPO_ID, wanted, revision=revision)
     out: dict[str, RemoteFile] = {}
@@ -139,7 +137,7 @@ def download_pinned(
         plan = plan_download(wanted, home, endpoint=endpoint, token=token)
     except AssetError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 — the Hub client fails many ways; unreachable ones fall back, others re-raise
         if not _assets._is_unreachable(exc):
             raise AssetError(f"cannot list {REPO_ID} at {hub_endpoint(endpoint)}: {_assets._reason(exc)}") from None
         return _assets.download_assets(wanted, home, endpoint=endpoint, progress=progress, token=token)  # its offline rules

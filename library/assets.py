@@ -301,7 +301,7 @@ def _callback_tqdm(
 ) -> type[tqdm]:
     """A tqdm class for huggingface_hub that reports each chunk to `on_bytes` and stops on `cancel`."""
 
-    class CallbackTqdm(tqdm):  # type: ignore[misc]
+    class CallbackTqdm(tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True  # no terminal bar: the caller shows the progress
             super().__init__(*args, **kwargs)
@@ -351,7 +351,7 @@ def _reason(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-class _SilentTqdm(tqdm):  # type: ignore[misc]
+class _SilentTqdm(tqdm):
     """A progress bar that never shows (progress=False)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..synth.configs import content_dim
+from ..synth.index import FeatureIndex, FeatureIndexError
 
 _RVC_INDEX = re.compile(r"(?:added|trained)_IVF\d+_Flat_nprobe_\d+_(?P<name>.+?)_(?P<version>v[12])", re.IGNORECASE)
 _EPOCH_SUFFIX = re.compile(r"(?:_\d+e_\d+s|_e\d+_s\d+|_\d+e)$", re.IGNORECASE)
@@ -63,7 +64,6 @@ def pair_index(model: Path, version: str, candidates: Iterable[Path]) -> IndexCh
     width does not fit the voice are listed in `unfit`; of the rest the best match by
     name wins (ties: the larger index), the others are returned for the user to see.
     """
-    from ..synth.index import FeatureIndex, FeatureIndexError
 
     want = content_dim(version)
     fitting: list[tuple[int, int, Path]] = []

@@ -16,9 +16,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..synth.onnx_voice import check_onnx_voice
+from ..synth.voice_file import load_voice
 from .index_pairing import name_score, pair_index
 from .voice_bundle import INDEX_SUFFIXES, MODEL_SUFFIXES, BundleLimits, expand_bundle, remove_staging
 from .voice_library import VoiceDefaults, VoiceEntry, VoiceLibrary, VoiceLibraryError
+from .voice_links import LinkPolicy, download_link
 
 Progress = Callable[[int, int | None], None]  # (bytes done, total or None)
 
@@ -47,8 +50,6 @@ def import_source(
 ) -> ImportReport:
     """Import a voice model file, a folder, a .zip bundle or an https link (to a .pth/.onnx/.zip)."""
     if is_link(source):
-        from .voice_links import LinkPolicy, download_link
-
         policy = link_policy if isinstance(link_policy, LinkPolicy) else LinkPolicy()
         downloads = _downloads(library)
         try:
@@ -138,10 +139,8 @@ def import_folder(
 
 def _content_version(model: Path) -> str:
     if model.suffix.lower() == ".onnx":
-        from ..synth.onnx_voice import check_onnx_voice
 
         return str(check_onnx_voice(model).get("version", "v2"))
-    from ..synth.voice_file import load_voice
 
     return load_voice(model).version
 
@@ -181,10 +180,8 @@ def import_models(
             unfit.update(dict.fromkeys(choice.unfit))
     except BaseException:
         for entry in created:
-            try:
+            with contextlib.suppress(VoiceLibraryError, OSError):
                 library.remove(entry.name)
-            except (VoiceLibraryError, OSError):
-                pass
         raise
     unused = [p for p in pool if not any(p.name in reason for reason in unfit)]
     if unused and created:

@@ -14,6 +14,7 @@ library already holds (same content) is refused, naming the voice that has it.
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import shutil
@@ -22,8 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LibraryError
+from ..lora import AdapterNeedsForce
 from ..synth.file_hash import sha256_file
+from ..synth.index import FeatureIndex
+from ..synth.onnx_voice import check_onnx_voice
 from ..synth.output_file import staged_output
+from ..synth.voice_adapters import load_checked_adapters
+from ..synth.voice_file import load_voice
 from .home import Home
 
 VOICE_JSON = "voice.json"
@@ -189,7 +195,7 @@ class VoiceLibrary:
                 continue
         return sorted(entries, key=lambda e: e.name.lower())
 
-    def problems(self) -> list[str]:
+    def problems(self) -> builtins.list[str]:  # `list` is a method name in this class
         """One line per voice folder that cannot be read."""
         out = []
         for folder in sorted(self.root.glob("*/")) if self.root.is_dir() else []:
@@ -219,7 +225,7 @@ class VoiceLibrary:
         A .zip bundle imports every voice in it (see voice_import); the first is returned."""
         model = Path(model)
         if model.suffix.lower() == ".zip":
-            from .voice_import import import_bundle
+            from .voice_import import import_bundle  # noqa: PLC0415 — import cycle: voice_import.py builds on VoiceLibrary
 
             return import_bundle(self, model, name=name, defaults=defaults).voices[0]
         if model.suffix.lower() not in MODEL_SUFFIXES:
@@ -228,11 +234,9 @@ class VoiceLibrary:
             raise VoiceLibraryError(f"{model}: no such file")
         # refuse corrupt files, non-voices and what the live engine cannot run before anything is copied
         if model.suffix.lower() == ".pth":
-            from ..synth.voice_file import load_voice
 
             load_voice(model)
         else:
-            from ..synth.onnx_voice import check_onnx_voice
 
             check_onnx_voice(model)
         holder = self._voice_holding(model)
@@ -295,7 +299,6 @@ class VoiceLibrary:
         return entry, target.name
 
     def add_index(self, name: str, index: Path) -> VoiceEntry:
-        from ..synth.index import FeatureIndex
 
         FeatureIndex.load(index)  # refuses trained-only and non-faiss files
         entry, file = self._attach(name, index, (".index",), "feature index")
@@ -308,9 +311,6 @@ class VoiceLibrary:
         f0, shapes, base fingerprint). `force` accepts an adapter whose base cannot be
         verified (another fingerprint, or none: made by another tool); shapes are still
         checked, an AdapterWarning is issued and the slot remembers it (`needs_force`)."""
-        from ..lora import AdapterNeedsForce
-        from ..synth.voice_adapters import load_checked_adapters
-        from ..synth.voice_file import load_voice
 
         entry = self.get(name)
         adapter = Path(adapter)

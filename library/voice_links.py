@@ -25,7 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError
+from tqdm.auto import tqdm
+
 from ..synth.file_hash import sha256_file
+from .assets import hub_endpoint
 from .voice_library import VoiceLibraryError
 
 Progress = Callable[[int, int | None], None]
@@ -108,8 +113,6 @@ def vet_address(host: str, port: int, policy: LinkPolicy) -> str:
 
 def hub_file(url: str) -> HubFile | None:
     """The Hub file a `…/resolve/…` or `…/blob/…` link names, when its host is the Hub (or HF_ENDPOINT's)."""
-    from .assets import hub_endpoint
-
     parts = urlsplit(url)
     mirror = urlsplit(hub_endpoint()).netloc.lower()
     if parts.netloc.lower() not in (*_HUB_HOSTS, mirror):
@@ -237,11 +240,7 @@ def _fetch_plain(url: str, part: Path, policy: LinkPolicy, progress: Progress | 
 def _fetch_hub(hub: HubFile, folder: Path, progress: Progress | None, cancelled: Callable[[], bool] | None,
                max_bytes: int) -> tuple[Path, str | None]:
     """Download with huggingface_hub into `folder`; returns (file, the sha256 the Hub lists or None)."""
-    from huggingface_hub import HfApi, hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError
-    from tqdm.auto import tqdm
-
-    class Forward(tqdm):  # type: ignore[misc]
+    class Forward(tqdm):
         """huggingface_hub's progress bar, turned into our callback (and our cancel)."""
 
         def __init__(self, *args, **kwargs):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from .. import errors
@@ -148,7 +150,7 @@ class Adapter:
     def to(self, device=None, dtype: torch.dtype | None = None) -> Adapter:
         """A copy with tensors moved/cast (e.g. kept on the GPU next to a live model,
         so a hot-swap copies nothing across the bus)."""
-        move = lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else None)  # noqa: E731
+        move = lambda t: t.to(device=device, dtype=dtype if t.is_floating_point() else None)  # noqa: E731 — a one-line helper local to this function
         lora = {n: (move(a), move(b)) for n, (a, b) in self.lora.items()}
         return replace(self, lora=lora, extras={n: move(t) for n, t in self.extras.items()})
 
@@ -199,8 +201,6 @@ def save_adapter(path: str | Path, adapter: Adapter, *, dtype: torch.dtype = tor
     """Write the adapter file.  fp16 (the default, like RVC voice files) halves the
     size; the delta then differs from fp32 by fp16 rounding (~1e-3 relative of the
     delta, far below the base's own fp16 rounding).  ``dtype=torch.float32`` is exact."""
-    from safetensors.torch import save_file
-
     tensors = {}
     for name, (a, b) in adapter.lora.items():
         if dtype in (torch.float16, torch.bfloat16):
@@ -233,17 +233,15 @@ def save_adapter(path: str | Path, adapter: Adapter, *, dtype: torch.dtype = tor
 def load_adapter(path: str | Path) -> Adapter:
     """Read and validate an adapter file (format, header, A/B pairing); tensors stay
     as stored (fp16 or fp32) on CPU.  Any problem → one-line AdapterError."""
-    from safetensors import safe_open
-
     path = Path(path)
     where = path.name
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 — safe_open is not a dict: keys() is how it lists
     except FileNotFoundError:
         raise AdapterError(f"{where}: no such adapter file") from None
-    except Exception as e:  # safetensors raises its own error types on a bad header
+    except Exception as e:  # noqa: BLE001 — safetensors raises its own error types on a bad header
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise AdapterError(f"{where}: not a readable safetensors adapter ({first})") from None
     if meta.get("format") != FORMAT:

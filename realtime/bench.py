@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..lora import BaseInfo, model_fingerprint
+from ..synth.configs import official_config
+from ..synth.content_encoder import ContentEncoder
+from ..synth.hubert import Hubert, HubertConfig
+from ..synth.pitch import RMVPEPitch
+from ..synth.rmvpe_net import RMVPE
+from ..synth.synthesizer import Synthesizer
 from .block_converter import BlockShape, RVCSource
+from .block_processor import BlockProcessor
 from .settings import EngineSettings
 
 
@@ -51,12 +59,6 @@ def make_random_source(
 
     Same architecture and therefore the same cost as the real files, which cannot be
     downloaded here; the audio it makes is meaningless."""
-    from ..lora import BaseInfo, model_fingerprint
-    from ..synth.configs import official_config
-    from ..synth.content_encoder import ContentEncoder
-    from ..synth.hubert import Hubert, HubertConfig
-    from ..synth.synthesizer import Synthesizer
-
     dev = torch.device(device)
     torch.manual_seed(seed)
     synth = Synthesizer(official_config(version, sr), version=version, f0=f0, posterior=False).eval()
@@ -73,8 +75,6 @@ def make_random_source(
         name=f"random-{version}-{sr // 1000}k", base_info=base,
     )
     if f0 and f0_method == "rmvpe":
-        from ..synth.pitch import RMVPEPitch
-        from ..synth.rmvpe_net import RMVPE
 
         source._estimators["rmvpe"] = RMVPEPitch(RMVPE().to(device=dev, dtype=dtype).eval())
     return source
@@ -125,8 +125,6 @@ def run_bench(
     signal: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Per-block compute of the live chain (and of the naive full-window pass) as a JSON-able dict."""
-    from .block_processor import BlockProcessor
-
     proc = BlockProcessor(source, settings)
     device = getattr(source, "device", torch.device("cpu"))
     if signal is None:

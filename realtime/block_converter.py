@@ -20,9 +20,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import BackendError, FileFormatError, UsageError
+from ..errors import FileFormatError, MissingAssetError, UsageError
+from ..library.embedders import content_encoder_path
+from ..library.home import Home
+from ..lora import BaseInfo, apply_adapters, load_adapter, model_fingerprint, remove_adapters
+from ..synth.content_encoder import load_content_encoder
+from ..synth.device import resolve_device, resolve_dtype
+from ..synth.index import FeatureIndex
 from ..synth.onnx_backend import OnnxSynthesizer
+from ..synth.pitch import make_pitch_estimator
 from ..synth.pitch_options import resolve_f0_method
+from ..synth.voice_adapters import check_adapter_on
+from ..synth.voice_file import load_voice
+from .builtin_voices import make_builtin_voice
 from .rvc_converter import BlockShape, RVCBlockConverter, f0_tail_length
 from .settings import EngineSettings
 from .voice_source import BlockConverter, VoiceSource
@@ -72,8 +82,6 @@ class RVCSource:
 
     def estimator(self, method: str):
         """The pitch estimator for `method` (auto/rmvpe/pm/fcpe), loaded on first use."""
-        from ..synth.pitch import make_pitch_estimator
-
         method = self.resolve_f0_method(method)
         if method not in self._estimators:
             self._estimators[method] = make_pitch_estimator(
@@ -99,7 +107,6 @@ class RVCSource:
         """Hot-swap / re-weight LoRA adapters (already checked). Call between blocks."""
         if self.backend != "torch":
             raise UsageError("adapters can only be changed live on the torch backend; export a merged ONNX model instead")
-        from ..lora import apply_adapters, remove_adapters
 
         if adapters:
             # Merged: the decoder then runs at plain speed; unmerging is an exact copy-back.
@@ -127,11 +134,6 @@ def load_rvc_source(
 
     `encoder_for` ((path, version) → a content encoder on the same device and dtype) and
     `estimators` (a pitch-estimator dict) let voices share what each would otherwise load."""
-    from ..errors import MissingAssetError
-    from ..synth.content_encoder import load_content_encoder
-    from ..synth.device import resolve_device, resolve_dtype
-    from ..errors import MissingAssetError
-    from ..library.home import Home
 
     home = Home.from_env()
     dev = resolve_device(device)
@@ -148,7 +150,6 @@ def load_rvc_source(
     else:
         raise UsageError(f"backend {backend!r}: choose torch or onnx")
     if hubert is None:  # the encoder the voice was trained on (Applio's embedder_model), else ContentVec
-        from ..library.embedders import content_encoder_path
 
         hubert_path = content_encoder_path(home, source.embedder)
         if not hubert_path.exists():
@@ -161,8 +162,6 @@ def load_rvc_source(
     else:
         source.encoder = load_content_encoder(hubert_path, version=source.version, device=dev, dtype=dtype)
     if index is not None:
-        from ..synth.index import FeatureIndex
-
         source.index = FeatureIndex.load(index)
         source.index.check_dim(source.encoder.out_dim)
     if adapters:
@@ -171,9 +170,6 @@ def load_rvc_source(
 
 
 def _load_torch_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCSource:
-    from ..lora import BaseInfo, model_fingerprint
-    from ..synth.voice_file import load_voice
-
     voice = load_voice(path, device=dev, dtype=dtype)
     # The fingerprint is of the official (weight-normed) weights the adapters were made on;
     # folding weight norm afterwards only changes how the same weights are stored.
@@ -200,9 +196,6 @@ def load_checked_adapters(
     source: RVCSource, specs: Sequence[tuple[str | os.PathLike, float]], *, force: bool = False
 ) -> list[tuple[Any, float]]:
     """Read adapter files and check each against the voice (one-line AdapterError on a mismatch)."""
-    from ..lora import load_adapter
-    from ..synth.voice_adapters import check_adapter_on
-
     loaded = []
     for path, weight in specs:
         adapter = load_adapter(path)
@@ -255,8 +248,6 @@ class DSPBlockConverter:
     uses_sola = False
 
     def __init__(self, name: str, sr: int, settings: EngineSettings) -> None:
-        from .builtin_voices import make_builtin_voice
-
         self.input_sr = self.output_sr = sr
         self._voice = make_builtin_voice(name, sr, pitch=settings.pitch, formant=settings.formant)
         self._pitch, self._formant = settings.pitch, settings.formant

@@ -80,9 +80,9 @@ class BlockProcessor:
         the SOLA tail crossfades the seam; the gate, rms-mix and converter keep their input history."""
         if old.input_sr == self.input_sr and len(old._history) == len(self._history):
             self._history, self._gate = old._history, old._gate
-        if self._sola is not None and old._sola is not None and old.output_sr == self.output_sr:
-            if old._sola.config == self._sola.config:
-                self._sola = old._sola
+        if (self._sola is not None and old._sola is not None and old.output_sr == self.output_sr
+                and old._sola.config == self._sola.config):
+            self._sola = old._sola
         self.converter.continue_from(old.converter)
 
     @property

@@ -234,12 +234,12 @@ def list_devices(include_pulse: bool = True) -> list[AudioDevice]:
 def _default_index(kind: str) -> int:
     try:
         idx = sd.default.device[0 if kind == "input" else 1]
-    except Exception:
+    except Exception:  # noqa: BLE001 — PortAudio fails several ways when there is no default; all mean "none"
         idx = -1
     if idx is None or int(idx) < 0:
         try:
             idx = sd.query_devices(kind=kind)["index"]
-        except Exception:
+        except Exception:  # noqa: BLE001 — as above: no default device
             idx = -1
     return int(idx)
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 MIN_BOOKS_S = 20.0
 MIN_STRETCH_S = 10.0
 

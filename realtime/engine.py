@@ -30,7 +30,8 @@ import numpy as np
 from ..errors import EngineError
 from .block_processor import BlockProcessor
 from .drift import DriftConfig
-from .engine_types import EVENT_KINDS, EngineEvent, EngineStats, LatencyMeasurement
+from .engine_types import EVENT_KINDS, EngineEvent, EngineStats, LatencyMeasurement, make_stats
+from .file_driver import convert_file
 from .pipeline import FRESH_BLOCKS, Pipeline
 from .probe import LatencyProbe, measurement
 from .reconnect import DeviceWatch
@@ -172,7 +173,7 @@ class Engine(DeviceWatch):
             def load() -> None:
                 try:
                     source.prepare(new)
-                except Exception as e:  # a missing model file: say so, keep the old method running
+                except Exception as e:  # noqa: BLE001 — a missing model file: say so, keep the old method running
                     self._post("warning", f"cannot load for {new.f0_method}: {str(e).splitlines()[0]}")
                     return
                 self._commands.put(("settings", self._settings))
@@ -246,8 +247,6 @@ class Engine(DeviceWatch):
 
     @property
     def stats(self) -> EngineStats:
-        from .engine_types import make_stats
-
         return make_stats(self)
 
     def drain_events(self) -> list[EngineEvent]:
@@ -261,8 +260,6 @@ class Engine(DeviceWatch):
     def process_file(self, in_path: str | os.PathLike, out_path: str | os.PathLike | None = None, *,
                      realtime: bool = False, out_sr: int | None = None) -> np.ndarray:
         """Convert a file through the live code path (see `file_driver.convert_file`)."""
-        from .file_driver import convert_file
-
         return convert_file(self, in_path, out_path, realtime=realtime, out_sr=out_sr)
 
     # -- setup -----------------------------------------------------------------------------
@@ -272,7 +269,7 @@ class Engine(DeviceWatch):
         proc = BlockProcessor(source, settings)
         try:
             proc.warm_up()
-        except Exception as e:  # a broken model fails here, before any device opens: one line
+        except Exception as e:  # noqa: BLE001 — a broken model fails here, before any device opens: one line
             message = f"the voice failed while warming up: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             self._post("error", message.rstrip(": "))
             raise RuntimeError(message.rstrip(": ")) from None
@@ -336,7 +333,7 @@ class Engine(DeviceWatch):
                     self._wake.wait(0.02)
                     self._wake.clear()
                     self._watchdog()
-        except Exception as e:  # never let a worker exception kill the process silently
+        except Exception as e:  # noqa: BLE001 — never let a worker exception kill the process silently
             self._fail(f"conversion failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": "))
         finally:
             self._finish()

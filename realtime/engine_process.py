@@ -21,6 +21,7 @@ fails whatever waited for a reply; the next `start` spawns a fresh child.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import signal
@@ -274,10 +275,8 @@ class EngineProcess:
         if process is None:
             return
         if process.is_alive():
-            try:
+            with contextlib.suppress(EngineProcessError):
                 self._call("quit", timeout=timeout)
-            except EngineProcessError:
-                pass
             process.join(timeout)
             if process.is_alive():
                 process.kill()

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .engine_types import LatencyMeasurement
-
 import numpy as np
 import soxr
 from scipy.signal import correlate
+
+from .engine_types import LatencyMeasurement
 
 BURSTS = 4
 BURST_S = 0.1

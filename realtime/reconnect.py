@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any
 
+from .devices import DeviceError, find_device, pulse_names
+
 CHECK_TIMEOUT_S = 15.0
 WATCHDOG_S = 5.0  # output not called for this long (and at least 4 blocks) = device gone; a loaded
 # machine can stall a Pulse stream for 2 s, and reopening costs more than waiting
@@ -59,8 +61,6 @@ class DeviceWatch:
     def _check_pulse(self, opened: Any) -> None:
         """Pulse moves a stream whose sink or source vanished to the default one, so the stream
         never ends: ask the server whether our targets still exist (a thread: pactl takes ms)."""
-        from .devices import pulse_names
-
         wanted = [d for d in (opened.input, opened.output, opened.monitor) if d is not None and d.pulse]
         if not wanted:
             return
@@ -100,8 +100,6 @@ class DeviceWatch:
 
     def _reconnect(self) -> None:
         """Close the streams, keep the voice, look for the devices every RETRY_S, reopen them."""
-        from .devices import DeviceError
-
         reason, self._lost = self._lost, None
         opened = self._open
         if opened is None:  # a driver of the caller's own (a file): nothing to reopen
@@ -139,8 +137,6 @@ class DeviceWatch:
 
 
 def _main(argv: list[str]) -> int:
-    from .devices import DeviceError, find_device
-
     found = []
     for kind, spec in json.loads(argv[0]):
         try:

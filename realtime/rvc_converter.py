@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import soxr
 import torch
 import torch.nn.functional as F
 
 from ..synth.constants import HOP_16K, SR_16K
+from ..synth.pitch import f0_to_coarse_torch, shift_f0
+from .pitch_cache import PitchCache
 from .settings import EngineSettings
 
 if TYPE_CHECKING:
@@ -84,8 +87,6 @@ class RVCBlockConverter:
     latency_s = 0.0
 
     def __init__(self, source: RVCSource, shape: BlockShape, *, naive: bool = False) -> None:
-        from .pitch_cache import PitchCache
-
         self.source = source
         self.shape = shape
         self.naive = naive
@@ -189,8 +190,6 @@ class RVCBlockConverter:
         return feats
 
     def _pitch(self, window: torch.Tensor, settings: EngineSettings) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..synth.pitch import f0_to_coarse_torch, shift_f0
-
         shape = self.shape
         method = self.source.resolve_f0_method(settings.f0_method)
         estimator = self.source.estimator(method)
@@ -220,8 +219,6 @@ class RVCBlockConverter:
 
 def _resample_to(audio: np.ndarray, n_out: int) -> np.ndarray:
     """Band-limited resampling of a whole block to exactly `n_out` samples."""
-    import soxr
-
     if len(audio) == n_out:
         return audio
     out = soxr.resample(audio, len(audio), n_out, quality="HQ")

@@ -94,7 +94,7 @@ class EngineSettings:
         unknown = sorted(set(changes) - FIELDS)
         if unknown:
             raise SettingsError(f"unknown setting {unknown[0]!r}; settings are: {', '.join(sorted(FIELDS))}")
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # names checked above; values by __post_init__
 
     def reshapes(self, other: EngineSettings) -> bool:
         """True when going from self to `other` changes buffer sizes (see RESHAPE_FIELDS)."""

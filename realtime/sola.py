@@ -86,10 +86,7 @@ class SolaCrossfader:
         if len(infer_wav) < block + cf + search:
             raise ValueError(
                 f"infer_wav has {len(infer_wav)} samples, need block + crossfade + search = {block + cf + search}")
-        if out is None:
-            out = np.empty(block, np.float32)
-        else:
-            out = out[:block]
+        out = np.empty(block, np.float32) if out is None else out[:block]
 
         offset = find_offset(infer_wav, self._tail, search) if (self._has_tail and cf) else 0
         seg = infer_wav[offset: offset + block]

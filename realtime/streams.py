@@ -96,7 +96,7 @@ class OpenStreams:
             try:
                 s.stop()
                 s.close()
-            except Exception:  # a vanished device may refuse to close; it is gone either way
+            except Exception:  # noqa: BLE001 — a vanished device may refuse to close; it is gone either way
                 pass
         self.streams = []
 

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LibraryError, UsageError
+from ..synth.content_encoder import load_content_encoder
+from ..synth.device import resolve_device, resolve_dtype
 from .block_converter import (
     BuiltinSource,
     RVCSource,
@@ -163,9 +165,6 @@ class VoicePool:
 
     def _encoder(self, path: Path, version: str) -> Any:
         """The shared content encoder for (file, version): voices naming the same encoder share it."""
-        from ..synth.content_encoder import load_content_encoder
-        from ..synth.device import resolve_device, resolve_dtype
-
         key = (str(Path(path).resolve()), version)
         with self._lock:
             if key not in self._encoders:

@@ -30,7 +30,29 @@ import sys
 import tempfile
 import threading
 import time
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+
+import huggingface_hub.constants
+
+from rvclora.gui.engine_link import EngineLink
+from rvclora.gui.main_window import MainWindow
+from rvclora.gui.voice_choice import VoiceChoice
+from rvclora.library.assets import HUBERT, RMVPE
+from rvclora.library.home import Home
+from rvclora.library.voice_library import VoiceDefaults, VoiceLibrary
+
+# The test fixtures live in the repository's tests/, which is not installed with the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from tests.conftest import speech_path
+from tests.panel_run import speech_sinks
+from tests.pulse_audio import pulse_server
+from tests.rvc_fixtures import make_voice_file
+from tests.stand_in_engines import SlowEngine
+from tests.test_assets import FakeHub, make_handler
 
 SCENES = ("running", "narrow", "heavy", "refused", "offline", "download")
 AUDIO_SCENES = ("running", "narrow")
@@ -76,10 +98,6 @@ def main() -> int:
     if args.child:
         return child(args)
 
-    from rvclora.tests.conftest import speech_path
-    from rvclora.tests.panel_run import speech_sinks
-    from rvclora.tests.pulse_audio import pulse_server
-
     args.png.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rvclora-shot-") as tmp, xvfb(args.display) as display:
         home = Path(tmp) / "home"
@@ -107,13 +125,7 @@ def main() -> int:
 
 
 def child(args) -> int:
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
-    from rvclora.gui.engine_link import EngineLink
-    from rvclora.gui.main_window import MainWindow
-    from rvclora.gui.voice_choice import VoiceChoice
-    from rvclora.library.home import Home
 
     home = Home.from_env()
     app = QApplication([sys.argv[0]])
@@ -121,8 +133,6 @@ def child(args) -> int:
     app.setApplicationDisplayName("rvclora")
     link = None
     if args.scene == "heavy":
-        from rvclora.tests.stand_in_engines import SlowEngine
-
         link = EngineLink(SlowEngine)
     if args.scene in ("refused", "offline", "download"):
         setup_library_voice(home)
@@ -179,8 +189,6 @@ def child(args) -> int:
 
 def setup_library_voice(home) -> None:
     """One of the user's own voices (a tiny real-format model), imported with the default settings."""
-    from rvclora.library.voice_library import VoiceDefaults, VoiceLibrary
-    from rvclora.tests.rvc_fixtures import make_voice_file
 
     work = home.root / "made"
     work.mkdir(parents=True, exist_ok=True)
@@ -197,12 +205,8 @@ def serve_hub(scene: str):
         return None
     if scene != "download":
         return None
-    from http.server import ThreadingHTTPServer
 
-    from rvclora.library.assets import HUBERT, RMVPE
-    from rvclora.tests.test_assets import FakeHub, make_handler
 
-    import huggingface_hub.constants
 
     # Scaled down 100x from the real sizes and served at about 200 KB/s in 64 KB chunks, so
     # the picture catches the first file on its way.

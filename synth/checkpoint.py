@@ -122,7 +122,7 @@ _MODEL_GLOBALS = frozenset(
 def _torch_allowed() -> frozenset[str]:
     # torch's own default weights_only allowlist (read defensively; torch.load re-checks anyway).
     try:
-        from torch import _weights_only_unpickler as w
+        from torch import _weights_only_unpickler as w  # noqa: PLC0415 — torch-private module, read defensively
 
         return frozenset(w._get_allowed_globals())
     except (ImportError, AttributeError, TypeError):
@@ -263,7 +263,7 @@ def load_checkpoint(
     """
     label = str(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "<stream>")
     try:
-        f = open(path, "rb") if isinstance(path, (str, os.PathLike)) else io.BytesIO(path.read())
+        f = open(path, "rb") if isinstance(path, (str, os.PathLike)) else io.BytesIO(path.read())  # noqa: SIM115 — closed by `with f` below, after the open errors are sorted
     except FileNotFoundError:
         raise CheckpointError(f"{label}: file not found") from None
     except IsADirectoryError:

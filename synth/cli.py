@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .file_hash import sha256_file
-from .constants import NOISE_SCALE
 from ..library.home import Home
+from .constants import NOISE_SCALE
+from .file_hash import sha256_file
 from .limiter import check_ceiling_option, limiter_note
 from .pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, known_f0_method, resolve_f0_method
 
@@ -134,6 +134,7 @@ def _check_convert_options(args: argparse.Namespace) -> None:
 def cmd_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..library.embedders import content_encoder_path
     from .audio_io import (
         check_audio_output,
         check_input_length,
@@ -142,15 +143,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
         resample,
         write_audio,
     )
+    from .constants import SR_16K
     from .content_encoder import load_content_encoder
     from .device import resolve_device, resolve_dtype
     from .index import FeatureIndex
-    from .constants import SR_16K
     from .pipeline import ConvertSettings, VoiceConverter
     from .pitch import make_pitch_estimator
     from .voice_adapters import load_checked_adapters, parse_adapter_spec
     from .voice_file import load_voice
-    from ..library.embedders import content_encoder_path
 
     check_audio_output(args.output, overwrite=args.overwrite)  # before minutes of work, not after
     check_input_length(args.input)  # before decoding it whole

@@ -8,8 +8,9 @@ by field, with tuples instead of lists so configs are hashable and frozen.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Sequence
+from typing import Any
 
 from ..lora.adapter_file import parse_sr
 

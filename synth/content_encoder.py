@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from ..errors import ModelFileError
 from .checkpoint import CheckpointError, InertObject, load_checkpoint
 from .constants import SR_16K
-from ..errors import ModelFileError
 from .hubert import BASE_CONV_LAYERS, ConvSpec, Hubert, HubertConfig, fold_weight_norm
 
 SAMPLE_RATE = SR_16K
@@ -192,9 +193,6 @@ def _read_hf_folder(folder: Path) -> tuple[HubertConfig, dict[str, Tensor]]:
 def _read_hf_weights(folder: Path) -> dict[str, Tensor]:
     st, pt = folder / "model.safetensors", folder / "pytorch_model.bin"
     if st.is_file():
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         try:
             return load_file(str(st))
         except (SafetensorError, OSError) as e:

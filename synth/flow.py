@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from .legacy_weight_norm import weight_norm
 
+from .legacy_weight_norm import weight_norm
 from .text_encoder import sequence_mask
 
 

@@ -9,11 +9,12 @@ RVC's output.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from .legacy_weight_norm import weight_norm
 
 LRELU_SLOPE = 0.1
@@ -245,7 +246,7 @@ class GeneratorNSF(Generator):
             if name in self._modules:
                 self._modules[name] = self._modules.pop(name)
 
-    def forward(  # type: ignore[override]
+    def forward(  # type: ignore[override]  # RVC's NSF decoder takes f0 besides x
         self, x: torch.Tensor, f0: torch.Tensor, g: torch.Tensor | None = None, n_res: int | None = None
     ) -> torch.Tensor:
         source = self.m_source(f0, self.upp).transpose(1, 2)  # [B, 1, T*upp]

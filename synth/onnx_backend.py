@@ -31,7 +31,7 @@ class BackendError(errors.BackendError):
 
 def _ort():
     try:
-        import onnxruntime
+        import onnxruntime  # noqa: PLC0415 — optional extra (onnx)
     except ImportError:
         raise BackendError("onnxruntime is not installed; pip install 'rvclora[onnx]' (or [gpu] for CUDA)") from None
     return onnxruntime
@@ -72,7 +72,7 @@ def make_session(
             # "Specified provider ... not in available provider names": checked just below.
             warnings.filterwarnings("ignore", message="Specified provider")
             session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-    except Exception as e:  # ORT raises its own exception types; keep the first line
+    except Exception as e:  # noqa: BLE001 — ORT raises its own exception types; keep the first line
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BackendError(f"{path}: ONNX Runtime cannot load it ({msg})") from None
     in_use = list(session.get_providers())

@@ -30,14 +30,14 @@ def check_onnx_voice(path: str | os.PathLike) -> dict[str, str]:
     path = Path(path)
     redo = f"re-export it from the voice's .pth: {reexport_command(path)}"
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # noqa: PLC0415 — optional extra (onnx)
     except ImportError:
         raise OnnxVoiceError(f"{path.name}: .onnx voices need onnxruntime; pip install 'rvclora[onnx]'") from None
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # errors only: the message below is what the user sees
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # ORT raises its own exception types; keep the first line
+    except Exception as e:  # noqa: BLE001 — ORT raises its own exception types; keep the first line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise OnnxVoiceError(f"{path.name}: ONNX Runtime cannot load it ({first[:160]}); {redo}") from None
     meta = dict(session.get_modelmeta().custom_metadata_map)

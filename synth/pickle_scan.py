@@ -17,8 +17,9 @@ from __future__ import annotations
 import io
 import math
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from ..errors import FileFormatError
 
@@ -53,7 +54,8 @@ class _Sym:
     __slots__ = ("name", "args", "state", "items")
 
     def __init__(self, name: str, args: tuple = ()) -> None:
-        self.name, self.args, self.state, self.items = name, args, None, []
+        self.name, self.args, self.state = name, args, None
+        self.items: list[Any] = []
 
     def __call__(self, *args: Any, **kwargs: Any) -> _Sym:
         raise PickleScanError("a call the scan does not model")  # every call path is overridden below
@@ -118,8 +120,11 @@ def _ints(value: Any, what: str) -> tuple[int, ...]:
     return value
 
 
-class _Scanner(pickle._Unpickler):  # type: ignore[name-defined]
-    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+class _Scanner(pickle._Unpickler):
+    dispatch = dict(pickle._Unpickler.dispatch)
+    # set by pickle's pure-Python unpickler while it runs; its type stubs leave them out
+    stack: list[Any]
+    append: Callable[[Any], None]
 
     def __init__(self, file: BinaryIO, scan: PickleScan, allowed: Callable[[str], bool]) -> None:
         super().__init__(file)
@@ -209,7 +214,7 @@ class _Scanner(pickle._Unpickler):  # type: ignore[name-defined]
 
 
 for _op, _method in ((pickle.REDUCE, _Scanner._call), (pickle.NEWOBJ, _Scanner._newobj), (pickle.NEWOBJ_EX, _Scanner._newobj_ex)):
-    _Scanner.dispatch[_op[0]] = _method
+    _Scanner.dispatch[_op[0]] = _method  # type: ignore[assignment]  # our handlers take the subclass; pickle calls them on it
 
 
 def scan_pickle(stream: BinaryIO, allowed: Callable[[str], bool]) -> tuple[Any, PickleScan]:

@@ -9,20 +9,19 @@ padding trimmed off again.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from scipy import signal
 
 from ..errors import FileFormatError
-from .content_encoder import ContentEncoder
 from .constants import HOP_16K, NOISE_SCALE, SR_16K
+from .content_encoder import ContentEncoder
 from .index import FeatureIndex, apply_protect
 from .pitch import PitchEstimator, f0_to_coarse, shift_f0
 from .voice_file import Voice
-
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ class VoiceConverter:
 
         pitch = pitchf = None
         if self.voice.f0:
-            f0 = self.pitch_estimator(audio_pad)  # type: ignore[misc]
+            f0 = self.pitch_estimator(audio_pad)  # type: ignore[misc]  # set together with voice.f0; None only for voices without pitch
             f0 = np.pad(f0, (0, max(0, p_len - len(f0))))[:p_len]
             f0 = shift_f0(f0, settings.pitch)
             pitch = torch.as_tensor(f0_to_coarse(f0), device=self.device).unsqueeze(0)

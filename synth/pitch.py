@@ -130,7 +130,7 @@ class PMPitch:
     name: str = "pm"
 
     def __call__(self, audio16k: np.ndarray) -> np.ndarray:
-        import parselmouth
+        import parselmouth  # noqa: PLC0415 — pm pitch only (praat-parselmouth is GPL; kept off the import path of the other methods)
 
         audio = check_audio(audio16k).astype(np.float64)
         n_out = n_frames(len(audio))
@@ -197,8 +197,8 @@ class FCPEPitch:
     # and silence unvoiced while clean tones stay fully voiced.
     def __init__(self, *, device: str | torch.device = "cpu", threshold: float = 0.03) -> None:
         try:
-            import torchfcpe
-        except Exception as e:  # ImportError, or OSError from torchaudio's native library
+            import torchfcpe  # noqa: PLC0415 — optional pitch method, not a dependency
+        except Exception as e:  # noqa: BLE001 — ImportError, or OSError from torchaudio's native library
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise PitchError(
                 f"fcpe is unavailable: torchfcpe could not be imported ({reason}); use the rmvpe or pm pitch method"

@@ -17,7 +17,6 @@ from torch import Tensor, nn
 
 from ..errors import ModelFileError
 from .checkpoint import BUDGET_SLACK, load_checkpoint, memory_budget
-from ..errors import ModelFileError
 from .pitch_options import PitchError
 from .rmvpe_net import RMVPE, RMVPEConfig
 

@@ -66,7 +66,7 @@ class _Float32Buffers(nn.Module):
     """A module whose buffers follow device moves but never precision casts: a network
     cast to fp16 keeps a float32 front end (an fp16 window would change every spectrum)."""
 
-    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]  # nn.Module's own signature
+    def _apply(self, fn, recurse=True):  # nn.Module's own signature
         def move(t: Tensor) -> Tensor:
             return t.to(device=fn(t.new_empty(0)).device)
 

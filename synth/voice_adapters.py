@@ -16,7 +16,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..lora import Adapter, AdapterError, BaseInfo, base_state_dict, check_adapter, effective_weight, load_adapter, model_fingerprint
+from ..lora import (
+    Adapter,
+    AdapterError,
+    BaseInfo,
+    base_state_dict,
+    check_adapter,
+    effective_weight,
+    load_adapter,
+    model_fingerprint,
+)
 from .voice_file import Voice
 
 AdapterSpec = tuple[str | os.PathLike, float]

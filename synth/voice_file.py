@@ -18,9 +18,10 @@ leaves missing layers random.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,7 +29,6 @@ from torch import nn
 from ..errors import ModelFileError
 from .checkpoint import CheckpointError, load_checkpoint, memory_budget
 from .configs import SynthConfig, parse_sr, sr_label
-from ..errors import ModelFileError
 from .output_file import replaced_atomically
 from .synthesizer import Synthesizer
 from .voice_layout import (

@@ -4,7 +4,8 @@ pretrained base (`G*.pth`) rebuilt from its tensor shapes; what a non-voice file
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -150,9 +151,9 @@ def infer_config(state: Mapping[str, torch.Tensor], version: str, f0: bool, sr: 
     The strict load that follows checks every tensor against the result.
     """
     n_ups = _count(state, "dec.ups.")
-    kernels = tuple(_shape(state, f"dec.ups.{i}.weight_v", f"dec.ups.{i}.weight")[-1] for i in range(n_ups))  # type: ignore[index]
+    kernels = tuple(_shape(state, f"dec.ups.{i}.weight_v", f"dec.ups.{i}.weight")[-1] for i in range(n_ups))  # type: ignore[index]  # n_ups counted these keys
     spec = _shape(state, "enc_q.pre.weight")
-    strides = tuple(_shape(state, f"dec.noise_convs.{i}.weight")[-1] // 2 for i in range(n_ups - 1)) if f0 else None  # type: ignore[index]
+    strides = tuple(_shape(state, f"dec.noise_convs.{i}.weight")[-1] // 2 for i in range(n_ups - 1)) if f0 else None  # type: ignore[index]  # assumed present in an f0 decoder; a missing one raises TypeError, not a file-format error (debt)
 
     def fits(key: tuple[str, int]) -> bool:
         spec_c, _, rates, ks = OFFICIAL_DECODERS[key]
@@ -177,7 +178,7 @@ def infer_config(state: Mapping[str, torch.Tensor], version: str, f0: bool, sr: 
     rb1 = "dec.resblocks.0.convs1.0.weight_v" in state or "dec.resblocks.0.convs1.0.weight" in state
     conv = "convs1" if rb1 else "convs"
     rb_kernels = tuple(
-        _shape(state, f"dec.resblocks.{j}.{conv}.0.weight_v", f"dec.resblocks.{j}.{conv}.0.weight")[-1]  # type: ignore[index]
+        _shape(state, f"dec.resblocks.{j}.{conv}.0.weight_v", f"dec.resblocks.{j}.{conv}.0.weight")[-1]  # type: ignore[index]  # assumed present; a missing one raises TypeError, not a file-format error (debt)
         for j in range(n_kernels)
     )
     dilations = base.resblock_dilation_sizes if rb1 else ((1, 3),) * n_kernels

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
 CONTENTVEC = "contentvec"
 # The encoders Applio trains on, all HuBERT-base shaped (our content encoder reads them).
 KNOWN_EMBEDDERS = (CONTENTVEC, "spin", "spin-v2", "chinese-hubert-base", "japanese-hubert-base", "korean-hubert-base")

@@ -1,5 +1,13 @@
-"""Shared fixtures: real speech shipped by pytest-audioeval (MIT-licensed, 16 kHz)."""
+"""Shared fixtures: real speech shipped by pytest-audioeval (MIT-licensed, 16 kHz).
 
+Also the suite's markers at work: a test on the private PulseAudio server is marked
+`devices` here (it asks for `pulse`); `make test` refuses to start without the independent
+references the `reference` tests compare against, while `make test-fast`
+(RVCLORA_TEST_FAST=1) lets those tests skip.
+"""
+
+import importlib.util
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -9,7 +17,26 @@ import soundfile as sf
 import torch
 
 # Fixtures of the private PulseAudio server (`pulse`), for tests with real audio devices.
-pytest_plugins = ["rvclora.tests.pulse_audio"]
+pytest_plugins = ["tests.pulse_audio"]
+
+# Independent references the `reference` tests compare against (installed by `make setup-test`).
+REFERENCES = {"rvc": "rvc==0.3.5 (pip install --no-deps rvc==0.3.5)", "transformers": "transformers",
+              "librosa": "librosa"}
+
+
+def pytest_configure(config):
+    if os.environ.get("RVCLORA_TEST_FAST") or "not reference" in (config.getoption("markexpr") or ""):
+        return
+    missing = [f"{name} ({how})" for name, how in REFERENCES.items() if importlib.util.find_spec(name) is None]
+    if missing:
+        raise pytest.UsageError(f"reference package missing: {', '.join(missing)}; `make setup-test` installs it "
+                                "(or run `make test-fast`, which skips the reference tests)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "pulse" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.devices)
 
 
 @pytest.fixture(autouse=True, scope="session")

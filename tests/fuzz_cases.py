@@ -7,7 +7,7 @@ a pickle global, inflate a declared integer, swap in a payload pickle) and loads
 property: the loader returns a model or raises the kind's one-line user error, within a
 time and memory bound, and no payload ever runs (it would create a marker file).
 
-Run in a subprocess (`python -m rvclora.tests.fuzz_cases --examples N`): it caps its own
+Run in a subprocess (`python -m tests.fuzz_cases --examples N`): it caps its own
 address space with RLIMIT_AS, so a memory bomb that slipped through ends as a reported
 failure, not as the OOM killer taking the test session. tests/test_hostile_files.py runs
 a short bounded fuzz this way; benchmarks/fuzz_model_files.py runs a long one.
@@ -27,13 +27,27 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-from rvclora.tests.hostile_files import marker_path, payload_pickles
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as fix_seed
+from hypothesis import strategies as st
+
+from rvclora.errors import ModelFileError
+from rvclora.lora import AdapterError, load_adapter
+from rvclora.synth.content_encoder import load_content_encoder
+from rvclora.synth.index import FeatureIndex, build_index
+from rvclora.synth.rmvpe import load_rmvpe
+from rvclora.synth.rmvpe_net import RMVPE
+from rvclora.synth.voice_file import load_voice
+from tests.hostile_files import marker_path, payload_pickles
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_adapter_file, make_base_file, make_voice_file
 
 KINDS = ("voice_zip", "voice_legacy", "base", "hubert", "rmvpe", "adapter", "index")
 TIME_BOUND_S = 30.0  # per example, generous for a loaded 2-core machine
@@ -54,14 +68,6 @@ INTS = [0, 1, -1, 7, 255, 2**31 - 1, 2**32, 2**40, 2**62, -(2**62), 10**30]
 
 
 def make_seeds(folder: Path) -> dict[str, Path]:
-    from rvclora.synth.index import build_index
-    from rvclora.synth.rmvpe_net import RMVPE
-    from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-    from rvclora.tests.rvc_fixtures import (
-        make_adapter_file,
-        make_base_file,
-        make_voice_file,
-    )
 
     voice = make_voice_file(folder, "v2", 40000, True)
     legacy = folder / "voice_legacy.pth"
@@ -87,12 +93,6 @@ def make_seeds(folder: Path) -> dict[str, Path]:
 
 def loaders() -> dict[str, tuple[Callable[[Path], Any], tuple[type[BaseException], ...]]]:
     """kind -> (load function, the user-error types it may raise)."""
-    from rvclora.errors import ModelFileError
-    from rvclora.lora import AdapterError, load_adapter
-    from rvclora.synth.content_encoder import load_content_encoder
-    from rvclora.synth.index import FeatureIndex
-    from rvclora.synth.rmvpe import load_rmvpe
-    from rvclora.synth.voice_file import load_voice
 
     return {
         "voice_zip": (load_voice, (ModelFileError,)),
@@ -294,7 +294,7 @@ def check_one(kind: str, how: str, seed: int, seeds: dict[str, bytes], folder: P
         report.refused += 1
         if "\n" in str(e).strip() or not str(e).strip():
             report.failures.append(f"{what}: error message is not one line: {str(e)[:200]!r}")
-    except BaseException as e:  # noqa: BLE001 - anything else is a finding
+    except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
             raise
         report.failures.append(f"{what}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
@@ -317,10 +317,6 @@ _SUFFIX = {"voice_zip": ".pth", "voice_legacy": ".pth", "base": ".pth", "hubert"
 
 def run_fuzz(examples: int, seed: int = 0, seconds: float | None = None, kinds: tuple[str, ...] = KINDS) -> Report:
     """Run `examples` hypothesis examples (or until `seconds` pass); returns the report."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import seed as fix_seed
-    from hypothesis import strategies as st
-
     report = Report()
     with tempfile.TemporaryDirectory(prefix="rvclora-fuzz-") as tmp:
         folder = Path(tmp)
@@ -370,11 +366,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--address-space-mb", type=int, default=3072, help="RLIMIT_AS headroom over the warmed-up process")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    import rvclora.lora  # noqa: F401 - imported before the cap so the cap is headroom, not libraries
-    import rvclora.synth.content_encoder  # noqa: F401
-    import rvclora.synth.index  # noqa: F401
-    import rvclora.synth.rmvpe  # noqa: F401
-    import rvclora.synth.voice_file  # noqa: F401
 
     limit_memory(args.address_space_mb << 20)
     start = time.monotonic()

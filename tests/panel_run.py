@@ -1,6 +1,6 @@
 """Run the real panel with the real engine for a while, in its own process, and report.
 
-    python -m rvclora.tests.panel_run --seconds 120 --input-pulse talk.monitor --output-pulse out
+    python -m tests.panel_run --seconds 120 --input-pulse talk.monitor --output-pulse out
 
 The window is the one `rvclora` opens (`MainWindow`, offscreen), the voice a built-in
 one, the devices PulseAudio devices picked by their sink/source names. It starts the
@@ -25,6 +25,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from rvclora.gui.main_window import MainWindow
+from rvclora.gui.voice_choice import VoiceChoice
+from rvclora.library.home import Home
+
 TALK_SINK, OUT_SINK = "panel_talk", "panel_out"
 
 
@@ -42,9 +51,6 @@ def speech_sinks(server, workdir: Path, speech: Path, seconds: float = 60.0) -> 
     (its monitor is the panel's microphone) and OUT_SINK for the panel's output. Yields
     (input source, output sink). The speech is one long file, looped: between two paplay
     runs a null sink's monitor goes quiet, which the engine would rightly report."""
-    import numpy as np
-    import soundfile as sf
-
     audio, sr = sf.read(speech, dtype="float32")
     long_speech = workdir / "speech_long.wav"
     sf.write(long_speech, np.tile(audio, int(np.ceil(seconds * sr / len(audio)))), sr)
@@ -72,9 +78,10 @@ def run_panel_process(seconds: float, input_pulse: str, output_pulse: str, home:
                       voice: str = "deep", report_every: float = 10.0, echo: bool = False) -> tuple[int, dict, str]:
     """Run this module as a child process; returns (exit code, its last report, its stderr tail)."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", RVCLORA_HOME=str(home))
-    cmd = [sys.executable, "-m", "rvclora.tests.panel_run", "--seconds", str(seconds), "--voice", voice,
+    cmd = [sys.executable, "-m", "tests.panel_run", "--seconds", str(seconds), "--voice", voice,
            "--input-pulse", input_pulse, "--output-pulse", output_pulse, "--report-every", str(report_every)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # run from the repository root: `tests` is a folder there, not an installed package
+    proc = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last: dict = {}
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -95,12 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-every", type=float, default=10.0)
     args = parser.parse_args(argv)
 
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
-    from rvclora.gui.main_window import MainWindow
-    from rvclora.gui.voice_choice import VoiceChoice
-    from rvclora.library.home import Home
 
     app = QApplication.instance() or QApplication(["rvclora"])
     window = MainWindow(Home.from_env())

@@ -9,9 +9,7 @@ The daemon runs in a private XDG_RUNTIME_DIR under a temporary directory and is
 reached through PULSE_SERVER=unix:<that dir>/pulse/native, so it never touches a
 desktop user's own session; it is stopped by its PID on teardown.
 
-Use in a test module:
-
-    from rvclora.tests.pulse_audio import pulse  # noqa: F401
+conftest registers this module as a plugin: a test asks for `pulse` by name.
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sounddevice as sd
 
 SINK, SOURCE, RATE = "vsink", "vmic", 48000
 _ENV_KEYS = ("XDG_RUNTIME_DIR", "PULSE_SERVER", "PULSE_SINK", "PULSE_SOURCE", "PULSE_RUNTIME_PATH")
@@ -52,7 +51,6 @@ class PulseServer:
 def _reinit_portaudio() -> None:
     # PortAudio enumerates devices once, at initialisation: restart it so the ALSA
     # "pulse"/"default" devices of the server that just came up (or went) are seen.
-    import sounddevice as sd
     sd._terminate()
     sd._initialize()
 
@@ -142,6 +140,5 @@ def _is_zombie(pid: int) -> bool:
 @pytest.fixture(scope="session")
 def pulse():
     """Session-wide private PulseAudio server with sink ``vsink`` and source ``vmic``."""
-    with tempfile.TemporaryDirectory(prefix="rvclora-pulse-") as tmp:
-        with pulse_server(tmp) as srv:
-            yield srv
+    with tempfile.TemporaryDirectory(prefix="rvclora-pulse-") as tmp, pulse_server(tmp) as srv:
+        yield srv

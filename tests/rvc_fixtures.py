@@ -8,7 +8,7 @@ as the released voice `.pth` or the pretrained base `G*.pth`.
 
 Typical use::
 
-    from rvclora.tests.rvc_fixtures import make_voice_file, make_inputs
+    from tests.rvc_fixtures import make_voice_file, make_inputs
     path = make_voice_file(tmp_path, version="v2", sr=40000, f0=True)
     voice = load_voice(path)
     audio = voice.model.infer(**make_inputs(voice.version, frames=50, f0=voice.f0))
@@ -22,11 +22,22 @@ import math
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
+from rvclora.lora import (
+    BaseInfo,
+    LoRAConfig,
+    extract_adapter,
+    inject,
+    lora_modules,
+    model_fingerprint,
+    save_adapter,
+)
 from rvclora.synth.configs import SynthConfig, content_dim, official_config, sr_label
 from rvclora.synth.synthesizer import Synthesizer
-from rvclora.synth.voice_file import save_voice
+from rvclora.synth.voice_file import load_voice, save_voice
 
 # Small widths; everything structural (layers, kernels, upsampling) stays official.
 TINY_WIDTHS = dict(
@@ -178,9 +189,6 @@ __all__ = [
 def make_adapter_file(voice_path: str | Path, path: str | Path, seed: int = 0, targets: str = "all", rank: int = 4) -> Path:
     """An adapter for the voice at `voice_path`, as after training: random non-zero B on every
     targeted module and a changed speaker embedding (a trained extra tensor)."""
-    from rvclora.lora import BaseInfo, LoRAConfig, extract_adapter, inject, lora_modules, model_fingerprint, save_adapter
-    from rvclora.synth.voice_file import load_voice
-
     voice = load_voice(voice_path)
     model, config = voice.model, LoRAConfig(rank=rank, alpha=2.0 * rank)
     base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(model))
@@ -198,12 +206,9 @@ def make_foreign_adapter_file(adapter_path: str | Path, path: str | Path, **tens
     """The same tensors in the documented adapter format as another tool would write it:
     no ``base_fingerprint`` header (and its own ``created_by``). ``tensor_changes``
     replace tensors by key, e.g. to give one a wrong shape."""
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-
     with safe_open(str(adapter_path), framework="pt") as f:
         meta = {k: v for k, v in (f.metadata() or {}).items() if k != "base_fingerprint"}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 — safe_open is not a dict: keys() is how it lists
     meta["created_by"] = "another-lora-tool"
     tensors.update(tensor_changes)
     save_file(tensors, str(path), metadata=meta)

@@ -15,7 +15,7 @@ import pytest
 from rvclora.cli.main import main
 from rvclora.library.asset_pins import LOCK_FILE
 from rvclora.library.home import Home
-from rvclora.tests.test_assets import REPO_ID, FakeHub, make_handler
+from tests.test_assets import REPO_ID, FakeHub, make_handler
 
 FIRST = "1" * 40
 LATER = "2" * 40

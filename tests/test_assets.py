@@ -15,13 +15,16 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from rvclora.library import assets as assets_module
 from rvclora.library.assets import (
     ASSETS,
     GROUPS,
     REPO_ID,
     AssetError,
+    DownloadCancelled,
     check_assets,
     download_assets,
+    download_size,
     select_assets,
 )
 from rvclora.library.home import Home
@@ -259,10 +262,7 @@ def test_offline_gives_one_line_with_manual_paths(home: Home, monkeypatch: pytes
 
 
 def test_download_reports_every_chunk_and_can_be_cancelled(hub: FakeHub, home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
 
-    from rvclora.library import assets as assets_module
-    from rvclora.library.assets import DownloadCancelled, download_size
 
     monkeypatch.setattr("huggingface_hub.constants.DOWNLOAD_CHUNK_SIZE", 64)  # many chunks from small files
     wanted = select_assets(["hubert_base", "rmvpe"])

@@ -6,22 +6,23 @@ import math
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
 from rvclora.cli.main import export_main, main
 from rvclora.lora import load_adapter
 from rvclora.synth.voice_adapters import MAX_DELTA_RATIO, check_adapter_scale
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
-from safetensors import safe_open
-from safetensors.torch import save_file
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_adapter_file, make_voice_file
 
 
 def _spoiled(adapter, path, value):
     """The adapter with one lora_B (fp32, so 1e30 is representable) set to `value` times itself
     (NaN: every value NaN); header and fingerprint kept, so only the values are wrong."""
     with safe_open(str(adapter), framework="pt") as f:
-        meta, tensors = f.metadata(), {k: f.get_tensor(k).float() for k in f.keys()}
+        meta, tensors = f.metadata(), {k: f.get_tensor(k).float() for k in f.keys()}  # noqa: SIM118 — safe_open is not a dict: keys() is how it lists
     key = sorted(k for k in tensors if k.endswith(".lora_B"))[0]
     tensors[key] = torch.full_like(tensors[key], math.nan) if math.isnan(value) else tensors[key] * value
     save_file(tensors, str(path), metadata=meta)

@@ -25,7 +25,10 @@ from safetensors.torch import save_file
 
 transformers = pytest.importorskip("transformers")
 
-from rvclora.synth.content_encoder import ContentEncoder, ContentEncoderError, load_content_encoder  # noqa: E402
+from rvclora.synth.content_encoder import ContentEncoder, ContentEncoderError, load_content_encoder  # noqa: E402 — after the importorskip above
+
+# Compared with transformers' HubertModel.
+pytestmark = pytest.mark.reference
 
 TOL = 1e-4
 BASE_CONV = [(10, 5)] + [(3, 2)] * 4 + [(2, 2)] * 2

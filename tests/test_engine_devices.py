@@ -7,14 +7,18 @@ import time
 
 import numpy as np
 import pytest
+import sounddevice as sd
 
+from rvclora.realtime import devices as D
 from rvclora.realtime.block_converter import BuiltinSource
+from rvclora.realtime.devices import AudioDevice
 from rvclora.realtime.engine import Engine, EngineDevices
 from rvclora.realtime.settings import EngineSettings
-from rvclora.tests.pulse_audio import _reinit_portaudio, pulse  # noqa: F401
+from rvclora.realtime.streams import refusal
+from tests.pulse_audio import _reinit_portaudio
 
 
-def _null_sink(pulse, name: str) -> int:  # noqa: F811
+def _null_sink(pulse, name: str) -> int:
     """Load a 48 kHz mono null sink; returns its module index."""
     out = pulse.pactl("load-module", "module-null-sink", f"sink_name={name}", "format=float32le", "rate=48000",
                       "channels=1", "channel_map=mono")
@@ -45,7 +49,7 @@ class CountingVoice(BuiltinSource):
         return super().make_converter(settings, naive=naive)
 
 
-def test_latency_is_measured_through_the_engine_path(pulse):  # noqa: F811
+def test_latency_is_measured_through_the_engine_path(pulse):
     """The engine plays into a null sink and listens to its monitor. Measurements through the
     engine's path, taken in one run with the safety margin raised by exactly 50 ms in between,
     differ by 50 ms within 5 ms: margin, rings and devices are all in what the probe measures.
@@ -85,13 +89,10 @@ def test_latency_is_measured_through_the_engine_path(pulse):  # noqa: F811
     assert st.duplex and st.measured_latency_ms == pairs[-1][1].measured_ms
 
 
-def test_lost_output_comes_back_without_reloading_the_voice(pulse):  # noqa: F811
+def test_lost_output_comes_back_without_reloading_the_voice(pulse):
     """The output sink's module is unloaded mid-stream: the engine waits in `reconnecting` with the
     voice loaded, and once the sink is loaded again audio flows within 5 s, in the same process,
     with the same converter and no new load."""
-    import sounddevice as sd
-
-    from rvclora.realtime import devices as D
 
     module = _null_sink(pulse, "gone_out")
     _reinit_portaudio()
@@ -138,9 +139,6 @@ def test_lost_output_comes_back_without_reloading_the_voice(pulse):  # noqa: F81
     ("Error opening InputStream: Permission denied", "permission"),
 ])
 def test_refusals_name_the_reason_and_what_to_try(error, reason):
-    from rvclora.realtime.devices import AudioDevice
-    from rvclora.realtime.streams import refusal
-
     dev = AudioDevice(3, "USB Mic", "ALSA", 1, 0, 48000.0, None)
     message = str(refusal(dev, OSError(error)))
     assert f"({reason}:" in message and "USB Mic" in message and ";" in message and "\n" not in message

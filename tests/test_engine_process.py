@@ -8,6 +8,7 @@ plays into a second null sink whose monitor `parec` records.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,9 +23,9 @@ from rvclora.realtime.engine_process import EngineProcess, EngineProcessError
 from rvclora.realtime.settings import EngineSettings
 from rvclora.realtime.voice_pool import PoolConfig, VoiceSpec
 from rvclora.synth.audio_io import load_mono
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_adapter_file, make_voice_file
 
 REC_SR = 48000
 
@@ -47,7 +48,7 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sinks(pulse):  # noqa: F811
+def sinks(pulse):
     """"proc_talk" (the engine's microphone is its monitor) and "proc_out" (the engine's output)."""
     modules = [
         pulse.pactl("load-module", "module-null-sink", f"sink_name={name}", f"sink_properties=device.description={name}").strip()
@@ -148,10 +149,8 @@ def test_refusals_are_one_line_and_the_child_survives(sinks, engine, files):
 def _favour(pid):
     """Raise a process's priority where allowed (threads it starts later inherit it): on a
     shared test machine other jobs' load must not pass for gaps the voice switches made."""
-    try:
+    with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, pid, -10)
-    except OSError:
-        pass
 
 
 def _zero_runs_ms(x, sr):
@@ -165,7 +164,7 @@ def test_voices_switch_while_running_without_a_gap(sinks, engine, files, tmp_pat
     """Two adapter voices on one base switched back and forth, then another base: the
     recording has no gap of digital silence ≥ 10 ms and the engine counts no underflow;
     the old voice plays on while the new base loads."""
-    spec = lambda model, *adapters: VoiceSpec(  # noqa: E731
+    spec = lambda model, *adapters: VoiceSpec(  # noqa: E731 — a one-line helper local to this function
         model=str(files[model]), adapters=tuple((str(files[a]), 1.0) for a in adapters), name="+".join((model,) + adapters)
     )
     raw = tmp_path / "out.raw"
@@ -191,7 +190,7 @@ def test_voices_switch_while_running_without_a_gap(sinks, engine, files, tmp_pat
         t_first = time.monotonic()
         for i, adapter in enumerate(("a2", "a1", "a2")):
             assert engine.switch_voice(spec("base", adapter)) == "adapters"
-            _wait(lambda: sum(e.kind == "voice" for e in _events(engine, seen)) > i, what="the adapter swap")
+            _wait(lambda i=i: sum(e.kind == "voice" for e in _events(engine, seen)) > i, what="the adapter swap")
             time.sleep(0.8)
         asked = engine.stats.blocks
         assert engine.switch_voice(spec("other")) == "loading"

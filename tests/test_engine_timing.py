@@ -4,11 +4,13 @@ first block and a stall, in seconds of real time."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from rvclora.realtime.settings import EngineSettings
-from rvclora.tests.engine_sim import SR, Sim
+from tests.engine_sim import SR, Sim, SlowIdentity
 
 SETTINGS = EngineSettings(block_ms=60, crossfade_ms=10, search_ms=0, buffer_ms=20)
 BLOCK_S = SETTINGS.block_ms / 1000
@@ -152,8 +154,6 @@ def test_first_blocks_after_a_change_stay_out_of_the_compute_percentiles():
 def test_new_pitch_estimator_loads_in_the_background_while_audio_flows():
     """An f0 method not loaded yet: the worker keeps converting with the old one while a
     background thread loads it; the switch happens between two blocks once it is ready."""
-    import threading
-
     sim = Sim(SETTINGS, out_ppm=0)
     loaded = threading.Event()
     release = threading.Event()
@@ -183,8 +183,6 @@ def test_new_pitch_estimator_loads_in_the_background_while_audio_flows():
 def test_switch_voice_between_blocks_keeps_the_output_flowing():
     """`Engine.switch_voice`: the new voice is built and warmed outside the worker and swapped in
     between two blocks; the output neither starves nor steps (same rates here)."""
-    from rvclora.tests.engine_sim import SlowIdentity
-
     sim = Sim(SETTINGS, out_ppm=0, window_every_s=0.1)
     sim.run(3.0)
     other = SlowIdentity(sim.clock, lambda k: 0.02)

@@ -10,13 +10,14 @@ import pkgutil
 
 import numpy as np
 import pytest
-import rvclora.errors as errors
 import torch
+
+import rvclora.errors as errors
 from rvclora.cli.main import export_main, main, train_main
 from rvclora.lora import LoRAConfig, add_lora, inject, unfreeze
 from rvclora.realtime.devices import DeviceError as AudioDeviceError
 from rvclora.synth.device import DeviceError as ComputeDeviceError
-from rvclora.tests.rvc_fixtures import make_voice_file
+from tests.rvc_fixtures import make_voice_file
 
 
 def _numpy_bug(*args, **kwargs):

@@ -7,6 +7,9 @@ runs the real engine against the private PulseAudio server of `tests/pulse_audio
 
 import os
 
+from tests.conftest import speech_path
+from tests.test_voice_meta import applio_voice
+
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
 
 import json
@@ -26,11 +29,12 @@ from rvclora.gui.engine_link import EngineLink
 from rvclora.gui.main_window import MainWindow
 from rvclora.gui.settings_store import SettingsStore
 from rvclora.gui.voice_choice import VoiceChoice
-from rvclora.realtime.settings import EngineSettings
+from rvclora.library import assets
 from rvclora.library.home import Home
 from rvclora.library.voice_library import VoiceDefaults, VoiceLibrary
 from rvclora.realtime.engine_types import LatencyMeasurement
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
+from rvclora.realtime.settings import EngineSettings
+from tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
 
 WARN = "\u26a0"
 
@@ -183,13 +187,11 @@ def test_block_pulls_crossfade_down_and_latency_follows(qtbot, home):
 
 
 @pytest.fixture
-def talking(pulse):  # noqa: F811
+def talking(pulse):
     """Two null sinks on the test server: "gui_talk" with speech playing into it in a loop (its
     monitor is the panel's microphone) and "gui_out" for the panel's output. Sinks in the
     server's default format: capture through ALSA's pulse plugin from the harness's
     48 kHz float sink starves here (reported to the live-engine work)."""
-    from rvclora.tests.conftest import speech_path
-
     modules = [
         pulse.pactl("load-module", "module-null-sink", f"sink_name={name}", f"sink_properties=device.description={name}").strip()
         for name in ("gui_talk", "gui_out")
@@ -248,7 +250,7 @@ def _start_until_blocks_flow(qtbot, window, tries: int = 3):
         window.start_button.click()
         wait_state(qtbot, window, "running")
         engine = window.link.engine
-        qtbot.waitUntil(lambda: engine.stats.blocks >= 5 or not engine.running, timeout=15000)
+        qtbot.waitUntil(lambda engine=engine: engine.stats.blocks >= 5 or not engine.running, timeout=15000)
         if engine.running:
             return engine
         wait_state(qtbot, window, "stopped")
@@ -412,8 +414,6 @@ def test_readout_shows_lost_audio_drift_and_the_measured_delay(qtbot, home):
 
 def test_a_voice_shows_the_content_encoder_it_needs(qtbot, home, tmp_path):
     """An Applio voice names its content encoder: the panel says which, and that it is missing."""
-    from rvclora.tests.test_voice_meta import applio_voice
-
     VoiceLibrary(home).create(applio_voice(tmp_path / "Spinny.pth", embedder="spin"))
     window = open_window(qtbot, home)
     select(window, "library", "Spinny")
@@ -486,7 +486,6 @@ def test_keyboard_shortcuts(qtbot, home):
 
 
 def test_asset_download_runs_off_the_ui_thread_with_progress(qtbot, home, monkeypatch):
-    from rvclora.library import assets
 
     calls = []
 

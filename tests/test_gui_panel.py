@@ -17,13 +17,13 @@ from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, 
 
 from rvclora.gui import engine_link
 from rvclora.gui.meters import FLOOR_DB
-from rvclora.library.assets import RMVPE, HUBERT
+from rvclora.library.assets import HUBERT, RMVPE
 from rvclora.library.voice_library import VoiceDefaults, VoiceLibrary
-from rvclora.tests.stand_in_engines import SlowEngine
-from rvclora.tests.test_assets import serve_hub
-from rvclora.tests.test_gui import WARN, _drop, open_window, select, voice_files, wait_state  # noqa: F401
-from rvclora.tests.test_gui import home as home  # noqa: F401 - the fixture
-
+from tests.stand_in_engines import SlowEngine
+from tests.test_assets import serve_hub
+from tests.test_gui import WARN, _drop, open_window, select, wait_state
+from tests.test_gui import home as home
+from tests.test_gui import voice_files as voice_files
 
 # --------------------------------------------------------------------------- item 2: too heavy
 
@@ -220,16 +220,17 @@ def _clipped(window: QWidget) -> list[str]:
     for w in widgets:
         if isinstance(w, (QAbstractButton, QComboBox, QSlider, QLabel)) and w.width() < w.minimumSizeHint().width() - 1:
             problems.append(f"{type(w).__name__} {getattr(w, 'text', lambda: '')()!r}: {w.width()} < {w.minimumSizeHint().width()}")
-        if isinstance(w, QLabel) and not w.wordWrap() and w.text() and "<" not in w.text():
-            if w.fontMetrics().horizontalAdvance(w.text()) > w.contentsRect().width() + 1:
-                problems.append(f"label {w.text()!r} cut: {w.contentsRect().width()} px")
+        if (isinstance(w, QLabel) and not w.wordWrap() and w.text() and "<" not in w.text()
+                and w.fontMetrics().horizontalAdvance(w.text()) > w.contentsRect().width() + 1):
+            problems.append(f"label {w.text()!r} cut: {w.contentsRect().width()} px")
     for parent in {w.parentWidget() for w in widgets}:
         kids = [w for w in widgets if w.parentWidget() is parent and not w.isWindow() and w.width() > 0]
         for i, a in enumerate(kids):
             for b in kids[i + 1 :]:
-                if a.geometry().intersected(b.geometry()).width() > 1 and a.geometry().intersected(b.geometry()).height() > 1:
-                    if not (a.geometry().contains(b.geometry()) or b.geometry().contains(a.geometry())):
-                        problems.append(f"{type(a).__name__} overlaps {type(b).__name__}")
+                overlap = a.geometry().intersected(b.geometry())
+                if (overlap.width() > 1 and overlap.height() > 1
+                        and not (a.geometry().contains(b.geometry()) or b.geometry().contains(a.geometry()))):
+                    problems.append(f"{type(a).__name__} overlaps {type(b).__name__}")
     return problems
 
 

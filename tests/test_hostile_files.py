@@ -16,6 +16,11 @@ import faiss
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+import rvclora.synth.voice_file as vf
+from rvclora.cli.main import main
 from rvclora.errors import ModelFileError
 from rvclora.lora import AdapterError, load_adapter
 from rvclora.synth.checkpoint import (
@@ -30,14 +35,13 @@ from rvclora.synth.rmvpe import load_rmvpe
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import VoiceFileError, inspect_voice, load_voice
 from rvclora.synth.voice_shapes import check_config, expected_shapes
-from rvclora.tests import hostile_files as hf
-from rvclora.tests.rvc_fixtures import (
+from tests import hostile_files as hf
+from tests.rvc_fixtures import (
     make_adapter_file,
     make_base_file,
     make_voice_file,
     tiny_config,
 )
-from safetensors.torch import load_file, save_file
 
 MB = 1 << 20
 SMALL_CONSTANT = 64 * MB  # allowed RSS growth beyond 1.5 x the file size
@@ -251,7 +255,6 @@ def test_voices_rvc_never_produces_are_refused(tmp_path, voice):
 
 
 def test_info_never_builds_the_model(voice, monkeypatch, capsys):
-    from rvclora.cli.main import main
 
     def refuse(*args, **kwargs):
         raise AssertionError("info built a model")
@@ -265,8 +268,6 @@ def test_info_never_builds_the_model(voice, monkeypatch, capsys):
 def test_a_file_smaller_than_its_model_is_refused_by_the_budget(tmp_path, voice, monkeypatch):
     """Second line: with the config and shape checks passed, a model that needs far more memory
     than its file holds is still refused before it is built."""
-    import rvclora.synth.voice_file as vf
-
     monkeypatch.setattr(vf, "memory_budget", lambda size, factor=1.5: 1000)
     with pytest.raises(VoiceFileError, match="its model would need"):
         load_voice(voice)
@@ -276,8 +277,6 @@ def test_a_file_smaller_than_its_model_is_refused_by_the_budget(tmp_path, voice,
 
 
 def _rewrite_adapter(src: Path, dst: Path, change) -> Path:
-    from safetensors import safe_open
-
     with safe_open(str(src), framework="pt") as f:
         meta = f.metadata()
     tensors = load_file(str(src))
@@ -324,11 +323,13 @@ def test_index_that_declares_more_than_it_holds_is_refused(tmp_path):
 # --------------------------------------------------------------------------- the fuzzer, bounded
 
 
+@pytest.mark.slow
 def test_fuzz_every_loader_bounded():
     """Up to 40 hypothesis examples (15 s) over all seven file kinds, in a subprocess capped by RLIMIT_AS."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "rvclora.tests.fuzz_cases", "--examples", "40", "--seconds", "15"],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run([sys.executable, "-m", "tests.fuzz_cases", "--examples", "40", "--seconds", "15"],
+                          capture_output=True, text=True, timeout=300, env=env,
+                          cwd=Path(__file__).resolve().parents[1])  # where `tests` is importable
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["failures"] == [], report["failures"]

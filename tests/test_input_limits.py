@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from rvclora.tests.rvc_fixtures import make_voice_file
+
+from tests.rvc_fixtures import make_voice_file
 
 # Peak memory of the whole `rvclora` process that refuses the file: the interpreter with
 # numpy, soundfile and torch imported is ~0.3 GB; decoding 10 hours would need > 1 GB

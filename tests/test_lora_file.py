@@ -6,6 +6,7 @@ import struct
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import save_file
 
 from rvclora.lora import (
     FORMAT,
@@ -23,9 +24,9 @@ from rvclora.lora import (
     model_fingerprint,
     save_adapter,
 )
-from rvclora.tests.rvc_fixtures import make_foreign_adapter_file, make_synthesizer, make_voice_file
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice
+from tests.rvc_fixtures import make_foreign_adapter_file, make_synthesizer, make_voice_file
 
 
 def _trained(model, targets="decoder,flow", extras=("emb_g.weight",), seed=0):
@@ -165,8 +166,6 @@ def test_corrupt_or_foreign_files_are_refused(trained, tmp_path):
         load_adapter(tmp_path / "missing.safetensors")
 
     # A without B
-    from safetensors.torch import save_file
-
     save_file({"dec.ups.0.lora_A": torch.zeros(2, 3)}, str(tmp_path / "half.safetensors"),
               metadata={"format": FORMAT, "format_version": "1"})
     with pytest.raises(AdapterError, match="half.safetensors"):

@@ -20,7 +20,7 @@ from rvclora.lora import (
     unmerge,
     weight_norm_of,
 )
-from rvclora.tests.rvc_fixtures import make_inputs, make_synthesizer
+from tests.rvc_fixtures import make_inputs, make_synthesizer
 
 FRAMES = 40
 

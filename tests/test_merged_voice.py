@@ -2,13 +2,14 @@
 
 import pytest
 import torch
+
 from rvclora.errors import OutputExistsError
 from rvclora.export.merged_voice import write_merged_voice
 from rvclora.lora import AdapterError, apply_adapters, bake, load_adapter
 from rvclora.synth.checkpoint import load_checkpoint
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_inputs, make_voice_file
+from tests.rvc_fixtures import make_adapter_file, make_inputs, make_voice_file
 
 FRAMES = 40
 

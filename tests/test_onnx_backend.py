@@ -8,12 +8,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from rvclora.export.onnx_export import export_onnx
 from rvclora.synth import onnx_backend as backend
 from rvclora.synth.onnx_backend import BackendError, OnnxSynthesizer, make_session
-from rvclora.export.onnx_export import export_onnx
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.rvc_fixtures import make_inputs, make_voice_file
+from tests.rvc_fixtures import make_inputs, make_voice_file
 
 TOL = 1e-4
 
@@ -125,8 +125,8 @@ def test_default_noise_is_random_like_rvc(models):
 
 
 def test_non_synth_model_is_refused(tmp_path):
-    import onnx
-    from onnx import TensorProto, helper
+    import onnx  # noqa: PLC0415 — optional extra (onnx)
+    from onnx import TensorProto, helper  # noqa: PLC0415 — optional extra (onnx)
 
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],

@@ -31,7 +31,7 @@ def test_sustained_overruns_say_too_heavy_after_a_few_seconds_with_a_block_that_
     # Independent check of the suggestion: compute grows with the converted window (fixed + block);
     # the suggested block must fit its own predicted compute with 25 % to spare, one step less must not.
     b = verdict.suggested_block_ms
-    predicted = lambda block: 150 * (1040 + block) / (1040 + 60)  # noqa: E731
+    predicted = lambda block: 150 * (1040 + block) / (1040 + 60)  # noqa: E731 — a one-line helper local to this function
     assert b % 10 == 0 and predicted(b) * 1.25 <= b and predicted(b - 10) * 1.25 > b - 10
     assert "too heavy" in verdict.message() and f"{b} ms" in verdict.message()
 

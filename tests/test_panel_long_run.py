@@ -2,7 +2,7 @@
 
 The panel once aborted after 40-75 s of running ("Fatal Python error: none_dealloc",
 a Qt binding that leaked references to None on every paint call); short tests never
-saw it. This runs `rvclora.tests.panel_run` (the real window, a built-in voice, the
+saw it. This runs `tests.panel_run` (the real window, a built-in voice, the
 live engine on PulseAudio test devices with real speech as the microphone) in its own
 process for 120 s: the process must end by itself with the panel still answering,
 the meters must have moved and the blocks must have been counted.
@@ -10,8 +10,13 @@ the meters must have moved and the blocks must have been counted.
 
 from pathlib import Path
 
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.panel_run import run_panel_process, speech_sinks
+import pytest
+
+from tests.conftest import speech_path
+from tests.panel_run import run_panel_process, speech_sinks
+
+# The panel with the real engine for minutes.
+pytestmark = pytest.mark.slow
 
 SECONDS = 120
 

@@ -8,8 +8,8 @@ from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.pipeline import ConvertSettings, VoiceConverter, highpass_48hz, quiet_cut_points
 from rvclora.synth.pitch import PMPitch
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_voice_file
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_voice_file
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_quiet_cut_points_find_the_pauses():
 
 def test_highpass_removes_rumble_and_keeps_voice():
     low, voice = _tone(20, 2.0), _tone(200, 2.0)
-    rms = lambda x: np.sqrt(np.mean(x[4000:-4000] ** 2))  # noqa: E731
+    rms = lambda x: np.sqrt(np.mean(x[4000:-4000] ** 2))  # noqa: E731 — a one-line helper local to this function
     assert rms(highpass_48hz(low)) < 0.05 * rms(low)
     assert rms(highpass_48hz(voice)) == pytest.approx(rms(voice), rel=0.01)
 

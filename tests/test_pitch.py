@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from rvclora.synth.checkpoint import CheckpointError
@@ -37,8 +38,6 @@ def speech_files() -> list[Path]:
 
 
 def read_speech(name: str) -> np.ndarray:
-    import soundfile as sf
-
     path = next(p for p in speech_files() if p.name == name)
     audio, sr = sf.read(path, dtype="float32")
     assert sr == SR and audio.ndim == 1
@@ -107,6 +106,7 @@ def model(rmvpe_file) -> RMVPE:
     return load_rmvpe(rmvpe_file)
 
 
+@pytest.mark.reference
 def test_filterbank_matches_librosa_htk_slaney():
     librosa = pytest.importorskip("librosa")
     ref = librosa.filters.mel(sr=SR, n_fft=1024, n_mels=128, fmin=30, fmax=8000, htk=True)
@@ -116,6 +116,7 @@ def test_filterbank_matches_librosa_htk_slaney():
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.reference
 def test_state_dict_matches_reference_names_and_shapes(ref_module):
     ref = ref_module.E2E(4, 1, (2, 2)).state_dict()
     ours = RMVPE().state_dict()
@@ -123,6 +124,7 @@ def test_state_dict_matches_reference_names_and_shapes(ref_module):
     assert all(ours[k].shape == ref[k].shape for k in ref)
 
 
+@pytest.mark.reference
 def test_rmvpe_matches_reference_on_speech(reference, model):
     audio = read_speech("hello_world.wav")
     x = torch.from_numpy(audio).unsqueeze(0)
@@ -147,6 +149,7 @@ def test_rmvpe_matches_reference_on_speech(reference, model):
     np.testing.assert_allclose(decode_salience_torch(sal[0]).numpy(), f0, rtol=1e-5)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("n", [5120 * 2 - 160, 4000])  # realtime-aligned (32·k frames) and ragged
 def test_rmvpe_matches_reference_on_tone_lengths(reference, model, n):
     audio = (sine(np.linspace(120, 400, n), n) + 0.01 * np.random.default_rng(n).standard_normal(n)).astype(
@@ -202,6 +205,7 @@ def test_decode_interpolates_between_bins_and_thresholds():
     assert 31 < f0[3] < 32.5 and 2000 < f0[4] < 2010
 
 
+@pytest.mark.reference
 def test_decode_matches_reference_and_torch(reference):
     rng = np.random.default_rng(1)
     sal = (rng.random((300, 360)) ** 8).astype(np.float32)

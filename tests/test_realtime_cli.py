@@ -6,10 +6,11 @@ import json
 
 import pytest
 import soundfile as sf
+
 from rvclora.cli.main import build_parser, chosen_command
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_voice_file
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_voice_file
 
 
 def _parser(argv):
@@ -85,7 +86,7 @@ def test_bench_builtin(capsys):
     assert result["backend"] == "dsp" and "speedup_vs_naive" not in result
 
 
-def test_devices_and_virtual_mic_with_a_sound_server(pulse, capsys):  # noqa: F811
+def test_devices_and_virtual_mic_with_a_sound_server(pulse, capsys):
     assert run("devices") == 0
     table = capsys.readouterr().out
     assert "vmic" in table and "virtual" in table
@@ -98,7 +99,7 @@ def test_devices_and_virtual_mic_with_a_sound_server(pulse, capsys):  # noqa: F8
     assert "no virtual mic" in capsys.readouterr().out
 
 
-def test_latency_through_the_loopback(pulse, capsys):  # noqa: F811
+def test_latency_through_the_loopback(pulse, capsys):
     """Measured through the engine: its safety margin is part of what comes back (a separate
     duplex stream, the old way, would not see it at all)."""
     assert run("latency", "--input", "vmic", "--output", "vsink", "--json") == 0
@@ -109,7 +110,7 @@ def test_latency_through_the_loopback(pulse, capsys):  # noqa: F811
     assert padded["ms"] - result["ms"] > 300, (result, padded)
 
 
-def test_run_on_devices_for_a_moment(pulse, capsys):  # noqa: F811
+def test_run_on_devices_for_a_moment(pulse, capsys):
     assert run("run", "--builtin", "passthrough", "--input", "vmic", "--output", "vsink",
                "--latency", "high", "--duration", "1.2") == 0
     err = capsys.readouterr().err

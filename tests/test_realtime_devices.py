@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import sounddevice as sd
 
-from rvclora.realtime.devices import (DeviceError, find_device, list_devices, pulse_device_env,
-                                      pulse_env, pulse_virtual_sources, virtual_kind)
+from rvclora.realtime.devices import (
+    DeviceError,
+    find_device,
+    list_devices,
+    pulse_device_env,
+    pulse_env,
+    pulse_virtual_sources,
+    virtual_kind,
+)
 from rvclora.realtime.latency import chirp, find_delay, measure_latency
 from rvclora.realtime.virtual_mic import create_virtual_mic, find_virtual_mic, remove_virtual_mic
 
@@ -136,7 +143,7 @@ def test_virtual_mic_create_is_idempotent_and_routable(pulse):
             chunks = []
             with pulse_env(mic, "input"):
                 inp = sd.InputStream(SR, device=mic.index, channels=1, dtype="float32", latency="high",
-                                     callback=lambda data, frames, t, status: chunks.append(data.copy()))
+                                     callback=lambda data, frames, t, status, chunks=chunks: chunks.append(data.copy()))
             with inp:
                 with pulse_env(out, "output"):
                     sd.play(sig, SR, device=out.index, latency="high", blocking=True)
@@ -151,10 +158,10 @@ def test_virtual_mic_create_is_idempotent_and_routable(pulse):
             pytest.fail("the marker played into rvclora_sink never came out of the rvclora source")
         # And the routing is real: the default source (vmic, fed by vsink) heard nothing.
         chunks = []
-        with sd.InputStream(SR, device=mic.index, channels=1, dtype="float32", latency="high",
-                            callback=lambda data, frames, t, status: chunks.append(data.copy())):
-            with pulse_env(out, "output"):
-                sd.play(sig, SR, device=out.index, latency="high", blocking=True)
+        with (sd.InputStream(SR, device=mic.index, channels=1, dtype="float32", latency="high",
+                             callback=lambda data, frames, t, status: chunks.append(data.copy())),
+              pulse_env(out, "output")):
+            sd.play(sig, SR, device=out.index, latency="high", blocking=True)
         assert np.abs(np.concatenate(chunks)).max() == 0
     finally:
         assert remove_virtual_mic("rvclora") is True

@@ -10,11 +10,11 @@ import soxr
 from rvclora.realtime.gate import NoiseGate
 from rvclora.realtime.latency import chirp, find_delay
 from rvclora.realtime.loudness import rms_mix
-from rvclora.synth.levels import framed_rms
 from rvclora.realtime.pitch_cache import PitchCache
 from rvclora.realtime.resample import StreamResampler
 from rvclora.realtime.ring_buffer import RingBuffer
 from rvclora.realtime.sola import SolaConfig, SolaCrossfader, fade_windows, find_offset
+from rvclora.synth.levels import framed_rms
 
 SR = 48000
 ZC = SR // 100  # 10 ms
@@ -96,11 +96,22 @@ def test_ring_buffer_across_threads_delivers_every_frame_in_order():
 
 # -- SOLA ---------------------------------------------------------------------------
 
-def test_fade_windows_are_complementary_sin2():
-    fi, fo = fade_windows(480)
-    np.testing.assert_allclose(fi + fo, 1.0, atol=1e-6)
-    assert fi[0] == 0 and fi[-1] == pytest.approx(1.0)
+def test_fade_in_is_a_rising_sin2():
+    fi, _ = fade_windows(480)
+    assert fi[0] == 0 and fi[-1] == pytest.approx(1.0) and np.all(np.diff(fi) >= 0)
     np.testing.assert_allclose(fi[240], np.sin(0.5 * np.pi * 240 / 479) ** 2, rtol=1e-6)
+
+
+def test_sola_joins_an_exact_continuation_without_changing_a_sample():
+    # Each call's window continues the same noise exactly, as a perfect model's would:
+    # the crossfade then blends a sample with itself, so the joined stream must be the
+    # input, sample for sample. A fade pair that does not sum to one, or a tail kept
+    # from the wrong place, or an offset search that misses the exact match, shows here.
+    block, cf, search = 3 * ZC, 2 * ZC, ZC
+    x = np.random.default_rng(3).standard_normal(12 * block + cf + search).astype(np.float32)
+    sola = SolaCrossfader(SolaConfig(cf, search))
+    y = np.concatenate([sola.process(x[k * block: (k + 1) * block + cf + search], block) for k in range(12)])
+    np.testing.assert_allclose(y, x[: 12 * block], atol=1e-6)
 
 
 def test_find_offset_matches_brute_force_normalised_correlation():

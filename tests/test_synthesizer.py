@@ -11,7 +11,10 @@ import torch
 from rvclora.synth.configs import SynthConfig, content_dim, official_config
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.rvc_fixtures import make_inputs, make_synthesizer, randomize_, tiny_config
+from tests.rvc_fixtures import make_inputs, make_synthesizer, randomize_, tiny_config
+
+# Compared with RVC's own synthesizer (the rvc package).
+pytestmark = pytest.mark.reference
 
 R = pytest.importorskip("rvc.lib.infer_pack.models", reason="the RVC reference package (rvc==0.3.5) is not installed")
 
@@ -141,7 +144,7 @@ def test_training_forward_matches_reference(version, f0, sr):
     got = seeded(lambda: ours(*args, inp["pitch"], inp["pitchf"], y, y_lengths, inp["sid"]))
     assert got[0].shape == (2, 1, cfg.segment_size * cfg.hop)
     assert torch.equal(got[1], expected[1])  # ids_slice
-    flat = lambda out: [out[0], out[2], out[3], *out[4]]  # noqa: E731
+    flat = lambda out: [out[0], out[2], out[3], *out[4]]  # noqa: E731 — a one-line helper local to this function
     for a, b in zip(flat(got), flat(expected)):
         assert a.shape == b.shape
         assert float((a - b).abs().max()) <= TOL

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from rvclora.cli.main import train_main as main
 from rvclora.lora import load_adapter
-from rvclora.tests.test_train_run import args, kit, read_log  # noqa: F401 - kit is a fixture
 from rvclora.train import loop, state
 from rvclora.train.run_lock import lock_path_for_output, lock_path_for_work
+from tests.test_train_run import args, read_log
+from tests.test_train_run import kit as kit
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +40,7 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def test_a_second_training_into_the_same_output_is_refused(kit, tmp_path, capsys):  # noqa: F811
+def test_a_second_training_into_the_same_output_is_refused(kit, tmp_path, capsys):
     out = tmp_path / "voice" / "a.safetensors"
     first = start_training(args(kit, out, "--max-steps", "12", "--eval-every", "12", "--no-progress"), tmp_path)
     try:
@@ -61,7 +63,7 @@ def test_a_second_training_into_the_same_output_is_refused(kit, tmp_path, capsys
     assert not lock_path_for_output(out).exists() and not lock_path_for_work(out.parent / "a.train").exists()
 
 
-def test_a_killed_runs_lock_is_taken_over_by_resume(kit, tmp_path):  # noqa: F811
+def test_a_killed_runs_lock_is_taken_over_by_resume(kit, tmp_path):
     out = tmp_path / "a.safetensors"
     common = ("--max-steps", "6", "--save-every", "2", "--eval-every", "2", "--no-progress")
     first = start_training(args(kit, out, *common), tmp_path)
@@ -114,7 +116,7 @@ def _fill_after_first_checkpoint(monkeypatch, fill, leave: int) -> list:
 
 
 @pytest.mark.parametrize("when", ["while writing", "before writing"])
-def test_a_full_disk_at_a_checkpoint_is_one_line_and_leaves_no_junk(kit, tmp_path, capsys, monkeypatch, full_disk, when):  # noqa: F811
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_leaves_no_junk(kit, tmp_path, capsys, monkeypatch, full_disk, when):
     folder, fill = full_disk
     if when == "while writing":  # the check before writing saw room (it is fooled here): the write itself fails
         monkeypatch.setattr(state, "_SPACE_MARGIN", -(2**40))

@@ -21,6 +21,7 @@ from rvclora.train.mel import SpecConfig, linear_spectrogram, mel_filterbank, me
 from rvclora.train.metrics import f0_correlation, mel_cepstral_distortion, spectral_convergence
 from rvclora.train.preprocess import FileRejected, check_recording, clipped_fraction, normalise
 from rvclora.train.slicer import segment, slice_on_silence
+from tests.rvc_fixtures import randomize_
 
 SR = 16000
 
@@ -88,6 +89,7 @@ def test_recording_checks():
     assert clipped_fraction(np.sin(2 * np.pi * 220 * t).astype(np.float32), cfg.clip_level) < cfg.clip_fraction
 
 
+@pytest.mark.reference
 def test_mel_filterbank_matches_librosa_and_frames_align():
     librosa = pytest.importorskip("librosa")
     for sr, n_fft, n_mels in ((40000, 2048, 125), (32000, 1024, 80), (48000, 2048, 128)):
@@ -181,14 +183,12 @@ def test_epoch_batches_are_a_function_of_seed_and_epoch():
     assert a != epoch_batches(10, 4, seed=3, epoch=3)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("version, ref_class", [("v1", "MultiPeriodDiscriminator"), ("v2", "MultiPeriodDiscriminatorV2")])
 def test_discriminator_loads_rvc_d_files_and_matches_rvc(tmp_path, version, ref_class):
     """A pretrained D*.pth is RVC's discriminator state dict under "model": it must load strictly
     and score audio exactly as RVC's own discriminator (rvc==0.3.5) does."""
     models = pytest.importorskip("rvc.lib.infer_pack.models", reason="the RVC reference package is not installed")
-    from rvclora.tests.rvc_fixtures import randomize_
-    from rvclora.train.discriminators import load_discriminator
-
     ref = randomize_(getattr(models, ref_class)(use_spectral_norm=False), seed=5, fp16_exact=False).eval()
     path = tmp_path / f"f0D40k_{version}.pth"
     torch.save({"model": ref.state_dict(), "iteration": 0}, path)
@@ -204,6 +204,7 @@ def test_discriminator_loads_rvc_d_files_and_matches_rvc(tmp_path, version, ref_
         assert max(float((a - b).abs().max()) for a, b in zip(flat_e, flat_g)) <= 1e-5
 
 
+@pytest.mark.reference
 def test_losses_and_mel_match_rvcs_training_code():
     """Mel L1 target/prediction and the GAN/KL losses agree with RVC's own training code (rvc==0.3.5)."""
     ref_losses = pytest.importorskip("rvc.lib.train.losses", reason="the RVC reference package is not installed")

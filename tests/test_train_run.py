@@ -14,19 +14,21 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
+import rvclora.train.loop as loop
 from rvclora.cli.main import train_main as main
+from rvclora.library.voice_library import AdapterSlot, read_voice_json
 from rvclora.lora import BaseInfo, check_adapter, load_adapter, model_fingerprint
 from rvclora.synth.audio_io import resample
 from rvclora.synth.voice_file import load_voice
-from rvclora.library.voice_library import AdapterSlot, read_voice_json
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_base_file, make_voice_file
 from rvclora.train.discriminators import (
     DiscriminatorWidths,
     MultiPeriodDiscriminator,
     save_discriminator,
 )
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_base_file, make_voice_file
 
 SPEECH = [
     "en/quick_brown_fox.wav", "en/counting.wav", "en/hello_world.wav", "es/pangrama.wav", "es/conteo.wav",
@@ -242,8 +244,6 @@ def test_bad_files_args(kit, tmp_path, capsys):
 
 
 def test_early_stopping_keeps_the_best_weights(kit, tmp_path, monkeypatch):
-    import rvclora.train.loop as loop
-
     scores = iter([1.0, 1.5, 2.0, 2.5, 3.0])  # validation only ever gets worse
     real = loop.evaluate
     monkeypatch.setattr(loop, "evaluate", lambda *a, **k: (next(scores), real(*a, **k)[1][:0]))

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from rvclora.tests.pulse_audio import pulse  # noqa: F401
+from rvclora.realtime.virtual_mic import remove_virtual_mic
 
 # Each process imports everything, then waits for the go-file so the three check-then-create
 # sequences really overlap (process start-up alone would spread them apart).
@@ -21,14 +21,14 @@ create_virtual_mic(sys.argv[2])
 """
 
 
-def _count(pulse, name):  # noqa: F811
+def _count(pulse, name):
     modules = pulse.pactl("list", "short", "modules").splitlines()
     sinks = sum("module-null-sink" in m and f"sink_name={name}_sink" in m for m in modules)
     sources = sum("module-remap-source" in m and f"source_name={name} " in m + " " for m in modules)
     return sinks, sources
 
 
-def test_three_concurrent_creates_make_one_device(pulse, tmp_path):  # noqa: F811
+def test_three_concurrent_creates_make_one_device(pulse, tmp_path):
     name = "rvcrace"
     for attempt in range(3):
         go = tmp_path / f"go{attempt}"
@@ -45,7 +45,5 @@ def test_three_concurrent_creates_make_one_device(pulse, tmp_path):  # noqa: F81
         assert _count(pulse, name) == (1, 1), f"attempt {attempt}"
         sinks = [ln.split("\t")[1] for ln in pulse.pactl("list", "short", "sinks").splitlines()]
         assert sinks.count(f"{name}_sink") == 1
-        from rvclora.realtime.virtual_mic import remove_virtual_mic
-
         assert remove_virtual_mic(name)
         assert _count(pulse, name) == (0, 0)

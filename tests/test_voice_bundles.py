@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from rvclora.library.home import Home
-from rvclora.synth.index import build_index
 from rvclora.library.index_pairing import name_score, pair_index
 from rvclora.library.voice_bundle import BundleError, BundleLimits
 from rvclora.library.voice_import import import_source
 from rvclora.library.voice_library import VoiceLibrary, VoiceLibraryError
-from rvclora.tests.rvc_fixtures import make_voice_file
+from rvclora.synth.index import build_index
+from tests.rvc_fixtures import make_voice_file
 
 ALTO_INDEX = "added_IVF4_Flat_nprobe_1_Alto_v2.index"
 

@@ -8,14 +8,13 @@ import torch
 from rvclora.synth.configs import official_config
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import Voice, VoiceFileError, load_voice, save_voice
-from rvclora.tests.rvc_fixtures import (
+from tests.rvc_fixtures import (
     make_base_file,
     make_inputs,
     make_synthesizer,
     make_voice_file,
     tiny_config,
 )
-
 
 
 def run(model: Synthesizer, inp: dict, seed: int = 0) -> torch.Tensor:
@@ -53,6 +52,7 @@ def test_save_voice_writes_the_official_format(tmp_path):
     assert list(cpt["weight"]) == expected
 
 
+@pytest.mark.reference
 def test_rvc_reference_loads_our_file(tmp_path):
     """What RVC's own loader does: build the class from cpt["config"], load strict=False."""
     R = pytest.importorskip("rvc.lib.infer_pack.models")

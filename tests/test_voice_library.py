@@ -2,25 +2,32 @@
 
 import json
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from safetensors import safe_open
 
-from rvclora.lora import AdapterError, AdapterWarning
+from rvclora.export.onnx_export import export_onnx
 from rvclora.library.home import Home
-from rvclora.synth.index import build_index
-from rvclora.synth.voice_adapters import load_checked_adapters, parse_adapter_spec
-from rvclora.synth.voice_file import VoiceFileError, load_voice
-from rvclora.synth.onnx_voice import OnnxVoiceError
-from rvclora.synth.pitch_options import resolve_f0_method
 from rvclora.library.voice_library import (
+    AdapterSlot,
     AlreadyInLibraryError,
     VoiceDefaults,
+    VoiceEntry,
     VoiceLibrary,
     VoiceLibraryError,
     read_voice_json,
+    write_voice_json,
 )
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
+from rvclora.lora import AdapterError, AdapterWarning
+from rvclora.synth.index import build_index
+from rvclora.synth.onnx_backend import OnnxSynthesizer
+from rvclora.synth.onnx_voice import OnnxVoiceError
+from rvclora.synth.pitch_options import resolve_f0_method
+from rvclora.synth.voice_adapters import load_checked_adapters, parse_adapter_spec
+from rvclora.synth.voice_file import VoiceFileError, load_voice
+from tests.rvc_fixtures import make_adapter_file, make_foreign_adapter_file, make_voice_file
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +119,6 @@ def test_adapter_spec_with_bad_weight():
 
 
 def test_a_trained_voice_folder_is_a_library_voice_on_its_base(library, files):
-    from rvclora.library.voice_library import AdapterSlot, VoiceEntry, write_voice_json
 
     folder = library.root / "alice"
     folder.mkdir(parents=True)
@@ -160,7 +166,6 @@ def test_a_file_already_in_the_library_is_not_copied_again(library, files, tmp_p
 
 
 def test_an_adapter_is_checked_against_the_base_of_an_adapter_voice(library, files):
-    from rvclora.library.voice_library import AdapterSlot, VoiceEntry, write_voice_json
 
     folder = library.root / "trained"
     folder.mkdir(parents=True)
@@ -199,10 +204,8 @@ def test_an_adapter_made_elsewhere_attaches_only_with_force(library, files):
 
 
 def test_an_adapter_with_wrong_shapes_is_refused_even_with_force(library, files, tmp_path):
-    from safetensors import safe_open
-
     with safe_open(str(files["adapter"]), framework="pt") as f:
-        key = next(k for k in f.keys() if k.endswith(".lora_A"))
+        key = next(k for k in f.keys() if k.endswith(".lora_A"))  # noqa: SIM118 — safe_open is not a dict
         a = f.get_tensor(key)
     bad = make_foreign_adapter_file(files["adapter"], tmp_path / "bad.safetensors", **{key: a[:, :-1].contiguous()})
     library.create(files["voice"])
@@ -213,9 +216,6 @@ def test_an_adapter_with_wrong_shapes_is_refused_even_with_force(library, files,
 @pytest.fixture(scope="module")
 def exports(files, tmp_path_factory):
     """The voice exported for the live engine (--streaming) and without it (each export is its own process)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from rvclora.export.onnx_export import export_onnx
 
     d = tmp_path_factory.mktemp("onnx")
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -235,7 +235,6 @@ def test_an_onnx_voice_must_be_a_streaming_export(library, files, exports):
     entry = library.create(exports["live"])
     assert entry.model_path.read_bytes() == exports["live"].read_bytes()
     # the engine's ONNX backend runs what the library accepted
-    from rvclora.synth.onnx_backend import OnnxSynthesizer
 
     assert OnnxSynthesizer(entry.model_path, device="cpu").streaming
     with pytest.raises(VoiceLibraryError, match="ONNX export, which cannot take adapters.*rvclora-export"):

@@ -17,8 +17,8 @@ from rvclora.library.home import Home
 from rvclora.library.voice_import import import_source
 from rvclora.library.voice_library import VoiceLibrary
 from rvclora.library.voice_links import DownloadCancelled, LinkError, LinkPolicy
-from rvclora.tests.rvc_fixtures import make_voice_file
-from rvclora.tests.test_assets import REPO_ID, FakeHub, make_handler
+from tests.rvc_fixtures import make_voice_file
+from tests.test_assets import REPO_ID, FakeHub, make_handler
 
 LOCAL = LinkPolicy(loopback_for_tests=True)
 

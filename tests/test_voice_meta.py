@@ -11,19 +11,20 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import save_file
+
 from rvclora.cli.main import main
 from rvclora.errors import MissingAssetError
-from rvclora.synth.content_encoder import load_content_encoder
-from rvclora.errors import MissingAssetError
+from rvclora.library.embedders import content_encoder_path
 from rvclora.library.home import Home
+from rvclora.library.voice_library import VoiceLibrary
+from rvclora.realtime.block_converter import load_rvc_source
+from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.hubert import Hubert
 from rvclora.synth.voice_file import VoiceFileError, load_voice, voice_checkpoint
-from rvclora.library.voice_library import VoiceLibrary
-from rvclora.library.embedders import content_encoder_path
 from rvclora.synth.voice_meta import KNOWN_EMBEDDERS
-from rvclora.tests.hubert_fixtures import TINY_CONV, tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_synthesizer
-from safetensors.torch import save_file
+from tests.hubert_fixtures import TINY_CONV, tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_synthesizer
 
 # native parameter name -> transformers HubertModel name (the Hugging Face folder Applio ships)
 _TO_HF = (
@@ -154,8 +155,6 @@ def _short_speech(path: Path, speech) -> Path:
 
 
 def test_convert_and_live_use_the_encoder_the_voice_names(tmp_path, home, speech, capsys):
-    from rvclora.realtime.block_converter import load_rvc_source
-
     spin = write_hf_encoder(home.assets / "embedders" / "spin", seed=7)
     write_hubert_file(home.hubert, tiny_hubert_config("v2"), seed=3)  # the ContentVec default, different weights
     voice = applio_voice(tmp_path / "SpinVoice.pth", embedder="spin")

@@ -14,12 +14,13 @@ import pytest
 import torch
 
 from rvclora.realtime import block_converter, voice_pool
-from rvclora.realtime.engine import Engine
+from rvclora.realtime.engine import BlockProcessor, Engine
 from rvclora.realtime.settings import EngineSettings
 from rvclora.realtime.voice_pool import PoolConfig, VoicePool, VoiceSpec, VoiceSwitcher
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
+from rvclora.synth import content_encoder
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_adapter_file, make_voice_file
 
 SETTINGS = EngineSettings(f0_method="pm", context_ms=300, noise_scale=0.0, block_ms=80)
 
@@ -65,8 +66,6 @@ def counted_loads(monkeypatch):
     """Counts reads of synthesizer and content-encoder files, whoever asks for them."""
     counts = {"synth": 0, "encoder": 0}
     real_synth, real_enc = block_converter._load_torch_synth, None
-    from rvclora.synth import content_encoder
-
     real_enc = content_encoder.load_content_encoder
 
     def synth(*a, **k):
@@ -78,7 +77,9 @@ def counted_loads(monkeypatch):
         return real_enc(*a, **k)
 
     monkeypatch.setattr(block_converter, "_load_torch_synth", synth)
-    monkeypatch.setattr(content_encoder, "load_content_encoder", enc)
+    # every place the pool loads an encoder from: the count is what the pool shares
+    monkeypatch.setattr(voice_pool, "load_content_encoder", enc)
+    monkeypatch.setattr(block_converter, "load_content_encoder", enc)
     return counts
 
 
@@ -245,8 +246,6 @@ def test_failed_background_load_keeps_the_current_voice(files, tmp_path):
 
 def test_new_voice_takes_over_the_input_history(files):
     """A switched-in voice starts from the running window, pitch cache and SOLA tail, not from silence."""
-    from rvclora.realtime.engine import BlockProcessor
-
     pool = _pool(files)
     old = BlockProcessor(pool.source(_spec(files, "base")), SETTINGS)
     rng = np.random.default_rng(0)

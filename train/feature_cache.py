@@ -27,7 +27,6 @@ import torch
 from ..synth.file_hash import sha256_file
 from ..synth.output_file import replaced_atomically
 from ..synth.pitch import f0_to_coarse
-
 from .mel import SpecConfig, linear_spectrogram
 from .preprocess import FileRejected, Segment, Skipped
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import TrainingError
+from ..synth.audio_io import resample
 from ..synth.constants import SR_16K
 from ..synth.synthesizer import slice_segments
 from .config import TrainConfig
@@ -157,8 +158,6 @@ def evaluate(setup: GeneratorSetup, val: SegmentData, spec: SpecConfig, device: 
 
 def quality_metrics(setup: GeneratorSetup, val: SegmentData, spec: SpecConfig, device: torch.device, pitch=None) -> dict[str, Any]:
     """MCD, F0 correlation and spectral convergence over the validation segments."""
-    from ..synth.audio_io import resample
-
     g = setup.model
     was_training = g.training
     g.eval()
@@ -193,9 +192,9 @@ class Logger:
             self.jsonl.write_text("".join(ln + "\n" for ln in kept))
         elif self.jsonl.exists():
             self.jsonl.unlink()
-        self._file = open(self.jsonl, "a")
+        self._file = open(self.jsonl, "a")  # noqa: SIM115 — held for the whole run; close() closes it
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 — tensorboard is optional at run time: training goes on without it
 
             self.tb = SummaryWriter(str(folder / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
         except Exception:  # noqa: BLE001 - tensorboard missing or broken: keep training

@@ -20,7 +20,6 @@ from scipy import signal
 from ..errors import TrainingError
 from ..synth.audio_io import AudioError, read_audio, resample, to_mono
 from ..synth.constants import SR_16K
-
 from .config import PreprocessConfig
 from .slicer import segment, slice_on_silence
 

@@ -8,14 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..errors import MissingAssetError, OutputExistsError, UsageError
-from ..synth.device import resolve_device
-from ..library.home import Home
-from ..synth.output_file import check_output_path, staged_output
-from ..synth.pitch_options import F0_METHODS, resolve_f0_method
 from ..library.embedders import content_encoder_path
-
+from ..library.home import Home
+from ..library.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
+from ..lora import extract_adapter, save_adapter
+from ..synth.content_encoder import load_content_encoder
+from ..synth.device import resolve_device
+from ..synth.file_hash import sha256_file
+from ..synth.index import build_index
+from ..synth.output_file import check_output_path, staged_output
+from ..synth.pitch import make_pitch_estimator
+from ..synth.pitch_options import F0_METHODS, resolve_f0_method
+from ..synth.voice_file import save_voice
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
 from .discriminators import MultiPeriodDiscriminator, load_discriminator
@@ -26,8 +33,6 @@ from .mel import SpecConfig
 from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
 from .run_lock import training_lock
-from ..synth.file_hash import sha256_file
-from ..library.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 
 CREATED_BY = "rvclora-train"
 VOICE_JSON = "voice.json"
@@ -72,8 +77,6 @@ class TrainOptions:
 def _bar(enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
-
     return lambda **kw: tqdm(**{"unit": "step", "dynamic_ncols": True, "leave": False, **kw})
 
 
@@ -167,9 +170,6 @@ def _train_voice(o: TrainOptions, say) -> TrainReport:
     files = find_audio_files(o.data, exclude=work)  # not empty: check_options made sure
 
     def extractor():
-        from ..synth.content_encoder import load_content_encoder
-        from ..synth.pitch import make_pitch_estimator
-
         enc = load_content_encoder(hubert, version=v.version, device=device)
         pitch = make_pitch_estimator(method, rmvpe_path=rmvpe, device=device) if v.f0 else None
         return FeatureExtractor(enc, pitch, spec, device=device)
@@ -196,8 +196,6 @@ def _train_voice(o: TrainOptions, say) -> TrainReport:
     # ---- outputs
     pitch = None
     if v.f0 and method != "none":
-        from ..synth.pitch import make_pitch_estimator
-
         pitch = make_pitch_estimator(method, rmvpe_path=rmvpe, device=device)
     metrics = quality_metrics(setup, val_data, spec, device, pitch)
     written = _write_model(o, setup)
@@ -220,13 +218,9 @@ def _write_model(o: TrainOptions, setup: GeneratorSetup) -> Path:
     # overwrite: the output was checked (or owned by this run) before training started
     with staged_output(o.out, overwrite=True) as tmp:
         if o.train.full:
-            from ..synth.voice_file import save_voice
-
             v = setup.voice
             save_voice(tmp, setup.model, config=v.config, version=v.version, f0=v.f0, info=f"{CREATED_BY} full fine-tune")
         else:
-            from ..lora import extract_adapter, save_adapter
-
             adapter = extract_adapter(setup.model, setup.lora, base=setup.base, targets=o.train.targets, extras=o.train.unfreeze, created_by=CREATED_BY)
             save_adapter(tmp, adapter)
     return o.out
@@ -234,8 +228,6 @@ def _write_model(o: TrainOptions, setup: GeneratorSetup) -> Path:
 
 def _write_index(o: TrainOptions, items) -> Path:
     """RVC's feature index of the training content features (50 fps, as RVC indexes them)."""
-    from ..synth.index import build_index
-
     feats = np.concatenate([load_item(it)["phone"][::2] for it in items])  # undo the x2 repeat
     with staged_output(o.index_path, overwrite=True) as tmp:  # checked before training started
         build_index(feats, tmp)

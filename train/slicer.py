@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..synth.levels import amplitude_db, framed_rms
-
 from .config import PreprocessConfig
 
 
