@@ -13,6 +13,7 @@ import torch
 from rvclora.gui.main import build_parser, main
 from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.index import build_index
+from rvclora.synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 from tests.cli_help import commands, undocumented
 from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
 from tests.rvc_fixtures import make_adapter_file, make_voice_file
@@ -193,8 +194,6 @@ def test_assets_download_offline_is_one_line(monkeypatch, capsys):
 
 
 def test_convert_with_an_adapter_and_its_voice_json(models, speech_file, tmp_path):
-    from rvclora.synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
-
     trained = tmp_path / "alice"
     trained.mkdir()
     adapter = make_adapter_file(models["voice"], trained / "alice.safetensors", seed=4)
