@@ -23,9 +23,9 @@ class Command:
 _VOICE_PARENTS = ("adapters", "compute", "assets")
 
 COMMANDS: dict[str, Command] = {
-    "convert": Command("rvclora.synth.cli", "add_convert", "convert a recording with a voice model (offline)", _VOICE_PARENTS),
-    "info": Command("rvclora.synth.cli", "add_info", "describe a voice model or adapter as JSON"),
-    "assets": Command("rvclora.synth.cli", "add_assets", "download or check the shared model files"),
+    "convert": Command("rvclora.cli.offline", "add_convert", "convert a recording with a voice model (offline)", _VOICE_PARENTS),
+    "info": Command("rvclora.cli.offline", "add_info", "describe a voice model or adapter as JSON"),
+    "assets": Command("rvclora.cli.offline", "add_assets", "download or check the shared model files"),
     "voices": Command("rvclora.library.voices_cli", "add_arguments",
                       "list, import, rename, remove and show your voices (the panel's library)"),
     "run": Command("rvclora.realtime.cli", "add_run", "convert your microphone live (or a file through the live engine)",

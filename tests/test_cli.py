@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 from rvclora.cli.main import build_parser, main
+from rvclora.library.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.index import build_index
 from tests.cli_help import commands, undocumented
@@ -193,8 +194,6 @@ def test_assets_download_offline_is_one_line(monkeypatch, capsys):
 
 
 def test_convert_with_an_adapter_and_its_voice_json(models, speech_file, tmp_path):
-    from rvclora.library.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
-
     trained = tmp_path / "alice"
     trained.mkdir()
     adapter = make_adapter_file(models["voice"], trained / "alice.safetensors", seed=4)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..library.home import Home
-from .constants import NOISE_SCALE
-from .file_hash import sha256_file
-from .limiter import check_ceiling_option, limiter_note
-from .pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, known_f0_method, resolve_f0_method
+from ..synth.constants import NOISE_SCALE
+from ..synth.file_hash import sha256_file
+from ..synth.limiter import check_ceiling_option, limiter_note
+from ..synth.pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, known_f0_method, resolve_f0_method
 
 OUTPUT_RATES = (8000, 192000)  # --sr: what every output format and resampler here handles
 
@@ -135,7 +135,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..library.embedders import content_encoder_path
-    from .audio_io import (
+    from ..synth.audio_io import (
         check_audio_output,
         check_input_length,
         finish_audio,
@@ -143,14 +143,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
         resample,
         write_audio,
     )
-    from .constants import SR_16K
-    from .content_encoder import load_content_encoder
-    from .device import resolve_device, resolve_dtype
-    from .index import FeatureIndex
-    from .pipeline import ConvertSettings, VoiceConverter
-    from .pitch import make_pitch_estimator
-    from .voice_adapters import load_checked_adapters, parse_adapter_spec
-    from .voice_file import load_voice
+    from ..synth.constants import SR_16K
+    from ..synth.content_encoder import load_content_encoder
+    from ..synth.device import resolve_device, resolve_dtype
+    from ..synth.index import FeatureIndex
+    from ..synth.pipeline import ConvertSettings, VoiceConverter
+    from ..synth.pitch import make_pitch_estimator
+    from ..synth.voice_adapters import load_checked_adapters, parse_adapter_spec
+    from ..synth.voice_file import load_voice
 
     check_audio_output(args.output, overwrite=args.overwrite)  # before minutes of work, not after
     check_input_length(args.input)  # before decoding it whole
@@ -229,7 +229,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.model.suffix.lower() == ".safetensors":
         print(json.dumps(_adapter_info(args.model), indent=2))
         return 0
-    from .voice_file import inspect_voice
+    from ..synth.voice_file import inspect_voice
 
     voice = inspect_voice(args.model)  # checks the file against its config; builds no model
     info = {
