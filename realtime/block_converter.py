@@ -21,11 +21,18 @@ import numpy as np
 import torch
 
 from ..synth.pitch_options import resolve_f0_method
+from .denoise_models import check_available
 from .rvc_converter import BlockShape, RVCBlockConverter, f0_tail_length
 from .settings import EngineSettings
 from .voice_source import BlockConverter, VoiceSource
 
 # --------------------------------------------------------------------------- RVC models
+
+
+def check_denoise(settings: EngineSettings) -> None:
+    """Refuse to turn on a denoiser whose package is missing (one-line ValueError)."""
+    if settings.denoise_input or settings.denoise_output:
+        check_available()
 
 
 @dataclass
@@ -64,6 +71,7 @@ class RVCSource:
             raise ValueError("formant shift needs the torch backend (ONNX exports have no return_length2 input)")
         if settings.speaker >= self.n_speakers:
             raise ValueError(f"speaker {settings.speaker}: this voice has speakers 0–{self.n_speakers - 1}")
+        check_denoise(settings)
 
     def resolve_f0_method(self, method: str) -> str:
         return resolve_f0_method(method, self.rmvpe_path)
@@ -230,7 +238,7 @@ class BuiltinSource:
         return DSPBlockConverter(self.voice_name, self.sr, settings)
 
     def check_settings(self, settings: EngineSettings) -> None:
-        pass
+        check_denoise(settings)
 
     def prepare(self, settings: EngineSettings) -> None:
         pass  # nothing to load
