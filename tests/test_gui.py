@@ -436,10 +436,14 @@ def test_remembers_voice_devices_and_settings(qtbot, home):
     select(window, "builtin", "giant")
     window.pitch.slider.setValue(window.pitch.spec.position(2))
     window.crossfade.slider.setValue(window.crossfade.spec.position(20))
+    window.denoise.slider.setValue(window.denoise.spec.position(0.8))
+    window.autotune.slider.setValue(window.autotune.spec.position(0.5))
+    assert window.settings.denoise_input and window.settings.denoise_strength == 0.8 and window.settings.autotune == 0.5
     window.close()
 
     state = SettingsStore(home.settings_file).load()
     assert state.voice == "builtin:giant" and state.tweak("giant").pitch == 2 and state.engine.crossfade_ms == 20
+    assert state.engine.denoise_input and state.engine.denoise_strength == 0.8 and state.engine.autotune == 0.5
     # Other parts of rvclora may keep their own keys in settings.json: they survive.
     data = json.loads(home.settings_file.read_text())
     data["other"] = {"keep": True}
@@ -449,6 +453,9 @@ def test_remembers_voice_devices_and_settings(qtbot, home):
     again = open_window(qtbot, home)
     assert again.voice == VoiceChoice("builtin", "giant") and again.pitch.value() == 2
     assert again.settings.crossfade_ms == 20 and again.crossfade.value() == 20
+    assert again.denoise.value() == 0.8 and again.autotune.value() == 0.5
+    again.denoise.slider.setValue(0)  # leftmost: off
+    assert not again.settings.denoise_input
     assert again.devices.choice().input == "Some USB mic"  # kept even while unplugged
     assert "not found" in again.devices.input.currentText()
     again.close()
