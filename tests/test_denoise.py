@@ -54,7 +54,6 @@ def test_output_is_the_input_delayed_by_the_reported_delay(speech, sr):
     den = StreamDenoiser(sr, 60 * sr // 1000)
     y = _stream(den, x)
     assert _lag(y, x, sr // 5) == den.delay
-    assert den.underruns == 0
 
 
 def test_clicks_and_fan_are_removed_not_turned_into_sound(speech):
