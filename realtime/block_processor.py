@@ -35,12 +35,11 @@ def warmup_variants(source: VoiceSource, settings: EngineSettings) -> list[Engin
     """`settings` plus each switchable path live changes can take without a rebuild."""
     variants = [settings]
     for change in (dict(threshold_db=-20.0), dict(threshold_db=-60.0), dict(rms_mix_rate=0.5),
-                   dict(index_rate=0.5), dict(formant=1.0), dict(passthrough=False, pitch=2.0),
-                   dict(denoise_input=True, denoise_output=True)):
+                   dict(index_rate=0.5), dict(formant=1.0), dict(passthrough=False, pitch=2.0)):
         try:
             v = settings.replace(**change)
             source.check_settings(v)
-        except ValueError:  # a path this voice cannot take (formant on ONNX, no denoiser installed): nothing to warm
+        except ValueError:  # a path this voice cannot take (e.g. formant on ONNX): nothing to warm
             continue
         variants.append(v)
     return variants
@@ -57,7 +56,9 @@ class BlockProcessor:
         self.source = source
         self.naive = naive
         self.nonfinite = 0
-        self._models: dict[str, object] = {}  # the denoisers' models: loaded once, kept across rebuilds
+        # The denoisers' models, loaded when first turned on (a one-time pause of about a second if that
+        # happens live) and kept across rebuilds and voice switches.
+        self._models: dict[str, object] = {}
         self.configure(settings)
 
     def configure(self, settings: EngineSettings) -> None:
@@ -112,6 +113,12 @@ class BlockProcessor:
             if old._sola.config == self._sola.config:
                 self._sola = old._sola
         self.converter.continue_from(old.converter)
+        # One denoiser per side for the whole session: take over the old chain's (model state, history).
+        self._models = {**self._models, **old._models}
+        for where, den in old._denoisers.items():
+            mine = self._denoisers.get(where)
+            if mine is not None and (den.sr, den.block) == (mine.sr, mine.block):
+                self._denoisers[where] = den
 
     @property
     def extra_latency_s(self) -> float:

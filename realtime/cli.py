@@ -89,6 +89,9 @@ def _add_settings_options(p: argparse.ArgumentParser) -> None:
 
 
 def _settings_from(args: argparse.Namespace) -> EngineSettings:
+    if args.auto_pitch and not _voice_f0(args):
+        raise ValueError("--auto-pitch needs the voice's typical pitch: retrain the voice (rvclora-train stores it "
+                         "in voice.json) or pass --voice-f0 HZ")
     return EngineSettings(
         block_ms=args.block_ms, crossfade_ms=args.crossfade_ms, search_ms=args.search_ms, context_ms=args.context_ms,
         buffer_ms=args.buffer_ms, pitch=args.pitch, formant=args.formant, index_rate=args.index_rate,

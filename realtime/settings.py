@@ -55,7 +55,7 @@ class EngineSettings:
     protect: float = 0.33  # voiceless frames keep this share of index-blended timbre (RVC's protect); 0.5 = off
     autotune: float = 0.0  # 0–1: how far f0 is pulled onto the nearest semitone
     auto_pitch: bool = False  # shift the user's median f0 towards the voice's typical f0 (on top of `pitch`)
-    voice_f0: float = 0.0  # the voice's typical f0 in Hz (voice.json's typical_f0); 0 = unknown
+    voice_f0: float = 0.0  # the voice's typical f0 in Hz (voice.json's typical_f0); 0 = unknown: auto_pitch waits
     # Neural noise suppression (optional extra `denoise`): before conversion and/or on the converted voice.
     denoise_input: bool = False
     denoise_output: bool = False
@@ -84,9 +84,6 @@ class EngineSettings:
         _check_range("protect", self.protect, 0.0, 0.5)
         _check_range("autotune", self.autotune, 0.0, 1.0)
         _check_range("voice_f0", self.voice_f0, 0.0, 1100.0)
-        if self.auto_pitch is True and not self.voice_f0:
-            raise SettingsError("auto_pitch needs the voice's typical f0 (voice_f0, in Hz): "
-                                "retrain the voice to store it in voice.json, or give it by hand")
         _check_range("denoise_strength", self.denoise_strength, 0.0, 1.0)
         if self.f0_method not in F0_METHODS:
             raise SettingsError(f"f0_method {self.f0_method!r}: choose one of {', '.join(F0_METHODS)}")

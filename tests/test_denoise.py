@@ -107,3 +107,16 @@ def test_block_processor_counts_the_denoisers_delay(speech):
     assert abs(_lag(y, x, proc.output_sr // 4) - extra) <= 2
     proc.update(off)
     assert proc.algorithmic_latency_ms == pytest.approx(base)
+
+
+def test_a_voice_switch_keeps_the_same_denoiser():
+    """A live voice switch builds a new chain: it takes over the running denoisers (no second model, no reload)."""
+    settings = EngineSettings(block_ms=60, denoise_input=True, denoise_output=True)
+    old = BlockProcessor(BuiltinSource("passthrough"), settings)
+    new = BlockProcessor(BuiltinSource("deep"), settings)
+    new.continue_from(old)
+    assert new._denoisers["input"] is old._denoisers["input"]
+    assert new._denoisers["output"] is old._denoisers["output"]
+    new.update(settings.replace(denoise_input=False))
+    new.update(settings)
+    assert new._denoisers["input"].model is old._denoisers["input"].model  # turned back on: the kept model

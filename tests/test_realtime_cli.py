@@ -163,5 +163,5 @@ def test_run_denoises_a_file_and_keeps_it_in_time(voice):
 
 
 def test_auto_pitch_without_the_voices_pitch_says_what_to_do(voice):
-    with pytest.raises(ValueError, match="voice_f0"):
+    with pytest.raises(ValueError, match="--voice-f0"):
         run("run", "--builtin", "deep", "--auto-pitch", "--duration", "0.1")
