@@ -132,7 +132,8 @@ def wait_state(qtbot, window, state: str, timeout: int = 15000) -> None:
 
 
 def test_pick_voice_and_slider_changes_engine_setting(qtbot, home, voice_files, fake_sources):
-    VoiceLibrary(home).create(voice_files.voice, defaults=VoiceDefaults(pitch=12, index_rate=0.0, f0_method="pm"))
+    VoiceLibrary(home).create(voice_files.voice, defaults=VoiceDefaults(pitch=12, index_rate=0.0, f0_method="pm",
+                                                                        typical_f0=210.0))
     window = open_window(qtbot, home)
     names = [c.name for c in window.voice_list.choices()]
     assert "deep" in names and "Alto" in names  # built-ins and the library together
@@ -140,6 +141,7 @@ def test_pick_voice_and_slider_changes_engine_setting(qtbot, home, voice_files, 
     select(window, "library", "Alto")
     assert window.pitch.value() == 12 and window.settings.pitch == 12  # the voice's saved defaults
     assert window.f0_method.currentData() == "pm"
+    assert window.settings.voice_f0 == 210.0  # the voice's typical pitch, for automatic pitch
     window.start_engine()
     wait_state(qtbot, window, "running")
     engine = window.link.engine
