@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .denoise import StreamDenoiser
-from .denoise_models import make_frame_denoiser
+from .denoise_models import FrameDenoiser, make_frame_denoiser
 from .gate import NoiseGate
 from .loudness import rms_mix
 from .settings import EngineSettings
@@ -58,7 +58,7 @@ class BlockProcessor:
         self.nonfinite = 0
         # The denoisers' models, loaded when first turned on (a one-time pause of about a second if that
         # happens live) and kept across rebuilds and voice switches.
-        self._models: dict[str, object] = {}
+        self._models: dict[str, FrameDenoiser] = {}
         self.configure(settings)
 
     def configure(self, settings: EngineSettings) -> None:
@@ -92,7 +92,7 @@ class BlockProcessor:
             if where not in self._denoisers:
                 if where not in self._models:
                     self._models[where] = make_frame_denoiser()
-                self._denoisers[where] = StreamDenoiser(sr, block, self._models[where])  # type: ignore[arg-type]
+                self._denoisers[where] = StreamDenoiser(sr, block, self._models[where])
             self._denoisers[where].set_strength(settings.denoise_strength)
 
     def update(self, settings: EngineSettings) -> None:
