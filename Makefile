@@ -31,11 +31,11 @@ setup: $(VENV)/.ready-run
 setup-test: $(VENV)/.ready-test
 
 $(VENV)/.ready-run: pyproject.toml Makefile scripts/setup.sh
-	bash scripts/setup.sh "$(PYTHON)" "$(VENV)" "$(TORCH_VERSION)" ".[onnx,gui]" "" $(APT_RUN)
+	bash scripts/setup.sh "$(PYTHON)" "$(VENV)" "$(TORCH_VERSION)" ".[onnx,gui,denoise]" "" $(APT_RUN)
 	touch $@
 
 $(VENV)/.ready-test: pyproject.toml Makefile scripts/setup.sh
-	bash scripts/setup.sh "$(PYTHON)" "$(VENV)" "$(TORCH_VERSION)" ".[onnx,gui,test]" "$(RVC_REFERENCE)" $(APT_TEST)
+	bash scripts/setup.sh "$(PYTHON)" "$(VENV)" "$(TORCH_VERSION)" ".[onnx,gui,denoise,test]" "$(RVC_REFERENCE)" $(APT_TEST)
 	touch $@ $(VENV)/.ready-run
 
 clean:

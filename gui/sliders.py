@@ -71,6 +71,20 @@ NOISE_GATE = SliderSpec(
     "voice. Leftmost is off. Raise it until the output stays silent while you don't speak.",
     off_at_minimum=True,
 )
+# Off at the left; otherwise the strength of the neural denoiser on the microphone (engine's denoise_input).
+DENOISE = SliderSpec(
+    "denoise", "Noise removal", 0, 1, 0.05, _percent,
+    "Removes background noise (fans, keyboard, traffic) from your microphone before conversion, "
+    "instead of only muting it. Adds about 30 ms of delay and some CPU. Leftmost is off; 100 % removes "
+    "all it can, lower values leave a little room sound. Needs the optional denoise package.",
+    off_at_minimum=True,
+)
+AUTOTUNE = SliderSpec(
+    "autotune", "Autotune", 0, 1, 0.05, _percent,
+    "Pulls your pitch onto the nearest musical note: 100 % snaps it exactly (the robotic effect), "
+    "lower values only nudge it. Leftmost is off.",
+    off_at_minimum=True,
+)
 # The engine's rms_mix_rate is 1 = the model's own loudness, 0 = follow the input; users think
 # the other way round ("follow how loud I speak"), so the slider shows 1 - rms_mix_rate.
 LOUDNESS = SliderSpec(

@@ -80,6 +80,7 @@ class VoiceActions:
         if self.entry is None:
             tweak = self.state.tweak(self.voice.name)
             pitch, formant, index_rate, f0 = tweak.pitch, tweak.formant, 0.0, self.settings.f0_method
+            voice_f0 = 0.0
             try:
                 preset_pitch, preset_formant = engine_link.builtin_preset(self.voice.name)
                 self.voice_note.setText(
@@ -92,6 +93,7 @@ class VoiceActions:
         else:
             d = self.entry.defaults
             pitch, formant, index_rate, f0 = d.pitch, d.formant, d.index_rate, d.f0_method
+            voice_f0 = float(d.typical_f0)  # for automatic pitch
             has_index = self.entry.index is not None
             note = "Settings here are saved with the voice." + (
                 "" if has_index else " Voice detail needs an .index file: drop one on the window to add it."
@@ -116,7 +118,8 @@ class VoiceActions:
         blocked = self.f0_method.blockSignals(True)
         self.f0_method.setCurrentIndex(max(0, self.f0_method.findData(f0)))
         self.f0_method.blockSignals(blocked)
-        self._set_setting(pitch=float(pitch), formant=float(formant), index_rate=float(index_rate), f0_method=f0, save=False)
+        self._set_setting(pitch=float(pitch), formant=float(formant), index_rate=float(index_rate), f0_method=f0,
+                          voice_f0=voice_f0, save=False)
 
     def _voice_setting(self, name: str, value: object) -> None:
         """A per-voice setting moved: apply it live and remember it with the voice."""

@@ -60,6 +60,7 @@ class VoiceDefaults:
     f0_method: str = "auto"  # rmvpe when rmvpe.pt is present, else pm (resolved when the voice runs)
     index_rate: float = 0.0
     protect: float = 0.33
+    typical_f0: float = 0.0  # median f0 (Hz) of the voice's training audio, for automatic pitch; 0 = unknown
 
 
 @dataclass(frozen=True)

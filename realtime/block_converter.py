@@ -33,11 +33,18 @@ from ..synth.pitch_options import resolve_f0_method
 from ..synth.voice_adapters import check_adapter_on
 from ..synth.voice_file import load_voice
 from .builtin_voices import make_builtin_voice
+from .denoise_models import check_available
 from .rvc_converter import BlockShape, RVCBlockConverter, f0_tail_length
 from .settings import EngineSettings
 from .voice_source import BlockConverter, VoiceSource
 
 # --------------------------------------------------------------------------- RVC models
+
+
+def check_denoise(settings: EngineSettings) -> None:
+    """Refuse to turn on a denoiser whose package is missing (one-line ValueError)."""
+    if settings.denoise_input or settings.denoise_output:
+        check_available()
 
 
 @dataclass
@@ -76,6 +83,7 @@ class RVCSource:
             raise UsageError("formant shift needs the torch backend (ONNX exports have no return_length2 input)")
         if settings.speaker >= self.n_speakers:
             raise UsageError(f"speaker {settings.speaker}: this voice has speakers 0–{self.n_speakers - 1}")
+        check_denoise(settings)
 
     def resolve_f0_method(self, method: str) -> str:
         return resolve_f0_method(method, self.rmvpe_path)
@@ -222,7 +230,7 @@ class BuiltinSource:
         return DSPBlockConverter(self.voice_name, self.sr, settings)
 
     def check_settings(self, settings: EngineSettings) -> None:
-        pass
+        check_denoise(settings)
 
     def prepare(self, settings: EngineSettings) -> None:
         pass  # nothing to load

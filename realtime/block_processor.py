@@ -1,4 +1,4 @@
-"""The per-block chain: gate → input gain → convert → SOLA → loudness → output gain → finite check.
+"""The per-block chain: input gain → denoise → gate → convert → SOLA → loudness → denoise → output gain → finite check.
 
 No threads, no devices: the engine's worker and the benchmark both drive it.
 `warm_up` runs every path the settings can switch to (gate closed and open, formant,
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .denoise import StreamDenoiser
+from .denoise_models import FrameDenoiser, make_frame_denoiser
 from .gate import NoiseGate
 from .loudness import rms_mix
 from .settings import EngineSettings
@@ -46,6 +48,9 @@ class BlockProcessor:
         self.source = source
         self.naive = naive
         self.nonfinite = 0
+        # The denoisers' models, loaded when first turned on (a one-time pause of about a second if that
+        # happens live) and kept across rebuilds and voice switches.
+        self._models: dict[str, FrameDenoiser] = {}
         self.configure(settings)
 
     def configure(self, settings: EngineSettings) -> None:
@@ -66,6 +71,21 @@ class BlockProcessor:
         self._out = np.zeros(self.block_out, dtype=np.float32)
         # Always present: it keeps its 30 ms of history even while off, so turning it on live has context.
         self._gate = NoiseGate(settings.threshold_db, c.input_sr // 100)
+        self._denoisers: dict[str, StreamDenoiser] = {}
+        self._use_denoisers(settings)
+
+    def _use_denoisers(self, settings: EngineSettings) -> None:
+        """Build the denoisers `settings` turn on (model loads once; its queues restart when turned on)."""
+        for where, on, sr, block in (("input", settings.denoise_input, self.input_sr, self.block_in),
+                                     ("output", settings.denoise_output, self.output_sr, self.block_out)):
+            if not on:
+                self._denoisers.pop(where, None)
+                continue
+            if where not in self._denoisers:
+                if where not in self._models:
+                    self._models[where] = make_frame_denoiser()
+                self._denoisers[where] = StreamDenoiser(sr, block, self._models[where])
+            self._denoisers[where].set_strength(settings.denoise_strength)
 
     def update(self, settings: EngineSettings) -> None:
         """Take new settings; rebuilds only when the block shape changes."""
@@ -74,6 +94,7 @@ class BlockProcessor:
         else:
             self.settings = settings
             self._gate.threshold_db = float(settings.threshold_db)
+            self._use_denoisers(settings)
 
     def continue_from(self, old: BlockProcessor) -> None:
         """Take over a previous voice's stream state where the rates match (a live voice switch):
@@ -84,18 +105,31 @@ class BlockProcessor:
                 and old._sola.config == self._sola.config):
             self._sola = old._sola
         self.converter.continue_from(old.converter)
+        # One denoiser per side for the whole session: take over the old chain's (model state, history).
+        self._models = {**self._models, **old._models}
+        for where, den in old._denoisers.items():
+            mine = self._denoisers.get(where)
+            if mine is not None and (den.sr, den.block) == (mine.sr, mine.block):
+                self._denoisers[where] = den
+
+    @property
+    def extra_latency_s(self) -> float:
+        """Delay beyond block, crossfade and search: the converter's look-ahead and the denoisers'."""
+        return self.converter.latency_s + sum(d.delay_s for d in self._denoisers.values())
 
     @property
     def algorithmic_latency_ms(self) -> float:
         s = self.settings
         ms = s.block_ms + (s.crossfade_ms + s.search_ms if self.converter.uses_sola else 0)
-        return ms + 1000.0 * self.converter.latency_s
+        return ms + 1000.0 * self.extra_latency_s
 
     def reset(self) -> None:
         self.converter.reset()
         if self._sola is not None:
             self._sola.reset()
         self._history[:] = 0.0
+        for d in self._denoisers.values():
+            d.reset()
 
     def process(self, block: np.ndarray) -> np.ndarray:
         s = self.settings
@@ -105,6 +139,8 @@ class BlockProcessor:
             np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         if s.input_gain_db:
             x *= gain(s.input_gain_db)
+        if "input" in self._denoisers:
+            x[:] = self._denoisers["input"].process(x)
         self._gate.apply(x)
         n = len(x)
         h = self._history
@@ -117,6 +153,8 @@ class BlockProcessor:
             out = rms_mix(h[len(h) - span :], out, s.rms_mix_rate, self.output_sr // 100)
         if self._sola is not None:
             out = self._sola.process(out, self.block_out, out=self._out)
+        if "output" in self._denoisers:
+            out = self._denoisers["output"].process(np.asarray(out, dtype=np.float32)[: self.block_out])
         if s.output_gain_db:
             out = out * gain(s.output_gain_db)
         if not np.isfinite(out).all():

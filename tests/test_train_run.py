@@ -132,6 +132,7 @@ def test_training_lowers_validation_mel_loss(kit, tmp_path, capsys):
     assert voice.adapters == (AdapterSlot("alice.safetensors", 1.0, True),) and voice.model is None
     assert voice.defaults.f0_method == "pm" and voice.defaults.pitch == 0.0 and voice.index == "alice.index"
     assert voice.defaults.index_rate == 0.75 and voice.runnable_model == kit["base"].resolve()
+    assert 150 < voice.defaults.typical_f0 < 300  # the training speakers' median pitch, for automatic pitch
     assert (out.parent / "alice.index").stat().st_size > 0
     assert list((work / "tensorboard").glob("events.out.tfevents.*"))
     assert sorted(p.name for p in (work / "checkpoints").glob("*.pt")) == ["ckpt_00000016.pt", "ckpt_00000024.pt"]

@@ -200,7 +200,7 @@ def _train_voice(o: TrainOptions, say) -> TrainReport:
     metrics = quality_metrics(setup, val_data, spec, device, pitch)
     written = _write_model(o, setup)
     index = _write_index(o, train_items + val_items) if o.index else None
-    _write_voice_json(o, setup, method, index)
+    _write_voice_json(o, setup, method, index, training_f0(train_items + val_items))
     report = TrainReport(
         adapter=str(written), adapter_bytes=written.stat().st_size, index=str(index) if index else None,
         voice_json=str(o.voice_json), mode="full" if o.train.full else "lora",
@@ -234,7 +234,15 @@ def _write_index(o: TrainOptions, items) -> Path:
     return o.index_path
 
 
-def _write_voice_json(o: TrainOptions, setup: GeneratorSetup, method: str, index: Path | None) -> None:
+def training_f0(items) -> float:
+    """Median f0 (Hz) of the voiced training frames: the voice's typical pitch (0 without pitch)."""
+    f0 = [load_item(it).get("pitchf") for it in items]
+    voiced = np.concatenate([f[f > 0] for f in f0 if f is not None] or [np.zeros(0)])
+    return round(float(np.median(voiced)), 1) if len(voiced) else 0.0
+
+
+def _write_voice_json(o: TrainOptions, setup: GeneratorSetup, method: str, index: Path | None,
+                      typical_f0: float = 0.0) -> None:
     """The voice library's `voice.json` beside the output: per-voice defaults for `rvclora convert`,
     `rvclora run` and the panel; the folder can be copied into RVCLORA_HOME/voices as it is."""
     full = o.train.full
@@ -243,6 +251,7 @@ def _write_voice_json(o: TrainOptions, setup: GeneratorSetup, method: str, index
         f0_method=method if method != "none" else "auto",
         index_rate=0.75 if index else 0.0,  # RVC's default blend when there is an index
         protect=0.33,
+        typical_f0=typical_f0,
     )
     write_voice_json(VoiceEntry(
         name=o.out.stem,
