@@ -22,10 +22,10 @@ from rvclora.synth.audio_io import load_mono
 from rvclora.synth.index import FeatureIndex, build_index
 from rvclora.synth.pipeline import ConvertSettings, VoiceConverter
 from rvclora.synth.voice_file import load_voice
-from rvclora.tests.conftest import speech_path
-from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import make_voice_file
-from rvclora.tests.speech_pitch import speech_at
+from tests.conftest import speech_path
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_voice_file
+from tests.speech_pitch import speech_at
 
 FRAMES_PER_BLOCK = 6  # 60 ms blocks
 
