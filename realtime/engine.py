@@ -30,7 +30,7 @@ import numpy as np
 from .block_processor import BlockProcessor
 from .drift import DriftConfig
 from .engine_types import EVENT_KINDS, EngineEvent, EngineStats, LatencyMeasurement
-from .pipeline import FRESH_BLOCKS, Pipeline
+from .pipeline import FRESH_BLOCKS, BlockRecorder, Pipeline
 from .probe import LatencyProbe, measurement
 from .reconnect import DeviceWatch
 from .settings import EngineSettings
@@ -71,6 +71,7 @@ class Engine(DeviceWatch):
         self._warned_quiet = False
         self._lost: str | None = None
         self._last_measure: LatencyMeasurement | None = None
+        self.recorder: BlockRecorder | None = None  # a session recording, kept across restarts
 
     # -- public ----------------------------------------------------------------------------
 
@@ -101,6 +102,7 @@ class Engine(DeviceWatch):
             self.pipeline = Pipeline(proc, sr_in=opened.sr_in, sr_out=opened.sr_out, sr_mon=opened.sr_mon,
                                      drift=self.drift_config)
             self.pipeline.between_blocks = self._apply_commands
+            self.pipeline.recorder = self.recorder
             self._open = opened
             self._launch(threaded=True)
             opened.start()
@@ -123,6 +125,7 @@ class Engine(DeviceWatch):
             self.pipeline = Pipeline(proc, sr_in=sr_in, sr_out=sr_out or proc.output_sr, sr_mon=sr_mon,
                                      drift=self.drift_config, clock=clock)
             self.pipeline.between_blocks = self._apply_commands
+            self.pipeline.recorder = self.recorder
             self._launch(threaded=threaded)
             return self.pipeline
 
@@ -201,6 +204,12 @@ class Engine(DeviceWatch):
             self._commands.put(("voice", (source, proc)))
         else:
             self.source, self._proc = source, proc
+
+    def set_recorder(self, recorder: BlockRecorder | None) -> None:
+        """Record every block from the next one on (None: stop); the caller closes the old recorder."""
+        self.recorder = recorder
+        if self.pipeline is not None:
+            self.pipeline.recorder = recorder
 
     def measure_latency(self, timeout: float = 10.0) -> LatencyMeasurement:
         """Play probe bursts through the running engine's own path and time their return.
