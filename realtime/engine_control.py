@@ -111,7 +111,7 @@ class EngineControl:
         name = arg.strip()
         if not name:
             raise ValueError("preset: give a preset name")
-        preset = self.presets.get(name, self.voice or None)
+        preset = self.presets.find(name, self.voice or None)
         said = ""
         if preset.voice is not None and preset.voice != self.voice:
             said = self._do_voice(preset.voice).split(";")[0] + "; "

@@ -130,6 +130,20 @@ class PresetStore:
             raise PresetError(f"no preset named {name!r}; presets: {known}")
         return sorted(matches, key=lambda p: p.voice is None)[0]
 
+    def find(self, name: str, voice: str | None = None) -> Preset:
+        """Like `get`, but also another voice's preset when only one voice has one of that name
+        (a hotkey or `rvclora ctl preset` then brings that voice along)."""
+        try:
+            return self.get(name, voice)
+        except PresetError:
+            others = [p for p in self.all() if p.name == name]
+            if len(others) == 1:
+                return others[0]
+            if others:
+                voices = ", ".join(sorted(str(p.voice) for p in others))
+                raise PresetError(f"preset {name!r} belongs to several voices ({voices}); switch to one first") from None
+            raise
+
     def default_for(self, voice: str) -> Preset | None:
         name = (self._read().get("defaults") or {}).get(voice)
         if not isinstance(name, str):
@@ -183,3 +197,19 @@ class PresetStore:
 
 def _same(item: Any, preset: Preset) -> bool:
     return isinstance(item, dict) and item.get("name") == preset.name and (item.get("voice") or None) == preset.voice
+
+
+def voice_of_model(model: Path, home: Home) -> str | None:
+    """The library voice a model file belongs to (its folder under voices/), else None."""
+    try:
+        folder = Path(model).resolve().parent
+    except OSError:
+        return None
+    return folder.name if folder.parent == home.voices.resolve() else None
+
+
+def convert_preset(store: PresetStore, name: str | None, voice: str | None) -> Preset | None:
+    """The preset `convert` starts from: the one named, else the voice's default (None: neither)."""
+    if name:
+        return store.get(name, voice)
+    return store.default_for(voice) if voice else None
