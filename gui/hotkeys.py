@@ -140,6 +140,8 @@ class GlobalHotkeys:
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.stop()
+            _wake_x11_listener(listener)
+            listener.join(timeout=5)
 
     @property
     def running(self) -> bool:
@@ -183,3 +185,24 @@ class GlobalHotkeys:
             self.on_command(*command)
         except (ValueError, OSError, RuntimeError) as e:  # a refused command must not kill the listener
             self.errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
+def _wake_x11_listener(listener: object) -> None:
+    """pynput's X11 listener queues its "stop recording" request on the connection its own thread
+    is blocked reading, so it only stops at the next key event; send the same request on a
+    connection of ours so it stops now (and never outlives the X server)."""
+    context = getattr(listener, "_context", None)
+    if context is None or not sys.platform.startswith("linux"):
+        return
+    from Xlib import display as xdisplay
+    from Xlib.error import DisplayError
+
+    try:
+        d = xdisplay.Display()
+    except DisplayError:
+        return  # the server is gone: the listener's thread has ended with it
+    try:
+        d.record_disable_context(context)
+        d.flush()
+    finally:
+        d.close()
