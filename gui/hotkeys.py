@@ -83,9 +83,11 @@ def unavailable_reason(env: Mapping[str, str] | None = None, platform: str | Non
         if not env.get("DISPLAY"):
             return f"global hotkeys need an X display and there is none; {INSTEAD}"
     try:
-        import pynput  # noqa: F401 - optional dependency (the gui extra)
-    except ImportError:
-        return f"global hotkeys need the pynput package (pip install pynput); {INSTEAD}"
+        from pynput import keyboard  # noqa: F401 - optional dependency (the gui extra); fails without a usable display
+    except ImportError as e:
+        if isinstance(e, ModuleNotFoundError) and e.name and e.name.startswith("pynput"):
+            return f"global hotkeys need the pynput package (pip install pynput); {INSTEAD}"
+        return f"global hotkeys are not available here ({str(e).splitlines()[0]}); {INSTEAD}"
     return None
 
 
@@ -106,16 +108,15 @@ class GlobalHotkeys:
     """Listens for `bindings` ({action: key spec}) and calls `on_command(command, arg)` from the listener thread."""
 
     def __init__(self, bindings: Mapping[str, str], on_command: Callable[[str, str], object]) -> None:
-        self._chords: dict[str, frozenset] = {}
+        seen: dict[str, str] = {}
         for action, spec in bindings.items():
             check_action(action)
-            self._chords[action] = parse_binding(spec)
-        seen: dict[frozenset, str] = {}
-        for action, chord in self._chords.items():
-            if chord in seen:
-                raise HotkeyError(f"{bindings[action]!r} is bound to both {seen[chord]} and {action}; pick another key")
-            seen[chord] = action
+            key = spec.strip().lower()
+            if key in seen:
+                raise HotkeyError(f"{spec!r} is bound to both {seen[key]} and {action}; pick another key")
+            seen[key] = action
         self.bindings = dict(bindings)
+        self._chords: dict[str, frozenset] = {}
         self.on_command = on_command
         self._pressed: set = set()
         self._active: set[str] = set()
@@ -129,6 +130,7 @@ class GlobalHotkeys:
             raise HotkeyError(reason)
         from pynput import keyboard
 
+        self._chords = {action: parse_binding(spec) for action, spec in self.bindings.items()}
         for command in initial_commands(self.bindings):
             self._send(command)
         self._listener = keyboard.Listener(on_press=self._press, on_release=self._release)

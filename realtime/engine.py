@@ -71,7 +71,7 @@ class Engine(DeviceWatch):
         self._warned_quiet = False
         self._lost: str | None = None
         self._last_measure: LatencyMeasurement | None = None
-        self.recorder: BlockRecorder | None = None  # a session recording, kept across restarts
+        self.recorder: BlockRecorder | None = None  # a session recording (`session_recorder.use_recorder`)
 
     # -- public ----------------------------------------------------------------------------
 
@@ -204,12 +204,6 @@ class Engine(DeviceWatch):
             self._commands.put(("voice", (source, proc)))
         else:
             self.source, self._proc = source, proc
-
-    def set_recorder(self, recorder: BlockRecorder | None) -> None:
-        """Record every block from the next one on (None: stop); the caller closes the old recorder."""
-        self.recorder = recorder
-        if self.pipeline is not None:
-            self.pipeline.recorder = recorder
 
     def measure_latency(self, timeout: float = 10.0) -> LatencyMeasurement:
         """Play probe bursts through the running engine's own path and time their return.
@@ -356,6 +350,9 @@ class Engine(DeviceWatch):
         if self._open is not None:
             self._open.close()
             self._open = None
+        if self.recorder is not None:  # a recording ends with the engine, its file complete
+            self.recorder.close()
+            self.recorder = None
         self._post("stopped", self._failure or "stopped")
 
     def _apply_commands(self) -> None:

@@ -43,6 +43,8 @@ class BlockRecorder(Protocol):
 
     def add(self, inp: np.ndarray, in_sr: int, out: np.ndarray, out_sr: int, lag_s: float) -> None: ...
 
+    def close(self) -> object: ...
+
 
 class Pipeline:
     """Rings, resamplers, the block chain and the output ports of one running engine."""

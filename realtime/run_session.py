@@ -19,7 +19,7 @@ from .control_server import ControlError, ControlServer
 from .engine import Engine
 from .engine_control import EngineControl
 from .presets import settings_with_preset
-from .session_recorder import SessionRecorder
+from .session_recorder import SessionRecorder, use_recorder
 from .settings import EngineSettings
 from .voice_source import VoiceSource
 
@@ -63,7 +63,7 @@ class RunExtras:
 
     def __enter__(self) -> RunExtras:
         if self.recorder is not None:
-            self.engine.set_recorder(self.recorder)
+            use_recorder(self.engine, self.recorder)
         if self._want_control:
             try:
                 self.server = ControlServer(self.control).start()
@@ -76,7 +76,7 @@ class RunExtras:
         if self.server is not None:
             self.server.close()
         if self.recorder is not None:
-            self.engine.set_recorder(None)
+            use_recorder(self.engine, None)
             self.recorder.close()
             if self.recorder.error:
                 print(self.recorder.error, file=sys.stderr)

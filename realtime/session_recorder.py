@@ -27,6 +27,7 @@ from .resample import StreamResampler
 
 if TYPE_CHECKING:
     from .block_processor import BlockProcessor
+    from .engine import Engine
 
 _END = None
 
@@ -139,3 +140,29 @@ class SessionRecorder:
             a, b = (np.pad(c.pending, (0, n - len(c.pending))) for c in (self._inp, self._out))
             self._file.write(np.stack([a, b], axis=1))
             self.frames += n
+
+
+def use_recorder(engine: Engine, recorder: SessionRecorder | None) -> None:
+    """Record every block of `engine` from the next one on (None: stop; the caller closes the old one).
+    The engine closes its recorder when it stops, so the file is always complete."""
+    engine.recorder = recorder
+    if engine.pipeline is not None:
+        engine.pipeline.recorder = recorder
+
+
+def switch_recording(engine: Engine | None, path: str | os.PathLike | None) -> str:
+    """Start recording the running `engine` into `path`, or stop (None); returns a line for the user."""
+    current = engine.recorder if engine is not None else None
+    if path is None:
+        if not isinstance(current, SessionRecorder):
+            return "not recording"
+        use_recorder(engine, None)
+        current.close()
+        return current.error or f"recorded {current.path} ({current.seconds:.1f} s; left: your voice, right: converted)"
+    if engine is None or not engine.running:
+        raise RuntimeError("start the voice changer first: a recording holds what it converts")
+    if current is not None:
+        raise RuntimeError("already recording; stop that recording first")
+    recorder = SessionRecorder(path)
+    use_recorder(engine, recorder)
+    return f"recording to {recorder.path}"

@@ -18,9 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from rvclora.realtime import ctl_cli
-from rvclora.realtime.control_server import SOCKET_ENV, ControlError, ControlServer, send_command
+from rvclora.realtime.control_server import (
+    SOCKET_ENV,
+    ControlError,
+    ControlServer,
+    send_command,
+)
 from rvclora.synth.home import Home
 from rvclora.synth.presets import Preset, PresetStore
 
@@ -158,9 +162,8 @@ def test_socket_refuses_another_user(shared_dir):
 
 def test_second_server_on_a_live_socket_is_refused(tmp_path):
     path = tmp_path / "s" / "control.sock"
-    with ControlServer(lambda c, a: "ok", path):
-        with pytest.raises(ControlError, match="already listening"):
-            ControlServer(lambda c, a: "ok", path).start()
+    with ControlServer(lambda c, a: "ok", path), pytest.raises(ControlError, match="already listening"):
+        ControlServer(lambda c, a: "ok", path).start()
     # A socket left by a process that died is replaced.
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(path))

@@ -11,9 +11,18 @@ import time
 
 import numpy as np
 import pytest
-
-from rvclora.gui.hotkey_settings import from_qt_text, load_hotkeys, save_hotkeys, to_qt_text
-from rvclora.gui.hotkeys import GlobalHotkeys, HotkeyError, command_for, unavailable_reason
+from rvclora.gui.hotkey_settings import (
+    from_qt_text,
+    load_hotkeys,
+    save_hotkeys,
+    to_qt_text,
+)
+from rvclora.gui.hotkeys import (
+    GlobalHotkeys,
+    HotkeyError,
+    command_for,
+    unavailable_reason,
+)
 from rvclora.realtime.block_converter import BuiltinSource
 from rvclora.realtime.engine import Engine
 from rvclora.realtime.engine_control import MUTE_GAIN_DB, EngineControl
@@ -41,7 +50,8 @@ def xvfb(monkeypatch):
 
 def _focused_window(display: str):
     """Another app's window with the input focus; keep the returned connection open (closing it destroys the window)."""
-    from Xlib import X, display as xdisplay
+    from Xlib import X
+    from Xlib import display as xdisplay
 
     d = xdisplay.Display(display)
     screen = d.screen()

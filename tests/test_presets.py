@@ -9,11 +9,14 @@ import json
 
 import numpy as np
 import pytest
-
 from rvclora.realtime.block_converter import BuiltinSource
 from rvclora.realtime.engine import Engine
 from rvclora.realtime.engine_control import EngineControl
-from rvclora.realtime.presets import devices_with_preset, preset_from_settings, settings_with_preset
+from rvclora.realtime.presets import (
+    devices_with_preset,
+    preset_from_settings,
+    settings_with_preset,
+)
 from rvclora.realtime.run_session import settings_for_run
 from rvclora.realtime.settings import FIELDS, EngineSettings, SettingsError
 from rvclora.realtime.streams import EngineDevices
