@@ -16,7 +16,8 @@ from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QDialog, QPushButton
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog
 
 from ..realtime.control_server import CLIENT_TIMEOUT_S, ControlError, ControlServer
 from ..realtime.engine_control import MUTE_GAIN_DB, parse_pitch, parse_switch
@@ -32,7 +33,6 @@ from .preset_dialog import PresetDialog
 from .voice_choice import VoiceChoice
 from .voice_list import display_name
 
-PICK_PRESET = "Preset\u2026"
 # Preset fields the panel shows on its own sliders: set through them so the sliders follow.
 SHOWN = ("pitch", "formant", "index_rate", "f0_method", "threshold_db", "rms_mix_rate", "block_ms", "crossfade_ms")
 
@@ -50,23 +50,18 @@ class StreamerActions:
         self._preset_name = ""
         self._bridge = _Bridge(self)
         self._bridge.call.connect(self._run_bridged, Qt.ConnectionType.QueuedConnection)
-        bar = self.addToolBar("Streaming")
-        bar.setObjectName("streaming")
-        self.record_button = QPushButton("Record")
-        self.record_button.setCheckable(True)
-        self.record_button.setToolTip("Record your voice and the converted voice, lined up, as the two channels "
+        # In the menus, not a new row: the panel still fits beside Discord on a small screen.
+        self.record_action = QAction("&Record session", self)
+        self.record_action.setCheckable(True)
+        self.record_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.record_action.setToolTip("Record your voice and the converted voice, lined up, as the two channels "
                                       "of one file in the recordings folder, to check what others heard.")
-        self.preset_combo = QComboBox()
-        self.preset_combo.setToolTip("Switch to a saved preset (pitch, formant, index, gate, block…).")
-        self.save_preset_button = QPushButton("Save preset\u2026")
-        self.hotkeys_button = QPushButton("Hotkeys\u2026")
-        self.hotkeys_button.setToolTip("Keys that work while a game, OBS or Discord has the focus.")
-        for widget in (self.record_button, self.preset_combo, self.save_preset_button, self.hotkeys_button):
-            bar.addWidget(widget)
-        self.record_button.toggled.connect(self._record_toggled)
-        self.preset_combo.activated.connect(self._preset_picked)
-        self.save_preset_button.clicked.connect(self.ask_save_preset)
-        self.hotkeys_button.clicked.connect(self.edit_hotkeys)
+        self.record_action.toggled.connect(self._record_toggled)
+        audio = next(a.menu() for a in self.menuBar().actions() if a.text() == "&Audio")
+        audio.addSeparator()
+        audio.addAction(self.record_action)
+        self.addAction(self.record_action)
+        self.preset_menu = self.menuBar().addMenu("Pre&sets")
         self.voice_list.voice_selected.connect(self._voice_default_preset)  # after `select_voice`
         self._record_timer = QTimer(self, interval=500, timeout=self._check_recording)
         self._record_timer.start()
@@ -87,7 +82,7 @@ class StreamerActions:
             self.hotkeys.stop()
         if self.control is not None:
             self.control.close()
-        if self.record_button.isChecked():
+        if self.record_action.isChecked():
             self._show_record_result(self.link.record(None))
 
     # ------------------------------------------------------------------ commands from outside
@@ -177,20 +172,31 @@ class StreamerActions:
     # ------------------------------------------------------------------ presets
 
     def refresh_presets(self) -> None:
-        combo = self.preset_combo
-        blocked = combo.blockSignals(True)
-        combo.clear()
-        combo.addItem(PICK_PRESET, None)
+        """The Presets menu: the presets offered with this voice (the current one ticked), then save and hotkeys."""
+        menu = self.preset_menu
+        menu.clear()
         try:
-            for preset in self.presets.for_voice(self.voice.name if self.voice else None):
-                combo.addItem(preset.name + (" (this voice)" if preset.voice else ""), preset.name)
+            offered = self.presets.for_voice(self.voice.name if self.voice else None)
         except PresetError as e:
+            offered = []
             self.show_error(str(e))
-        combo.setCurrentIndex(max(0, combo.findData(self._preset_name or None)))
-        combo.blockSignals(blocked)
+        for preset in offered:
+            act = menu.addAction(preset.name + (" (this voice)" if preset.voice else ""))
+            act.setCheckable(True)
+            act.setChecked(preset.name == self._preset_name)
+            act.setData(preset.name)
+            act.triggered.connect(lambda _checked=False, name=preset.name: self._preset_picked(name))
+        if not offered:
+            menu.addAction("No presets yet").setEnabled(False)
+        menu.addSeparator()
+        menu.addAction("&Save preset\u2026", self.ask_save_preset)
+        menu.addAction("&Hotkeys\u2026", self.edit_hotkeys)
 
-    def _preset_picked(self, index: int) -> None:
-        name = self.preset_combo.itemData(index)
+    def preset_names(self) -> list[str]:
+        """The presets the menu offers now (for scripts and tests)."""
+        return [a.data() for a in self.preset_menu.actions() if a.data()]
+
+    def _preset_picked(self, name: str) -> None:
         if name:
             try:
                 self.show_message(self.panel_command("preset", name))
@@ -275,14 +281,14 @@ class StreamerActions:
 
     def _check_recording(self) -> None:
         # Stopping the engine ends its recording (the file is complete): the button follows.
-        if self.record_button.isChecked() and self._engine_state == EngineState.STOPPED:
+        if self.record_action.isChecked() and self._engine_state == EngineState.STOPPED:
             self._set_record_button(False)
             self.show_message("recording ended with the engine; it is in the recordings folder")
 
     def _set_record_button(self, on: bool) -> None:
-        blocked = self.record_button.blockSignals(True)
-        self.record_button.setChecked(on)
-        self.record_button.blockSignals(blocked)
+        blocked = self.record_action.blockSignals(True)
+        self.record_action.setChecked(on)
+        self.record_action.blockSignals(blocked)
 
     # ------------------------------------------------------------------ hotkeys
 

@@ -72,10 +72,16 @@ def test_presets_saved_in_the_panel_and_the_voice_default(qtbot, home, monkeypat
     select(window, "builtin", "high")
     window.pitch.set_value(0, emit=True)
     window.gate.set_value(-60, emit=True)
-    assert window.preset_combo.findData("Bright") == -1  # deep's own preset is not offered for another voice
+    assert "Bright" not in window.preset_names()  # deep's own preset is not offered for another voice
     select(window, "builtin", "deep")  # its default preset comes with it
     assert (window.pitch.value(), window.gate.value()) == (4, -30)
-    assert window.preset_combo.currentData() == "Bright"
+    assert [a.data() for a in window.preset_menu.actions() if a.isChecked()] == ["Bright"]
+    # Switched from the panel's Presets menu.
+    PresetStore.for_home(home).save(Preset("Up", {"pitch": 7.0}))
+    window.refresh_presets()
+    next(a for a in window.preset_menu.actions() if a.data() == "Up").trigger()
+    assert window.pitch.value() == 7 and window.settings.pitch == 7
+    assert [a.data() for a in window.preset_menu.actions() if a.isChecked()] == ["Up"]
 
 
 def test_hotkeys_are_set_by_pressing_the_key_and_saved(qtbot, home, monkeypatch):
