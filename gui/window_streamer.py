@@ -267,7 +267,11 @@ class StreamerActions:
         if on:
             folder = self.home.root / "recordings"
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / time.strftime("session-%Y%m%d-%H%M%S.wav")
+            stamp = time.strftime("session-%Y%m%d-%H%M%S")
+            path = folder / f"{stamp}.wav"
+            n = 2
+            while path.exists():  # two takes within a second: never overwrite the first
+                path, n = folder / f"{stamp}-{n}.wav", n + 1
             self.workers.submit(self.link.record, str(path), on_done=self.show_message, on_failed=self._record_failed)
         else:
             self.workers.submit(self.link.record, None, on_done=self._show_record_result, on_failed=self._record_failed)

@@ -8,6 +8,9 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
 import json
 import threading
 
+import numpy as np
+import soundfile as sf
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
@@ -15,6 +18,7 @@ from rvclora.gui.hotkey_editor import HotkeyDialog
 from rvclora.gui.hotkey_settings import load_hotkeys
 from rvclora.gui.preset_dialog import PresetChoice, PresetDialog
 from rvclora.realtime.control_server import send_command
+from rvclora.realtime.engine import Engine
 from rvclora.synth.presets import Preset, PresetStore
 from rvclora.tests.test_gui import home as home  # noqa: F401 - the fixture
 from rvclora.tests.test_gui import open_window, select, wait_state
@@ -104,3 +108,57 @@ def test_hotkeys_are_set_by_pressing_the_key_and_saved(qtbot, home, monkeypatch)
     again = open_window(qtbot, home)
     assert again.hotkey_bindings == {"bypass": "<ctrl>+<alt>+b", "voice:deep": "<f8>"}
     assert json.loads(home.settings_file.read_text())["panel"]["voice"]  # the panel's own settings kept
+
+
+class _FedEngine(Engine):
+    """The real engine, fed clicks in real time by a thread instead of a microphone."""
+
+    def start(self):
+        pipe = self.attach(48000)
+        self._feeding = threading.Event()
+        clicks = np.zeros(48000, np.float32)
+        for k in range(4):
+            clicks[6000 + 12000 * k : 6000 + 12000 * k + 48] = 0.8 * np.hanning(48)
+
+        def feed():
+            k = 0
+            while not self._feeding.wait(0.01):
+                pipe.on_input(clicks[(k % 100) * 480 : (k % 100 + 1) * 480])
+                self.wake()
+                k += 1
+
+        threading.Thread(target=feed, daemon=True).start()
+
+    def stop(self):
+        if hasattr(self, "_feeding"):
+            self._feeding.set()
+        super().stop()
+
+
+def test_record_in_the_panel_writes_both_channels_lined_up(qtbot, home):
+    window = open_window(qtbot, home, factory=lambda source, settings, devices: _FedEngine(source, settings))
+    select(window, "builtin", "deep")
+    window.start_engine()
+    wait_state(qtbot, window, "running")
+    window.record_action.trigger()
+    qtbot.waitUntil(lambda: "recording to" in window.status_label.text(), timeout=15000)
+    qtbot.wait(2500)
+    window.record_action.trigger()
+    qtbot.waitUntil(lambda: "recorded" in window.status_label.text(), timeout=15000)
+    files = list((home.root / "recordings").glob("session-*.wav"))
+    assert len(files) == 1
+    y, sr = sf.read(files[0], dtype="float32")
+    assert sr == 48000 and y.shape[1] == 2 and len(y) > sr
+    heard, sent = np.abs(y[:, 0]), np.abs(y[:, 1])
+    peaks = [i for i in range(1, len(y) - 1) if heard[i] > 0.5 and heard[i] >= heard[i - 1] and heard[i] >= heard[i + 1]]
+    assert len(peaks) >= 4
+    for p in peaks:
+        w = slice(max(0, p - 480), p + 480)
+        assert abs(int(np.argmax(sent[w])) - int(np.argmax(heard[w]))) <= 48  # within 1 ms
+    # Stopping the engine ends a recording with it, and the menu follows.
+    window.record_action.trigger()
+    qtbot.waitUntil(lambda: "recording to" in window.status_label.text(), timeout=15000)
+    window.stop_engine()
+    wait_state(qtbot, window, "stopped")
+    qtbot.waitUntil(lambda: not window.record_action.isChecked(), timeout=5000)
+    assert len(list((home.root / "recordings").glob("session-*.wav"))) == 2
