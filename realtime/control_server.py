@@ -198,10 +198,9 @@ def send_command(command: str, arg: str = "", path: Path | None = None,
             raise ControlError(f"no rvclora is listening on {path} (left by a process that ended)") from None
         except PermissionError:
             raise ControlError(f"{path} belongs to another user: only its owner can control that rvclora") from None
-        try:
+        # Refused before the request was read: the refusal is still waiting to be read.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall((json.dumps({"command": command, "arg": arg}) + "\n").encode())
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused before the request was read: the refusal is waiting to be read
         reply = _read_line(sock)
     except TimeoutError:
         raise ControlError(f"rvclora did not answer within {timeout:g} s") from None
