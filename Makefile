@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 RVC_REFERENCE ?= rvc==0.3.5
 
 APT_RUN  := libportaudio2 libsndfile1 libasound2-plugins libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
-APT_TEST := $(APT_RUN) espeak-ng sox pulseaudio pulseaudio-utils xvfb xauth
+APT_TEST := $(APT_RUN) espeak-ng sox pulseaudio pulseaudio-utils xvfb xauth xdotool
 
 .PHONY: run test test-fast check setup setup-test clean
 

@@ -36,6 +36,8 @@ COMMANDS: dict[str, Command] = {
                        "measure true end-to-end latency through the live engine"),
     "virtual-mic": Command("rvclora.realtime.cli", "add_virtual_mic",
                            "create or remove the rvclora virtual microphone (Linux)"),
+    "ctl": Command("rvclora.realtime.ctl_cli", "add_command",
+                   "control a running panel or `rvclora run` (start, stop, voice, preset, pitch, bypass)"),
     "train": Command("rvclora.train.cli", "add_arguments", "train a LoRA voice adapter from recordings",
                      ("device", "assets")),
     "export": Command("rvclora.export.cli", "add_arguments",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..library.home import Home
+from ..library.presets import PresetStore, convert_preset, voice_of_model
 from ..synth.constants import NOISE_SCALE
 from ..synth.file_hash import sha256_file
 from ..synth.limiter import check_ceiling_option, limiter_note
@@ -51,6 +52,8 @@ def add_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ceiling-db", type=float, default=-1.0,
                    help="true-peak limiter ceiling in dBTP, -60…0; louder peaks are limited, quieter audio is untouched (default -1)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--preset", metavar="NAME", help="start from this saved preset (default: the voice's default "
+                   "preset, as live uses it); options given here still win")
     p.set_defaults(func=cmd_convert)
 
 
@@ -117,6 +120,17 @@ def _fill_defaults(args: argparse.Namespace, adapters: list[tuple[Path, float]])
         args.protect = d.protect if d else 0.33
 
 
+def _fill_from_preset(args: argparse.Namespace, home: Home) -> None:
+    """Options left out come from --preset or the voice's default preset, so convert sounds as live does."""
+    preset = convert_preset(PresetStore.for_home(home), args.preset, voice_of_model(args.model, home))
+    if preset is None:
+        return
+    parser_defaults = {"noise_scale": 0.66666, "speaker": 0}  # options with a default of their own
+    for key, value in preset.convert_values().items():
+        if getattr(args, key, None) is None or getattr(args, key) == parser_defaults.get(key, object()):
+            setattr(args, key, value)
+
+
 def _check_convert_options(args: argparse.Namespace) -> None:
     """Everything about the options that can be refused before any file is read (one-line ValueErrors)."""
     lo, hi = PITCH_SHIFT_RANGE
@@ -155,6 +169,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     check_audio_output(args.output, overwrite=args.overwrite)  # before minutes of work, not after
     check_input_length(args.input)  # before decoding it whole
     adapters = [parse_adapter_spec(a) for a in args.adapter]
+    _fill_from_preset(args, Home.from_env())
     _fill_defaults(args, adapters)
     _check_convert_options(args)
     home = Home.from_env()

@@ -30,6 +30,7 @@ from ..realtime import devices, virtual_mic
 from ..realtime.builtin_voices import BUILTIN_VOICES
 from ..realtime.engine import EngineDevices
 from ..realtime.engine_process import EngineProcess
+from ..realtime.session_recorder import switch_recording
 from ..realtime.settings import EngineSettings
 from ..realtime.voice_pool import PoolConfig, VoiceSpec, load_voice
 from .voice_choice import VoiceChoice
@@ -262,6 +263,13 @@ class EngineLink:
         if engine is None:
             raise EngineError("start the voice first: the delay is measured through the running engine")
         return engine.measure_latency()
+
+    def record(self, path: str | None) -> str:
+        """Start (into `path`) or stop (None) recording the running engine; returns a line for the user."""
+        engine = self._engine
+        if isinstance(engine, EngineProcess):
+            return engine.record(path)
+        return switch_recording(engine, path)
 
     @property
     def engine_pid(self) -> int | None:

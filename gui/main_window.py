@@ -56,6 +56,7 @@ from .voice_list import VoiceList
 from .window_devices import AssetActions, DeviceActions
 from .window_engine import EngineActions
 from .window_library import LibraryActions
+from .window_streamer import StreamerActions
 from .window_voices import VoiceActions
 from .workers import Workers, one_line
 
@@ -76,7 +77,7 @@ F0_LABELS = {  # short: the combo must fit a narrow window; the tooltip says mor
 }
 
 
-class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, AssetActions, QMainWindow):
+class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, AssetActions, StreamerActions, QMainWindow):
     def __init__(self, home: Home | None = None, *, link: EngineLink | None = None) -> None:
         super().__init__()
         self.home = (home or Home.from_env()).ensure()
@@ -118,6 +119,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self._select_initial_voice()
         self.refresh_devices(quiet=True)
         self._check_assets()
+        self._setup_streamer()  # presets, recording, hotkeys, `rvclora ctl`
         if self.store.problem:
             self.show_error(self.store.problem)
 
@@ -359,6 +361,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self._save_now()
         # Blocking here is fine: the window is going away, and streams must close cleanly.
         self.workers.wait(10_000)
+        self._close_streamer()
         with contextlib.suppress(Exception):  # the window is closing: nothing left to tell the user
             self.link.close()  # also ends the engine process
         super().closeEvent(event)

@@ -15,9 +15,12 @@ from pathlib import Path
 
 from ..errors import AudioDeviceError, UsageError, UserError
 from ..library.home import Home
+from ..library.presets import PresetStore
 from ..library.voice_library import VoiceLibrary, VoiceLibraryError
 from ..synth.pitch_options import resolve_f0_method
+from .builtin_voices import BUILTIN_VOICES
 from .latency_cli import latency_arg
+from .run_session import RunExtras, add_run_extras, settings_for_run
 from .settings import F0_METHODS, EngineSettings
 
 _D = EngineSettings()
@@ -34,8 +37,6 @@ def _add_voice_options(p: argparse.ArgumentParser, *, random_model: bool = False
     g = p.add_argument_group("voice")
     choice = g.add_mutually_exclusive_group(required=True)
     choice.add_argument("--model", "-m", metavar="VOICE", help="RVC voice: a .pth (or streaming .onnx export) file, or a voice name in the library")
-    from .builtin_voices import BUILTIN_VOICES
-
     names = ", ".join(BUILTIN_VOICES)
     choice.add_argument("--builtin", metavar="NAME", choices=list(BUILTIN_VOICES), help=f"a built-in voice that needs no model files: {names}")
     if random_model:
@@ -174,13 +175,16 @@ def add_run(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ceiling-db", type=float, default=-1.0,
                    help="true-peak limiter ceiling of --output-file in dBTP, -60…0 (default -1)")
     _add_settings_options(p)
+    add_run_extras(p)
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .engine import Engine, EngineDevices
 
-    settings = _settings_from(args)
+    store = PresetStore.for_home()
+    voice = args.builtin or args.model
+    settings, preset = settings_for_run(_settings_from(args), voice, args.preset, store)
     if args.threads:
         import torch
 
@@ -200,10 +204,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_audio_output(args.output_file, overwrite=True)
         check_input_length(args.input_file)  # before the voice loads and the file is decoded whole
     source = _load_source(args)
+
+    def load_voice(name: str):
+        return _load_source(argparse.Namespace(**{**vars(args), "builtin": None, "model": name, "adapter": []})
+                            if name not in BUILTIN_VOICES else argparse.Namespace(builtin=name))
+
     if args.input_file is not None:
         engine = Engine(source, settings)
         t0 = time.perf_counter()
-        out = engine.process_file(args.input_file, None, realtime=args.realtime)
+        with RunExtras(engine, voice=voice, preset=preset, store=store, record=args.record,
+                       control=not args.no_control, load_voice=load_voice, restart=None):
+            out = engine.process_file(args.input_file, None, realtime=args.realtime)
         st = engine.stats
         out, limited = finish_audio(out, st.output_sr, args.ceiling_db)
         write_audio(args.output_file, out, st.output_sr, ceiling_db=None)
@@ -216,11 +227,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     devices = EngineDevices(args.input, args.output, args.monitor, args.samplerate, latency_arg(args.latency))
     engine = Engine(source, settings, devices)
+    extras = RunExtras(engine, voice=voice, preset=preset, store=store, record=args.record,
+                       control=not args.no_control, load_voice=load_voice, restart=engine.start)
     engine.start()
     t_end = time.monotonic() + args.duration if args.duration else None
     failed = None
     try:
-        while engine.running and (t_end is None or time.monotonic() < t_end):
+        extras.__enter__()
+        while (engine.running or extras.keep_waiting) and (t_end is None or time.monotonic() < t_end):
             time.sleep(1.0)
             for ev in engine.drain_events():
                 if ev.kind == "error":
@@ -231,6 +245,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("stopping…", file=sys.stderr)
     finally:
         engine.stop()
+        extras.__exit__(None, None, None)
     for ev in engine.drain_events():
         if ev.kind == "error":
             failed = ev.message

@@ -32,7 +32,7 @@ from .block_processor import BlockProcessor
 from .drift import DriftConfig
 from .engine_types import EVENT_KINDS, EngineEvent, EngineStats, LatencyMeasurement, make_stats
 from .file_driver import convert_file
-from .pipeline import FRESH_BLOCKS, Pipeline
+from .pipeline import FRESH_BLOCKS, BlockRecorder, Pipeline
 from .probe import LatencyProbe, measurement
 from .reconnect import DeviceWatch
 from .settings import EngineSettings
@@ -72,6 +72,7 @@ class Engine(DeviceWatch):
         self._warned_quiet = False
         self._lost: str | None = None
         self._last_measure: LatencyMeasurement | None = None
+        self.recorder: BlockRecorder | None = None  # a session recording (`session_recorder.use_recorder`)
 
     # -- public ----------------------------------------------------------------------------
 
@@ -102,6 +103,7 @@ class Engine(DeviceWatch):
             self.pipeline = Pipeline(proc, sr_in=opened.sr_in, sr_out=opened.sr_out, sr_mon=opened.sr_mon,
                                      drift=self.drift_config)
             self.pipeline.between_blocks = self._apply_commands
+            self.pipeline.recorder = self.recorder
             self._open = opened
             self._launch(threaded=True)
             opened.start()
@@ -124,6 +126,7 @@ class Engine(DeviceWatch):
             self.pipeline = Pipeline(proc, sr_in=sr_in, sr_out=sr_out or proc.output_sr, sr_mon=sr_mon,
                                      drift=self.drift_config, clock=clock)
             self.pipeline.between_blocks = self._apply_commands
+            self.pipeline.recorder = self.recorder
             self._launch(threaded=threaded)
             return self.pipeline
 
@@ -344,6 +347,9 @@ class Engine(DeviceWatch):
         if self._open is not None:
             self._open.close()
             self._open = None
+        if self.recorder is not None:  # a recording ends with the engine, its file complete
+            self.recorder.close()
+            self.recorder = None
         self._post("stopped", self._failure or "stopped")
 
     def _apply_commands(self) -> None:

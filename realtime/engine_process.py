@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import EngineError
 from .engine import Engine, EngineDevices, EngineEvent, EngineStats
+from .session_recorder import switch_recording
 from .settings import EngineSettings
 from .voice_pool import PoolConfig, VoicePool, VoiceSpec, VoiceSwitcher
 
@@ -153,6 +154,7 @@ def _child_main(commands: Any, reports: Any, pool_config: PoolConfig) -> None:
     handlers = {
         "start": host.start, "stop": host.stop, "update": host.update, "set_adapters": host.set_adapters,
         "switch_voice": host.switch_voice, "measure_latency": host.measure_latency,
+        "record": lambda path: switch_recording(host.engine, path),
     }
     try:
         while not done.is_set():
@@ -263,6 +265,9 @@ class EngineProcess:
 
     def measure_latency(self, **kwargs: Any) -> Any:
         return self._call("measure_latency", kwargs, timeout=START_TIMEOUT_S)
+
+    def record(self, path: str | None) -> str:
+        return self._call("record", path)
 
     def drain_events(self) -> list[EngineEvent]:
         with self._events_lock:

@@ -39,6 +39,14 @@ class BlockTap(Protocol):
     def process(self, block: np.ndarray) -> np.ndarray: ...
 
 
+class BlockRecorder(Protocol):
+    """Hears every block pair: input at `in_sr`, what was sent at `out_sr`, content lag in seconds."""
+
+    def add(self, inp: np.ndarray, in_sr: int, out: np.ndarray, out_sr: int, lag_s: float) -> None: ...
+
+    def close(self) -> object: ...
+
+
 class Pipeline:
     """Rings, resamplers, the block chain and the output ports of one running engine."""
 
@@ -57,6 +65,7 @@ class Pipeline:
         self.mon = self._port(self.sr_mon, "monitor") if self.sr_mon else None
         self.tap: BlockTap | None = None
         self.between_blocks: Callable[[], None] | None = None  # the engine's command queue, between two blocks
+        self.recorder: BlockRecorder | None = None  # a session recording: gets every (input, output) pair
         self.skip_stale = True  # False for drivers that feed faster than real time (files)
         self.blocks = 0
         self.timed = 0
@@ -136,6 +145,8 @@ class Pipeline:
         if s.passthrough and self.tap is None:
             self.in_db = rms_db(chunk)
             self.out.emit_input(chunk * gain(s.input_gain_db + s.output_gain_db))
+            if self.recorder is not None:
+                self.recorder.add(chunk, self.sr_in, chunk * gain(s.input_gain_db + s.output_gain_db), self.sr_in, 0.0)
             if self.mon is not None:
                 self.mon.emit_input(chunk * gain(s.input_gain_db + s.monitor_gain_db))
             return True
@@ -176,6 +187,9 @@ class Pipeline:
         if ms > s.block_ms:
             self.overruns += 1
         self.in_db, self.out_db = rms_db(block), rms_db(out)
+        if self.recorder is not None:
+            self.recorder.add(block, proc.input_sr, out, proc.output_sr,
+                              (proc.algorithmic_latency_ms - s.block_ms) / 1000.0)
         self.out.emit(out)
         if self.mon is not None:
             self.mon.emit(out * gain(s.monitor_gain_db - s.output_gain_db) if self.tap is None else out * 0.0)

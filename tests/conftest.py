@@ -8,6 +8,8 @@ references the `reference` tests compare against, while `make test-fast`
 
 import importlib.util
 import os
+import shutil
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -63,3 +65,13 @@ def speech() -> tuple[np.ndarray, int]:
 @pytest.fixture(scope="session")
 def speech_file() -> Path:
     return speech_path()
+
+
+@pytest.fixture(autouse=True)
+def _private_control_socket(monkeypatch):
+    # Panels and `rvclora run` open a control socket; each test gets its own (short: AF_UNIX paths are
+    # limited to 107 bytes), so tests running in parallel never meet one another's.
+    folder = tempfile.mkdtemp(prefix="rvc-ctl-")
+    monkeypatch.setenv("RVCLORA_CONTROL_SOCKET", os.path.join(folder, "control.sock"))
+    yield
+    shutil.rmtree(folder, ignore_errors=True)
