@@ -16,7 +16,6 @@ from pathlib import Path
 from ..errors import AudioDeviceError, UsageError, UserError
 from ..library.home import Home
 from ..library.presets import PresetStore
-from ..library.voice_library import VoiceLibrary, VoiceLibraryError
 from ..synth.pitch_options import resolve_f0_method
 from .builtin_voices import BUILTIN_VOICES
 from .latency_cli import latency_arg
@@ -103,6 +102,8 @@ def _voice_f0(args: argparse.Namespace) -> float:
     spec = getattr(args, "model", None)
     if not spec or Path(spec).exists():
         return 0.0
+    from ..library.voice_library import VoiceLibrary  # the library loads voices (torch): not for --help
+
     try:
         return float(VoiceLibrary(Home.from_env()).get(spec).defaults.typical_f0)
     except ValueError:
@@ -111,6 +112,8 @@ def _voice_f0(args: argparse.Namespace) -> float:
 
 def _resolve_model(spec: str) -> tuple[Path, Path | None, list[tuple[Path, float]]]:
     """A file path, or a voice name in the library (its model, index and active adapters)."""
+    from ..library.voice_library import VoiceLibrary, VoiceLibraryError
+
     path = Path(spec)
     if path.exists():
         return path, None, []

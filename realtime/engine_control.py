@@ -16,12 +16,15 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..library.presets import Preset, PresetStore
 from .control_server import COMMANDS
-from .engine import Engine
 from .presets import preset_changes
 from .voice_source import VoiceSource
+
+if TYPE_CHECKING:  # the engine (torch) is passed in; `rvclora run --help` never loads it
+    from .engine import Engine
 
 MUTE_GAIN_DB = -60.0  # the output gain floor of the settings
 

@@ -3,7 +3,6 @@ another user refused (by the socket's file modes, and by the server's SO_PEERCRE
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -19,9 +18,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from rvclora.cli.main import build_parser
 from rvclora.library.home import Home
 from rvclora.library.presets import Preset, PresetStore
-from rvclora.realtime import ctl_cli
 from rvclora.realtime.control_server import (
     SOCKET_ENV,
     ControlError,
@@ -33,10 +32,7 @@ SR = 48000
 
 
 def _ctl(*argv: str) -> int:
-    p = argparse.ArgumentParser(prog="rvclora")
-    sub = p.add_subparsers(dest="command")
-    ctl_cli.register(sub)
-    args = p.parse_args(["ctl", *argv])
+    args = build_parser("ctl").parse_args(["ctl", *argv])
     return args.func(args)
 
 

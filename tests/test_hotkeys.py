@@ -26,10 +26,10 @@ from rvclora.gui.hotkeys import (
     command_for,
     unavailable_reason,
 )
+from rvclora.library.presets import Preset, PresetStore
 from rvclora.realtime.block_converter import BuiltinSource
 from rvclora.realtime.engine import Engine
 from rvclora.realtime.engine_control import MUTE_GAIN_DB, EngineControl
-from rvclora.synth.presets import Preset, PresetStore
 
 
 @pytest.fixture

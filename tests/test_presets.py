@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from rvclora.cli import offline as synth_cli
 from rvclora.library.home import Home
 from rvclora.library.presets import Preset, PresetError, PresetStore
 from rvclora.realtime.block_converter import BuiltinSource
@@ -23,7 +24,6 @@ from rvclora.realtime.presets import (
 from rvclora.realtime.run_session import settings_for_run
 from rvclora.realtime.settings import FIELDS, EngineSettings, SettingsError
 from rvclora.realtime.streams import EngineDevices
-from rvclora.synth import cli as synth_cli
 
 TUNED = EngineSettings(block_ms=120, crossfade_ms=40, search_ms=20, pitch=7.0, formant=-2.0, index_rate=0.5,
                        threshold_db=-40.0, f0_method="pm", rms_mix_rate=0.4, output_gain_db=-3.0, speaker=1,
@@ -52,8 +52,8 @@ def test_every_live_setting_round_trips_through_a_saved_preset(store, tmp_path):
 
 
 def test_unknown_names_are_skipped_and_bad_values_named(store):
-    restored, skipped = settings_with_preset(EngineSettings(), Preset("Later", {"pitch": 3.0, "denoise_strength": 0.5}))
-    assert restored.pitch == 3.0 and skipped == ["denoise_strength"]
+    restored, skipped = settings_with_preset(EngineSettings(), Preset("Later", {"pitch": 3.0, "reverb_mix": 0.5}))
+    assert restored.pitch == 3.0 and skipped == ["reverb_mix"]
     with pytest.raises(SettingsError, match="pitch 99"):
         settings_with_preset(EngineSettings(), Preset("Bad", {"pitch": 99.0}))
     with pytest.raises(PresetError, match="no preset named 'nope'"):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 import soundfile as sf
 
-from rvclora.realtime import cli
+from rvclora.cli.main import build_parser
 from rvclora.realtime.session_recorder import SessionRecorder
 
 SR = 48000
@@ -16,9 +14,7 @@ CLICKS = [int(SR * (0.3 + 0.37 * k)) for k in range(8)]
 
 
 def _run(*argv):
-    p = argparse.ArgumentParser(prog="rvclora")
-    cli.register(p.add_subparsers(dest="command"))
-    args = p.parse_args([str(a) for a in argv])
+    args = build_parser(str(argv[0])).parse_args([str(a) for a in argv])
     return args.func(args)
 
 
