@@ -16,13 +16,7 @@ import sounddevice as sd
 from scipy.signal import correlate
 
 from ..errors import AudioDeviceError
-from .devices import (
-    AudioDevice,
-    DeviceError,
-    find_device,
-    pulse_device_env,
-    temporary_env,
-)
+from .devices import AudioDevice, DeviceError, find_device, pulse_device_env, temporary_env
 
 CHIRP_S = 0.03      # marker length
 SPACING_S = 0.5     # one marker every SPACING_S: bounds the measurable latency

@@ -31,12 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LibraryError, UsageError
-from .block_converter import (
-    BuiltinSource,
-    RVCSource,
-    load_checked_adapters,
-    load_rvc_source,
-)
+from .block_converter import BuiltinSource, RVCSource, load_checked_adapters, load_rvc_source
 
 
 @dataclass(frozen=True)

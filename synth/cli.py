@@ -133,14 +133,7 @@ def _check_convert_options(args: argparse.Namespace) -> None:
 def cmd_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .audio_io import (
-        check_audio_output,
-        check_input_length,
-        finish_audio,
-        load_mono,
-        resample,
-        write_audio,
-    )
+    from .audio_io import check_audio_output, check_input_length, finish_audio, load_mono, resample, write_audio
     from .content_encoder import load_content_encoder
     from .device import resolve_device, resolve_dtype
     from .index import FeatureIndex

@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+
 from rvclora.tests.hostile_files import marker_path, payload_pickles
 
 KINDS = ("voice_zip", "voice_legacy", "base", "hubert", "rmvpe", "adapter", "index")
@@ -57,11 +58,7 @@ def make_seeds(folder: Path) -> dict[str, Path]:
     from rvclora.synth.index import build_index
     from rvclora.synth.rmvpe import RMVPE
     from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-    from rvclora.tests.rvc_fixtures import (
-        make_adapter_file,
-        make_base_file,
-        make_voice_file,
-    )
+    from rvclora.tests.rvc_fixtures import make_adapter_file, make_base_file, make_voice_file
 
     voice = make_voice_file(folder, "v2", 40000, True)
     legacy = folder / "voice_legacy.pth"

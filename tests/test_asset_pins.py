@@ -11,6 +11,7 @@ from http.server import ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
 import pytest
+
 from rvclora.cli.main import main
 from rvclora.synth.asset_pins import LOCK_FILE
 from rvclora.synth.home import Home

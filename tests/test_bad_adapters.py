@@ -6,6 +6,9 @@ import math
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
 from rvclora.cli.main import export_main, main
 from rvclora.lora import load_adapter
 from rvclora.synth.voice_adapters import MAX_DELTA_RATIO, check_adapter_scale
@@ -13,8 +16,6 @@ from rvclora.synth.voice_file import load_voice
 from rvclora.tests.conftest import speech_path
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
 from rvclora.tests.rvc_fixtures import make_adapter_file, make_voice_file
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 
 def _spoiled(adapter, path, value):

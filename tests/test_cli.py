@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
 from rvclora.cli.main import main
 from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.index import build_index
@@ -190,12 +191,7 @@ def test_assets_download_offline_is_one_line(monkeypatch, capsys):
 
 
 def test_convert_with_an_adapter_and_its_voice_json(models, speech_file, tmp_path):
-    from rvclora.synth.voice_library import (
-        AdapterSlot,
-        VoiceDefaults,
-        VoiceEntry,
-        write_voice_json,
-    )
+    from rvclora.synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 
     trained = tmp_path / "alice"
     trained.mkdir()

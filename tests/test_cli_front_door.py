@@ -9,6 +9,7 @@ import sys
 from importlib.metadata import entry_points
 
 import pytest
+
 from rvclora.cli.main import main
 
 COMMANDS = ["convert", "info", "assets", "voices", "run", "devices", "bench", "latency", "virtual-mic", "train", "export"]

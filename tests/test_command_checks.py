@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+
 from rvclora.cli.main import export_main, train_main
 from rvclora.cli.main import main as rvclora_main
 from rvclora.realtime.settings import EngineSettings, SettingsError
@@ -19,12 +20,7 @@ from rvclora.synth.pitch_options import PITCH_SHIFT_RANGE
 from rvclora.synth.voice_file import load_voice
 from rvclora.tests.conftest import speech_path
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from rvclora.tests.rvc_fixtures import (
-    make_adapter_file,
-    make_base_file,
-    make_foreign_adapter_file,
-    make_voice_file,
-)
+from rvclora.tests.rvc_fixtures import make_adapter_file, make_base_file, make_foreign_adapter_file, make_voice_file
 
 IS_ROOT = os.geteuid() == 0  # root writes into read-only folders
 

@@ -10,8 +10,9 @@ import pkgutil
 
 import numpy as np
 import pytest
-import rvclora.errors as errors
 import torch
+
+import rvclora.errors as errors
 from rvclora.cli.main import export_main, main, train_main
 from rvclora.lora import LoRAConfig, add_lora, inject, unfreeze
 from rvclora.realtime.devices import DeviceError as AudioDeviceError

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+
 from rvclora.cli.main import export_main as main
 from rvclora.export.backend import make_session
 from rvclora.export.onnx_export import export_onnx

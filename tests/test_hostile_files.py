@@ -16,13 +16,11 @@ import faiss
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
+
 from rvclora.errors import ModelFileError
 from rvclora.lora import AdapterError, load_adapter
-from rvclora.synth.checkpoint import (
-    CheckpointError,
-    UnsafeCheckpointError,
-    load_checkpoint,
-)
+from rvclora.synth.checkpoint import CheckpointError, UnsafeCheckpointError, load_checkpoint
 from rvclora.synth.configs import SAMPLE_RATES, VERSIONS, official_config
 from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.index import FeatureIndex, FeatureIndexError, build_index
@@ -31,13 +29,7 @@ from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import VoiceFileError, inspect_voice, load_voice
 from rvclora.synth.voice_shapes import check_config, expected_shapes
 from rvclora.tests import hostile_files as hf
-from rvclora.tests.rvc_fixtures import (
-    make_adapter_file,
-    make_base_file,
-    make_voice_file,
-    tiny_config,
-)
-from safetensors.torch import load_file, save_file
+from rvclora.tests.rvc_fixtures import make_adapter_file, make_base_file, make_voice_file, tiny_config
 
 MB = 1 << 20
 SMALL_CONSTANT = 64 * MB  # allowed RSS growth beyond 1.5 x the file size

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from rvclora.tests.rvc_fixtures import make_voice_file
 
 # Peak memory of the whole `rvclora` process that refuses the file: the interpreter with

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal import resample_poly
+
 from rvclora.cli.main import build_parser, chosen_command
 from rvclora.synth.audio_io import AudioError, write_audio
 from rvclora.synth.limiter import Limiter, LimiterConfig, limit
 from rvclora.tests.conftest import speech_path
-from scipy.signal import resample_poly
 
 
 def true_peak_db(audio: np.ndarray) -> float:

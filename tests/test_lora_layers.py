@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
+from torch.nn.utils import parametrizations
+
 from rvclora.lora import (
     Adapter,
     BaseInfo,
@@ -30,8 +33,6 @@ from rvclora.lora import (
     unmerge_module,
     weight_norm_of,
 )
-from torch import nn
-from torch.nn.utils import parametrizations
 
 TOL = 1e-5
 WN = ("none", "legacy", "parametrization")

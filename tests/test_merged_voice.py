@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from rvclora.errors import OutputExistsError
 from rvclora.export.merged_voice import write_merged_voice
 from rvclora.lora import AdapterError, apply_adapters, bake, load_adapter

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import soundfile as sf
+
 from rvclora.cli.main import build_parser, chosen_command
 from rvclora.tests.conftest import speech_path
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file

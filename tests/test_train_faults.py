@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from rvclora.cli.main import train_main as main
 from rvclora.lora import load_adapter
 from rvclora.tests.test_train_run import args, kit, read_log  # noqa: F401 - kit is a fixture

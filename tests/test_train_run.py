@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
 from rvclora.cli.main import train_main as main
 from rvclora.lora import BaseInfo, check_adapter, load_adapter, model_fingerprint
 from rvclora.synth.audio_io import resample
@@ -22,11 +23,7 @@ from rvclora.synth.voice_library import AdapterSlot, read_voice_json
 from rvclora.tests.conftest import speech_path
 from rvclora.tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
 from rvclora.tests.rvc_fixtures import make_base_file, make_voice_file
-from rvclora.train.discriminators import (
-    DiscriminatorWidths,
-    MultiPeriodDiscriminator,
-    save_discriminator,
-)
+from rvclora.train.discriminators import DiscriminatorWidths, MultiPeriodDiscriminator, save_discriminator
 
 SPEECH = [
     "en/quick_brown_fox.wav", "en/counting.wav", "en/hello_world.wav", "es/pangrama.wav", "es/conteo.wav",

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import save_file
+
 from rvclora.cli.main import main
 from rvclora.errors import MissingAssetError
 from rvclora.synth.content_encoder import load_content_encoder
@@ -19,13 +21,8 @@ from rvclora.synth.hubert import Hubert
 from rvclora.synth.voice_file import VoiceFileError, load_voice, voice_checkpoint
 from rvclora.synth.voice_library import VoiceLibrary
 from rvclora.synth.voice_meta import KNOWN_EMBEDDERS, content_encoder_path
-from rvclora.tests.hubert_fixtures import (
-    TINY_CONV,
-    tiny_hubert_config,
-    write_hubert_file,
-)
+from rvclora.tests.hubert_fixtures import TINY_CONV, tiny_hubert_config, write_hubert_file
 from rvclora.tests.rvc_fixtures import make_synthesizer
-from safetensors.torch import save_file
 
 # native parameter name -> transformers HubertModel name (the Hugging Face folder Applio ships)
 _TO_HF = (

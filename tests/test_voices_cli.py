@@ -7,6 +7,7 @@ import zipfile
 
 import numpy as np
 import pytest
+
 from rvclora.cli.main import main
 from rvclora.synth.home import Home
 from rvclora.synth.index import build_index

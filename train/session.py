@@ -15,12 +15,7 @@ from ..synth.file_hash import sha256_file
 from ..synth.home import Home
 from ..synth.output_file import check_output_path, staged_output
 from ..synth.pitch_options import F0_METHODS, resolve_f0_method
-from ..synth.voice_library import (
-    AdapterSlot,
-    VoiceDefaults,
-    VoiceEntry,
-    write_voice_json,
-)
+from ..synth.voice_library import AdapterSlot, VoiceDefaults, VoiceEntry, write_voice_json
 from ..synth.voice_meta import content_encoder_path
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
