@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import AudioDeviceError, UsageError, UserError
 from ..synth.home import Home
 from ..synth.voice_library import VoiceLibrary, VoiceLibraryError
+from .builtin_presets import BUILTIN_VOICES
 from .latency_cli import latency_arg
 from .settings import F0_METHODS, EngineSettings
 
@@ -33,8 +34,6 @@ def _add_voice_options(p: argparse.ArgumentParser, *, random_model: bool = False
     g = p.add_argument_group("voice")
     choice = g.add_mutually_exclusive_group(required=True)
     choice.add_argument("--model", "-m", metavar="VOICE", help="RVC voice: a .pth (or streaming .onnx export) file, or a voice name in the library")
-    from .builtin_voices import BUILTIN_VOICES
-
     names = ", ".join(BUILTIN_VOICES)
     choice.add_argument("--builtin", metavar="NAME", choices=list(BUILTIN_VOICES), help=f"a built-in voice that needs no model files: {names}")
     if random_model:

@@ -14,7 +14,6 @@ from pathlib import Path
 from ..errors import UsageError
 from .file_hash import sha256_file
 from .home import Home
-from .limiter import check_ceiling_option, limiter_note
 from .pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, resolve_f0_method
 
 OUTPUT_RATES = (8000, 192000)  # --sr: what every output format and resampler here handles
@@ -117,7 +116,9 @@ def _fill_defaults(args: argparse.Namespace, adapters: list[tuple[Path, float]])
 
 
 def _check_convert_options(args: argparse.Namespace) -> None:
-    """Everything about the options that can be refused before any file is read (one-line ValueErrors)."""
+    """Everything about the options that can be refused before any file is read (one-line UsageErrors)."""
+    from .limiter import check_ceiling_option  # scipy: loaded by the command, not by --help
+
     lo, hi = PITCH_SHIFT_RANGE
     if not lo <= args.pitch <= hi:
         raise UsageError(f"--pitch {args.pitch:g}: must be from {lo:g} to {hi:g} semitones")
@@ -137,6 +138,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .content_encoder import load_content_encoder
     from .device import resolve_device, resolve_dtype
     from .index import FeatureIndex
+    from .limiter import limiter_note
     from .pipeline import SR_16K, ConvertSettings, VoiceConverter
     from .pitch import make_pitch_estimator
     from .voice_adapters import load_checked_adapters, parse_adapter_spec
