@@ -16,7 +16,7 @@ from ..library.home import Home
 from ..library.presets import PresetStore, convert_preset, voice_of_model
 from ..synth.constants import NOISE_SCALE
 from ..synth.file_hash import sha256_file
-from ..synth.limiter import check_ceiling_option, limiter_note
+from ..synth.limiter import limiter_note
 from ..synth.pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, known_f0_method, resolve_f0_method
 
 OUTPUT_RATES = (8000, 192000)  # --sr: what every output format and resampler here handles
@@ -132,7 +132,9 @@ def _fill_from_preset(args: argparse.Namespace, home: Home) -> None:
 
 
 def _check_convert_options(args: argparse.Namespace) -> None:
-    """Everything about the options that can be refused before any file is read (one-line ValueErrors)."""
+    """Everything about the options that can be refused before any file is read (one-line UsageErrors)."""
+    from .limiter import check_ceiling_option  # scipy: loaded by the command, not by --help
+
     lo, hi = PITCH_SHIFT_RANGE
     if not lo <= args.pitch <= hi:
         raise UsageError(f"--pitch {args.pitch:g}: must be from {lo:g} to {hi:g} semitones")

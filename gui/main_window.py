@@ -35,7 +35,7 @@ from .asset_bar import AssetBar
 from .device_picker import DevicePicker
 from .engine_link import EngineLink
 from .overload import OverloadWatch
-from .panel_model import SETTINGS, EngineState, StatusLine
+from .panel_model import SETTINGS, EngineState, Status, StatusLine
 from .settings_store import PanelState, SettingsStore
 from .sliders import (
     AUTOTUNE,
@@ -68,6 +68,7 @@ DEFAULT_SIZE = (1140, 640)
 MIN_HEIGHT = 540
 # Qt adds " — <application display name>" to a title that does not already end in it.
 TITLE = "Voice changer \u2014 rvclora"
+WARN = "\u26a0"  # drawn before error messages in the status line
 
 F0_LABELS = {  # short: the combo must fit a narrow window; the tooltip says more
     "auto": "Automatic",
@@ -255,17 +256,19 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
     # ------------------------------------------------------------------ status line
 
     def show_message(self, text: str, *, topic: str | None = None) -> None:
-        self._show_status(self.status.show(text, "info", topic).shown)
+        self._show_status(self.status.show(text, "info", topic))
 
     def show_error(self, text: str, *, topic: str | None = None) -> None:
         # The status line is the one place errors go: visible, selectable, and the app goes on.
-        self._show_status(self.status.show(text, "error", topic).shown)
+        self._show_status(self.status.show(text, "error", topic))
 
     def status_clear(self, *topics: str) -> None:
         if self.status.clear(*topics):
-            self._show_status("")
+            self._show_status(self.status.current)
 
-    def _show_status(self, text: str) -> None:
+    def _show_status(self, status: Status) -> None:
+        # errors carry the warning sign; the model holds only their kind
+        text = f"{WARN} {status.text}" if status.kind == "error" and status.text else status.text
         self.status_label.setText(text)
         self.status_label.setToolTip(text)
 

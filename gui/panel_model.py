@@ -4,7 +4,8 @@
 message the status line shows together with its topic (the voice, the devices, the
 models...): when what a message describes changes (another voice is selected, the
 missing files arrive), the window clears that topic and a stale message goes away,
-while a message about something else stays.
+while a message about something else stays. A status is a kind and a text; the
+view decides how a kind looks (the error glyph is drawn by the window).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
-
-WARN = "\u26a0"
 
 
 class EngineState(str, Enum):
@@ -44,11 +43,6 @@ class Status:
     text: str = ""
     kind: Kind = "info"
     topic: str | None = None
-
-    @property
-    def shown(self) -> str:
-        """The status line's text: errors and warnings carry the warning sign."""
-        return f"{WARN} {self.text}" if self.kind == "error" and self.text else self.text
 
 
 class StatusLine:

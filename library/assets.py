@@ -18,11 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from huggingface_hub import HfApi, hf_hub_download
-from huggingface_hub.errors import (
-    HfHubHTTPError,
-    LocalEntryNotFoundError,
-    OfflineModeIsEnabled,
-)
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 from tqdm.auto import tqdm
 
 from .. import errors

@@ -25,14 +25,7 @@ from torch.nn.utils import parametrizations, parametrize
 
 from .adapter_file import Adapter
 from .inject import EXTRA_PREFIX, canonical_key, lora_modules
-from .layers import (
-    LoRAConfig,
-    add_lora,
-    effective_weight,
-    remove_lora,
-    set_lora,
-    weight_norm_of,
-)
+from .layers import LoRAConfig, add_lora, effective_weight, remove_lora, set_lora, weight_norm_of
 from .lora_errors import LoraKeyError
 
 

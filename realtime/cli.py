@@ -195,12 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if (args.input_file is None) != (args.output_file is None):
         raise UsageError("--input-file and --output-file go together")
     if args.input_file is not None:
-        from ..synth.audio_io import (
-            check_audio_output,
-            check_input_length,
-            finish_audio,
-            write_audio,
-        )
+        from ..synth.audio_io import check_audio_output, check_input_length, finish_audio, write_audio
         from ..synth.limiter import check_ceiling_option, limiter_note
 
         check_ceiling_option(args.ceiling_db)

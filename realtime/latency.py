@@ -15,14 +15,7 @@ import numpy as np
 import sounddevice as sd
 from scipy.signal import correlate
 
-from ..errors import AudioDeviceError
-from .devices import (
-    AudioDevice,
-    DeviceError,
-    find_device,
-    pulse_device_env,
-    temporary_env,
-)
+from .devices import AudioDevice, DeviceError, find_device, pulse_device_env, temporary_env
 
 CHIRP_S = 0.03      # marker length
 SPACING_S = 0.5     # one marker every SPACING_S: bounds the measurable latency
@@ -50,14 +43,14 @@ def find_delay(reference: np.ndarray, recording: np.ndarray, sr: int) -> float:
     ref = np.asarray(reference, dtype=np.float64).reshape(-1)
     rec = np.asarray(recording, dtype=np.float64).reshape(-1)
     if len(rec) < len(ref) or not np.any(ref):
-        raise AudioDeviceError("recording shorter than the reference, or an empty reference")
+        raise ValueError("recording shorter than the reference, or an empty reference")
     corr = correlate(rec, ref, mode="valid", method="fft")  # corr[k] ↔ lag k
     k = int(np.argmax(corr))
     # Normalised peak: 1 for an exact (scaled) copy; noise or silence stays far below.
     seg = rec[k: k + len(ref)]
     norm = np.sqrt(np.dot(ref, ref) * np.dot(seg, seg)) + 1e-12
     if corr[k] / norm < 0.5:
-        raise AudioDeviceError("the reference signal was not found in the recording")
+        raise ValueError("the reference signal was not found in the recording")
     frac = 0.0
     if 0 < k < len(corr) - 1:  # parabola through the peak and its neighbours
         a, b, c = corr[k - 1], corr[k], corr[k + 1]

@@ -27,14 +27,7 @@ from typing import Any, BinaryIO
 import torch
 
 from ..errors import ModelFileError
-from .pickle_scan import (
-    MAX_PICKLE_BYTES,
-    ForbiddenGlobal,
-    PickleScan,
-    PickleScanError,
-    scan_pickle,
-    scan_pickle_bytes,
-)
+from .pickle_scan import MAX_PICKLE_BYTES, ForbiddenGlobal, PickleScan, PickleScanError, scan_pickle, scan_pickle_bytes
 
 # Headroom of every memory budget: Python objects, small files' fixed costs.
 BUDGET_SLACK = 32 << 20

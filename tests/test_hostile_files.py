@@ -23,11 +23,7 @@ import rvclora.synth.voice_file as vf
 from rvclora.cli.main import main
 from rvclora.errors import ModelFileError
 from rvclora.lora import AdapterError, load_adapter
-from rvclora.synth.checkpoint import (
-    CheckpointError,
-    UnsafeCheckpointError,
-    load_checkpoint,
-)
+from rvclora.synth.checkpoint import CheckpointError, UnsafeCheckpointError, load_checkpoint
 from rvclora.synth.configs import SAMPLE_RATES, VERSIONS, official_config
 from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.index import FeatureIndex, FeatureIndexError, build_index

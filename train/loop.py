@@ -34,13 +34,7 @@ from .generator import GeneratorSetup
 from .losses import discriminator_loss, feature_loss, generator_loss, kl_loss, mel_l1
 from .mel import SpecConfig, linear_spectrogram, mel_spectrogram, spec_to_mel
 from .metrics import f0_correlation, mel_cepstral_distortion, spectral_convergence
-from .state import (
-    list_checkpoints,
-    load_latest,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from .state import list_checkpoints, load_latest, rng_state, save_checkpoint, set_rng_state
 
 VAL_SEED = 20_240_601  # validation noise: the same every evaluation, independent of training
 
