@@ -103,7 +103,7 @@ class Engine(DeviceWatch):
             self.pipeline.between_blocks = self._apply_commands
             self._open = opened
             self._launch(threaded=True)
-            opened.start()
+            self._start_streams(opened)
         names = f"{opened.input.name} → {opened.output.name}" + (f" (+ monitor {opened.monitor.name})" if opened.monitor else "")
         kind = "one duplex stream" if opened.duplex else "separate streams, drift-corrected"
         self._post("started", f"{self.source.name}: {names}, {opened.sr_in}/{opened.sr_out} Hz, {kind}")
