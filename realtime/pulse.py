@@ -32,7 +32,7 @@ from typing import Any
 _ENV_LOCK = threading.Lock()
 
 
-class PulseUnavailable(OSError):
+class PulseUnavailableError(OSError):
     """No PulseAudio/PipeWire server answers (or libpulse / pulsectl is missing)."""
 
 
@@ -47,22 +47,22 @@ class Node:
 
 
 def connect(client: str = "rvclora") -> Any:
-    """An open pulsectl.Pulse; raises PulseUnavailable with a one-line reason."""
+    """An open pulsectl.Pulse; raises PulseUnavailableError with a one-line reason."""
     try:
         import pulsectl  # noqa: PLC0415 (optional: loads libpulse)
     except (ImportError, OSError) as e:
-        raise PulseUnavailable(f"pulsectl/libpulse not available ({e})") from None
+        raise PulseUnavailableError(f"pulsectl/libpulse not available ({e})") from None
     try:
         return pulsectl.Pulse(client)
     except pulsectl.PulseError as e:
-        raise PulseUnavailable(f"no PulseAudio/PipeWire server answers ({e})") from None
+        raise PulseUnavailableError(f"no PulseAudio/PipeWire server answers ({e})") from None
 
 
 def nodes() -> list[Node]:
     """Every sink and source (monitors included); [] without a server."""
     try:
         pulse = connect("rvclora-list")
-    except PulseUnavailable:
+    except PulseUnavailableError:
         return []
     with pulse:
         out = [Node("sink", s.name, s.description, s.driver or "", None, int(s.sample_spec.rate))
@@ -76,14 +76,14 @@ def node_names() -> set[str] | None:
     """Names of the sinks and sources now; None without a server."""
     try:
         pulse = connect("rvclora-list")
-    except PulseUnavailable:
+    except PulseUnavailableError:
         return None
     with pulse:
         return {s.name for s in pulse.sink_list()} | {s.name for s in pulse.source_list()}
 
 
 def modules() -> list[tuple[int, str, str]]:
-    """(index, module name, arguments) of the loaded modules; raises PulseUnavailable."""
+    """(index, module name, arguments) of the loaded modules; raises PulseUnavailableError."""
     with connect("rvclora-modules") as pulse:
         return [(int(m.index), m.name, m.argument or "") for m in pulse.module_list()]
 
@@ -95,7 +95,7 @@ def load_module(name: str, args: str) -> int:
         try:
             return int(pulse.module_load(name, args))
         except pulsectl.PulseError as e:
-            raise PulseUnavailable(f"loading {name} failed ({e})") from None
+            raise PulseUnavailableError(f"loading {name} failed ({e})") from None
 
 
 def unload_module(index: int) -> None:
@@ -105,7 +105,7 @@ def unload_module(index: int) -> None:
         try:
             pulse.module_unload(index)
         except pulsectl.PulseError as e:
-            raise PulseUnavailable(f"unloading module {index} failed ({e})") from None
+            raise PulseUnavailableError(f"unloading module {index} failed ({e})") from None
 
 
 @contextlib.contextmanager
@@ -133,7 +133,7 @@ def own_streams() -> set[tuple[str, int]]:
     """("sink_input" | "source_output", index) of this process's streams now; empty without a server."""
     try:
         pulse = connect("rvclora-guard")
-    except PulseUnavailable:
+    except PulseUnavailableError:
         return set()
     with pulse:
         return _own(pulse)
@@ -184,7 +184,7 @@ class StreamGuard:
 
         try:
             pulse = connect("rvclora-guard")
-        except PulseUnavailable as e:
+        except PulseUnavailableError as e:
             self.error = str(e)
             self._ready.set()
             return

@@ -52,7 +52,7 @@ def _server(call, *args):
     """Run one sound-server call; its failure becomes a one-line VirtualMicError."""
     try:
         return call(*args)
-    except pulse.PulseUnavailable as e:
+    except pulse.PulseUnavailableError as e:
         raise VirtualMicError(str(e)) from None
 
 

@@ -1,7 +1,8 @@
 """The engine's output stays on the sink the user chose: when that sink (or the virtual mic) is
-removed mid-stream, the sound server moves the stream to the default sink (the speakers); at most
-the few milliseconds it rendered before the engine muted the stream may be heard there. Uses the private server of tests/pulse_audio.py, whose default sink
-``vsink`` stands for the speakers: its monitor is recorded for the whole test."""
+removed mid-stream, the sound server moves the stream to the default sink (the speakers); at
+most the few milliseconds it rendered before the engine muted the stream may be heard there.
+Uses the private server of tests/pulse_audio.py, whose default sink ``vsink`` stands for the
+speakers: its monitor is recorded for the whole test."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ import time
 import numpy as np
 import pytest
 import sounddevice as sd
-
-from rvclora.realtime import devices as D
+from rvclora.realtime import devices
 from rvclora.realtime.block_converter import BuiltinSource
 from rvclora.realtime.engine import Engine, EngineDevices
 from rvclora.realtime.settings import EngineSettings
@@ -38,8 +38,8 @@ class Recorder:
     def __init__(self, source: str) -> None:
         self.blocks: list[np.ndarray] = []
         self.lock = threading.Lock()
-        dev = D.find_device("pulse", "input")
-        with D.temporary_env({"PULSE_SOURCE": source}):
+        dev = devices.find_device("pulse", "input")
+        with devices.temporary_env({"PULSE_SOURCE": source}):
             self.stream = sd.InputStream(device=dev.index, samplerate=48000, channels=1, dtype="float32",
                                          latency="high", callback=self._take)
         self.stream.start()
@@ -66,8 +66,8 @@ def _player(sink: str) -> sd.OutputStream:
         outdata[:, 0] = 0.2 * np.sin(2 * np.pi * 220 * np.arange(n, n + frames) / 48000)
         pos["n"] += frames
 
-    dev = D.find_device("pulse", "output")
-    with D.temporary_env({"PULSE_SINK": sink}):
+    dev = devices.find_device("pulse", "output")
+    with devices.temporary_env({"PULSE_SINK": sink}):
         stream = sd.OutputStream(device=dev.index, samplerate=48000, channels=1, dtype="float32", callback=play,
                                  latency="high")
     stream.start()
