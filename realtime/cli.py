@@ -80,6 +80,7 @@ def _settings_from(args: argparse.Namespace) -> EngineSettings:
         f0_method=args.f0_method, threshold_db=args.threshold_db, rms_mix_rate=args.rms_mix_rate,
         input_gain_db=args.input_gain_db, output_gain_db=args.output_gain_db, monitor_gain_db=args.monitor_gain_db,
         passthrough=args.passthrough, noise_scale=args.noise_scale, speaker=args.speaker,
+        ceiling_db=getattr(args, "ceiling_db", _D.ceiling_db),
     )
 
 
@@ -153,14 +154,16 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--output-file", type=Path, help="write the converted audio here (.wav, .flac, .ogg)")
     g.add_argument("--realtime", action="store_true", help="pace the file like a device (default: as fast as possible)")
     g.add_argument("--ceiling-db", type=float, default=-1.0,
-                   help="true-peak limiter ceiling of --output-file in dBTP, -60…0 (default -1)")
+                   help="true-peak limiter ceiling of the output (devices and --output-file) in dBTP, -60…0 (default -1)")
     _add_settings_options(p)
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..synth.limiter import check_ceiling_option
     from .engine import Engine, EngineDevices
 
+    check_ceiling_option(args.ceiling_db)  # named as the option, before the settings name the field
     settings = _settings_from(args)
     if args.threads:
         import torch
@@ -170,9 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("--input-file and --output-file go together")
     if args.input_file is not None:
         from ..synth.audio_io import check_audio_output, check_input_length, finish_audio, write_audio
-        from ..synth.limiter import check_ceiling_option, limiter_note
+        from ..synth.limiter import limiter_note
 
-        check_ceiling_option(args.ceiling_db)
         check_audio_output(args.output_file, overwrite=True)
         check_input_length(args.input_file)  # before the voice loads and the file is decoded whole
     source = _load_source(args)
@@ -182,6 +184,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = engine.process_file(args.input_file, None, realtime=args.realtime)
         st = engine.stats
         out, limited = finish_audio(out, st.output_sr, args.ceiling_db)
+        # the engine's own output limiter did the work the file-side one would have done
+        limited.max_gain_reduction_db = max(limited.max_gain_reduction_db, st.limiter_max_reduction_db)
         write_audio(args.output_file, out, st.output_sr, ceiling_db=None)
         seconds = len(out) / st.output_sr
         print(
@@ -222,9 +226,10 @@ def run_line(st) -> str:
     return (
         f"{state}latency ~{st.latency_ms:.0f} ms{measured} (algorithmic {st.algorithmic_latency_ms:.0f}) | "
         f"load {100 * st.load:.0f}% (p95 {st.compute_ms_p95:.0f} ms / {st.block_ms:.0f} ms) | "
-        f"overruns {st.overruns} underflows {st.underflows} skipped {st.skipped_input} trimmed {st.trimmed_output} "
-        f"xruns {st.input_xruns + st.output_xruns} | drift {st.drift_ppm:+.0f} ppm | "
-        f"in {st.input_level_db:.0f} dB out {st.output_level_db:.0f} dB"
+        f"overruns {st.overruns} dropouts {st.dropouts} ({st.dropout_ms:.0f} ms) skipped {st.skipped_input} "
+        f"trimmed {st.trimmed_output} xruns {st.input_xruns}/{st.output_xruns} | drift {st.drift_ppm:+.0f} ppm | "
+        f"in {st.input_level_db:.0f} dB out {st.output_level_db:.0f} dB limiter -{st.limiter_reduction_db:.1f} dB"
+        + (f" | {st.nonfinite_blocks} blocks silenced (NaN/inf)" if st.nonfinite_blocks else "")
     )
 
 

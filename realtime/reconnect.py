@@ -38,7 +38,8 @@ def present(specs: list[tuple[str, int | str | None]], timeout: float = CHECK_TI
 
 
 class DeviceWatch:
-    """The engine's half that notices a lost device and brings it back (runs in the worker)."""
+    """The engine's half that notices a lost device and brings it back (runs in the worker), and
+    says once when the output had blocks replaced by silence."""
 
     _open: Any
     pipeline: Any
@@ -52,6 +53,7 @@ class DeviceWatch:
     _state: str
     _waiting_for: str
 
+    _said_silenced = False
     _guard_muted = False  # a guard of ours muted a stream: the server's restore data may keep that mute
 
     def _post(self, kind: str, message: str) -> None: ...
@@ -93,6 +95,16 @@ class DeviceWatch:
         elif quiet_in <= limit:
             self._warned_quiet = False
 
+    def _say_silenced(self) -> None:
+        """Once per run: blocks with NaN/inf were replaced by silence (the stats count them)."""
+        p = self.pipeline
+        if self._said_silenced or p is None:
+            return
+        if p.proc.nonfinite or any(port.limiter.state.silenced_blocks for port in p.ports):
+            self._said_silenced = True
+            self._post("warning", "the voice produced invalid numbers (NaN/inf): those blocks were replaced by "
+                                  "silence (counted as non-finite blocks)")
+
     def _reconnect(self) -> None:
         """Close the streams, keep the voice, look for the devices every RETRY_S, reopen them."""
         from .devices import DeviceError
@@ -119,9 +131,7 @@ class DeviceWatch:
                     p = self.pipeline
                     p.in_ring.clear()
                     for port in p.ports:
-                        port.starved = True
-                        port.primed = False
-                        port.ring.clear()
+                        port.restart()
                     self._open = fresh
                     self._state = "running"
                     self._waiting_for = ""

@@ -49,6 +49,7 @@ class EngineSettings:
     input_gain_db: float = 0.0
     output_gain_db: float = 0.0
     monitor_gain_db: float = 0.0
+    ceiling_db: float = -1.0  # true-peak limiter on every output: no peak above this (dBTP, -60…0)
     passthrough: bool = False  # send the input through unchanged (for checking levels and routing)
     noise_scale: float = 0.66666  # latent noise of the synthesizer (RVC's value); 0 = deterministic prior
     speaker: int = 0
@@ -72,6 +73,7 @@ class EngineSettings:
         _check_range("rms_mix_rate", self.rms_mix_rate, 0.0, 1.0)
         for name in ("input_gain_db", "output_gain_db", "monitor_gain_db"):
             _check_range(name, getattr(self, name), -60.0, 24.0)
+        _check_range("ceiling_db", self.ceiling_db, -60.0, 0.0)
         _check_range("noise_scale", self.noise_scale, 0.0, 2.0)
         if self.f0_method not in F0_METHODS:
             raise SettingsError(f"f0_method {self.f0_method!r}: choose one of {', '.join(F0_METHODS)}")

@@ -106,6 +106,11 @@ class Limiter:
         self._release = 0.0  # 1 − gain of the last output sample
         self.state = LimiterState()
 
+    def set_ceiling(self, ceiling_db: float) -> None:
+        """A new ceiling from the next block on (a live setting); the delay and history stay."""
+        self.config = LimiterConfig(ceiling_db, self.config.lookahead_ms, self.config.release_ms)
+        self._target = self.config.ceiling * 10.0 ** (-_MARGIN_DB / 20.0)
+
     def _context(self) -> int:
         # Output sample i needs need-values i-A … i+A, and each needs x ±_HALF_TAPS.
         return 2 * self.lookahead + 2 * _HALF_TAPS
