@@ -162,6 +162,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from ..synth.limiter import check_ceiling_option
     from .engine import Engine, EngineDevices
+    from .library_log import library_noise_to
 
     check_ceiling_option(args.ceiling_db)  # named as the option, before the settings name the field
     settings = _settings_from(args)
@@ -195,9 +196,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 0
     devices = EngineDevices(args.input, args.output, args.monitor, args.samplerate, latency_arg(args.latency))
-    engine = Engine(source, settings, devices)
+    with library_noise_to() as log:  # ALSA/PortAudio lines (xruns…) go to the log, not between the run lines
+        print(f"audio library messages: {log}", file=sys.stderr)
+        failed = _run_live(Engine(source, settings, devices), args.duration)
+    if failed:
+        raise OSError(failed)
+    return 0
+
+
+def _run_live(engine, duration: float | None) -> str | None:
+    """Start, print the events and a run line every second until `duration` or Ctrl-C; the error, if any."""
     engine.start()
-    t_end = time.monotonic() + args.duration if args.duration else None
+    t_end = time.monotonic() + duration if duration else None
     failed = None
     try:
         while engine.running and (t_end is None or time.monotonic() < t_end):
@@ -214,9 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for ev in engine.drain_events():
         if ev.kind == "error":
             failed = ev.message
-    if failed:
-        raise OSError(failed)
-    return 0
+    return failed
 
 
 def run_line(st) -> str:

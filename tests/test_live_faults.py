@@ -3,16 +3,19 @@ nothing deafening or non-finite leaves an output port, and a stalled worker's dr
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
-from scipy.signal import resample_poly
-
 from rvclora.realtime.block_converter import BuiltinSource
 from rvclora.realtime.cli import run_line
 from rvclora.realtime.engine import Engine
+from rvclora.realtime.library_log import library_noise_to
 from rvclora.realtime.settings import EngineSettings, SettingsError
 from rvclora.tests.engine_sim import SR, Sim
+from scipy.signal import resample_poly
 
 
 def true_peak_db(audio: np.ndarray) -> float:
@@ -89,3 +92,17 @@ def test_a_stalled_worker_is_counted_as_a_dropout_of_the_length_heard():
     assert st.dropouts == 1 and st.underflows == 1
     assert abs(st.dropout_ms - silent_ms) <= 1000.0 * 320 / SR, (st.dropout_ms, silent_ms)
     assert f"dropouts 1 ({st.dropout_ms:.0f} ms)" in run_line(st)
+
+
+def test_library_noise_goes_to_the_log_and_our_lines_to_the_terminal(tmp_path, capfd):
+    """What C libraries write to descriptor 2 while the engine runs (ALSA's xrun lines, written
+    here the way C writes them) lands in the log; the run line printed meanwhile still reaches
+    the terminal, and afterwards descriptor 2 is the terminal again."""
+    log = tmp_path / "logs" / "audio.log"
+    with library_noise_to(log):
+        os.write(2, b"ALSA lib pcm.c:8570:(snd_pcm_recover) underrun occurred\n")
+        print("latency ~120 ms | dropouts 0", file=sys.stderr, flush=True)
+    os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert "ALSA lib" not in err and "latency ~120 ms" in err and "after" in err
+    assert "underrun occurred" in log.read_text()
