@@ -154,7 +154,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--output-file", type=Path, help="write the converted audio here (.wav, .flac, .ogg)")
     g.add_argument("--realtime", action="store_true", help="pace the file like a device (default: as fast as possible)")
     g.add_argument("--ceiling-db", type=float, default=-1.0,
-                   help="true-peak limiter ceiling of the output (devices and --output-file) in dBTP, -60…0 (default -1)")
+                   help="true-peak limiter ceiling of the output (devices and --output-file), dBTP, -60…0 "
+                        "(default -1)")
     _add_settings_options(p)
     p.set_defaults(func=cmd_run)
 
