@@ -36,7 +36,8 @@ from .engine_link import EngineLink
 from .overload import OverloadWatch
 from .panel_model import SETTINGS, EngineState, StatusLine
 from .settings_store import PanelState, SettingsStore
-from .sliders import BLOCK, CROSSFADE, FORMANT, INDEX_RATE, LOUDNESS, NOISE_GATE, PITCH, SettingSlider, SliderGrid
+from .sliders import (BLOCK, CEILING, CROSSFADE, FORMANT, INDEX_RATE, LOUDNESS, NOISE_GATE, PITCH, SettingSlider,
+                      SliderGrid)
 from .transport_bar import DELAY_TIP, TransportBar
 from .voice_choice import VoiceChoice
 from .voice_list import VoiceList
@@ -142,12 +143,13 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self.devices = DevicePicker(virtual_mic=engine_link.virtual_mic_supported())
         self.gate = SettingSlider(NOISE_GATE)
         self.loudness = SettingSlider(LOUDNESS)
+        self.ceiling = SettingSlider(CEILING)
         self.block = SettingSlider(BLOCK)
         self.crossfade = SettingSlider(CROSSFADE)
         self.latency_label = QLabel()
         self.latency_label.setWordWrap(True)
         self.latency_label.setToolTip(DELAY_TIP)
-        sound = _column(SliderGrid([self.gate, self.loudness, self.block, self.crossfade]), self.latency_label)
+        sound = _column(SliderGrid([self.gate, self.loudness, self.ceiling, self.block, self.crossfade]), self.latency_label)
         right = _column(_group("Audio devices", self.devices), _group("Sound and delay", sound))
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -219,6 +221,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self.f0_method.currentIndexChanged.connect(lambda _i: self._voice_setting("f0_method", self.f0_method.currentData()))
         self.gate.changed.connect(lambda v: self._set_setting(threshold_db=v))
         self.loudness.changed.connect(lambda v: self._set_setting(rms_mix_rate=round(1.0 - v, 6)))
+        self.ceiling.changed.connect(lambda v: self._set_setting(ceiling_db=v))
         self.block.changed.connect(self._block_changed)
         self.crossfade.changed.connect(self._crossfade_changed)
         self.passthrough.toggled.connect(lambda on: self._set_setting(passthrough=on, save=False))
@@ -256,6 +259,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         s = self.settings
         self.gate.set_value(s.threshold_db)
         self.loudness.set_value(1.0 - s.rms_mix_rate)
+        self.ceiling.set_value(s.ceiling_db)
         self.block.set_value(s.block_ms)
         self.crossfade.set_maximum_value(min(CROSSFADE.maximum, s.block_ms))
         self.crossfade.set_value(s.crossfade_ms)
