@@ -390,7 +390,8 @@ def test_an_adapter_made_elsewhere_is_used_only_when_the_user_says_so(
 
 def test_readout_shows_lost_audio_drift_and_the_measured_delay(qtbot, home):
     """Skipped input, trimmed output, dropouts and the limiter are shown (not only counted);
-    "Measure delay" runs the engine's own probe and its result stands beside the estimate; a lost device reads as waiting."""
+    "Measure delay" runs the engine's own probe and its result stands beside the estimate; a lost
+    device reads as waiting."""
     window = open_window(qtbot, home)
     select(window, "builtin", "deep")
     assert not window.transport.measure_button.isEnabled()  # nothing to measure while stopped
