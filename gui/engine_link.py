@@ -149,6 +149,10 @@ class EngineStats:
     drift_ppm: float = 0.0  # output clock against the input's, as the drift corrector estimates it
     measured_latency_ms: float | None = None  # the last "Measure delay" result, when valid
     waiting_for: str = ""  # a lost device the engine waits for (reconnecting)
+    dropouts: int = 0  # stretches of audio lost (output underflows, device xruns)
+    dropout_ms: float = 0.0  # silence heard in place of audio after underflows
+    limiter_db: float = 0.0  # the output limiter's gain reduction over the last second
+    silenced_blocks: int = 0  # blocks with NaN/inf replaced by silence
 
 
 @dataclass(frozen=True)
@@ -298,6 +302,10 @@ class EngineLink:
             drift_ppm=float(raw.drift_ppm),
             measured_latency_ms=None if math.isnan(raw.measured_latency_ms) else float(raw.measured_latency_ms),
             waiting_for=raw.waiting_for if raw.state == "reconnecting" else "",
+            dropouts=int(raw.dropouts),
+            dropout_ms=float(raw.dropout_ms),
+            limiter_db=float(raw.limiter_reduction_db),
+            silenced_blocks=int(raw.nonfinite_blocks),
         )
 
     def drain_messages(self) -> list[EngineMessage]:

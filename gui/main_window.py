@@ -40,6 +40,7 @@ from .settings_store import PanelState, SettingsStore
 from .sliders import (
     AUTOTUNE,
     BLOCK,
+    CEILING,
     CROSSFADE,
     DENOISE,
     FORMANT,
@@ -160,12 +161,13 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self.loudness = SettingSlider(LOUDNESS)
         self.denoise = SettingSlider(DENOISE)
         self.autotune = SettingSlider(AUTOTUNE)
+        self.ceiling = SettingSlider(CEILING)
         self.block = SettingSlider(BLOCK)
         self.crossfade = SettingSlider(CROSSFADE)
         self.latency_label = QLabel()
         self.latency_label.setWordWrap(True)
         self.latency_label.setToolTip(DELAY_TIP)
-        sound = _column(SliderGrid([self.gate, self.denoise, self.loudness, self.autotune, self.block, self.crossfade]), self.latency_label)
+        sound = _column(SliderGrid([self.gate, self.denoise, self.loudness, self.ceiling, self.autotune, self.block, self.crossfade]), self.latency_label)
         right = _column(_group("Audio devices", self.devices), _group("Sound and delay", sound))
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -239,6 +241,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self.loudness.changed.connect(lambda v: self._set_setting(rms_mix_rate=round(1.0 - v, 6)))
         self.denoise.changed.connect(lambda v: self._set_setting(denoise_input=v > 0, denoise_strength=v or 1.0))
         self.autotune.changed.connect(lambda v: self._set_setting(autotune=v))
+        self.ceiling.changed.connect(lambda v: self._set_setting(ceiling_db=v))
         self.block.changed.connect(self._block_changed)
         self.crossfade.changed.connect(self._crossfade_changed)
         self.passthrough.toggled.connect(lambda on: self._set_setting(passthrough=on, save=False))
@@ -280,6 +283,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self.loudness.set_value(1.0 - s.rms_mix_rate)
         self.denoise.set_value(s.denoise_strength if s.denoise_input else 0.0)
         self.autotune.set_value(s.autotune)
+        self.ceiling.set_value(s.ceiling_db)
         self.block.set_value(s.block_ms)
         self.crossfade.set_maximum_value(min(CROSSFADE.maximum, s.block_ms))
         self.crossfade.set_value(s.crossfade_ms)

@@ -23,7 +23,7 @@ PANEL_KEY = "panel"
 # Engine settings that belong to the panel as a whole rather than to a voice. Passthrough
 # is left out on purpose: coming back to a panel that silently passes the raw voice
 # through would look like a broken voice changer.
-GLOBAL_ENGINE_FIELDS = ("block_ms", "crossfade_ms", "threshold_db", "rms_mix_rate", "denoise_input", "denoise_strength",
+GLOBAL_ENGINE_FIELDS = ("block_ms", "crossfade_ms", "threshold_db", "rms_mix_rate", "denoise_input", "denoise_strength", "ceiling_db",
                         "autotune")
 
 

@@ -92,6 +92,13 @@ LOUDNESS = SliderSpec(
     "100 % makes the voice as loud or quiet as you speak, moment by moment. 0 % keeps the voice "
     "model's own loudness.",
 )
+# The engine's output limiter: -1 dBTP by default; the panel offers the useful top of the
+# settings' -60…0 range.
+CEILING = SliderSpec(
+    "ceiling_db", "Loudest peak", -24, 0, 0.5, lambda v: f"{v:.1f} dB".replace("-", "\u2212"),
+    "No peak of the output goes above this (a true-peak limiter), however loud the input or the "
+    "voice gets. Quieter sound passes untouched.",
+)
 BLOCK = SliderSpec(
     "block_ms", "Block length", 20, 500, 10, lambda v: f"{v:.0f} ms",
     "How much of your voice is converted at a time. Shorter means less delay but needs a faster "

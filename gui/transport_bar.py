@@ -119,12 +119,18 @@ class TransportBar(QFrame):
         self.compute_label.setText(
             f"Compute: {stats.compute_p50_ms:.1f} of {stats.budget_ms:.0f} ms (p95 {stats.compute_p95_ms:.1f})"
         )
-        lost = f"  \u00b7  Skipped {stats.skipped_ms:.0f} ms" if stats.skipped_ms >= 1 else ""
+        lost = f"  \u00b7  Dropouts {stats.dropouts} ({stats.dropout_ms:.0f} ms)" if stats.dropouts else ""
+        lost += f"  \u00b7  Skipped {stats.skipped_ms:.0f} ms" if stats.skipped_ms >= 1 else ""
         lost += f"  \u00b7  Trimmed {stats.trimmed_ms:.0f} ms" if stats.trimmed_ms >= 1 else ""
+        lost += f"  \u00b7  Limiter \u2212{stats.limiter_db:.1f} dB" if stats.limiter_db >= 0.1 else ""
+        lost += f"  \u00b7  Silenced {stats.silenced_blocks} (NaN)" if stats.silenced_blocks else ""
         self.overrun_label.setText(f"Overruns: {stats.overruns}  \u00b7  Glitches: {stats.glitches}{lost}")
         self.overrun_label.setToolTip(
             f"Output clock {stats.drift_ppm:+.0f} ppm against the input's, corrected sample by sample at quiet points. "
-            "Skipped: input dropped because conversion fell behind; trimmed: output backlog cut with a fade."
+            "Dropouts: gaps heard (the output ran dry, or the device reported an overflow/underflow), with the "
+            "silence they left; skipped: input dropped because conversion fell behind; trimmed: output backlog "
+            "cut with a fade; limiter: how far the true-peak limiter turned loud peaks down; silenced: blocks "
+            "with invalid numbers replaced by silence."
         )
         if stats.waiting_for:
             self.delay_label.setText(f"Waiting for {stats.waiting_for}\u2026")

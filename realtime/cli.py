@@ -92,6 +92,7 @@ def _settings_from(args: argparse.Namespace) -> EngineSettings:
         protect=args.protect, autotune=args.autotune, auto_pitch=args.auto_pitch, voice_f0=_voice_f0(args),
         denoise_input=args.denoise in ("input", "both"), denoise_output=args.denoise in ("output", "both"),
         denoise_strength=args.denoise_strength,
+        ceiling_db=getattr(args, "ceiling_db", _D.ceiling_db),
     )
 
 
@@ -176,15 +177,19 @@ def add_run(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output-file", type=Path, help="write the converted audio here (.wav, .flac, .ogg)")
     g.add_argument("--realtime", action="store_true", help="pace the file like a device (default: as fast as possible)")
     g.add_argument("--ceiling-db", type=float, default=-1.0,
-                   help="true-peak limiter ceiling of --output-file in dBTP, -60…0 (default -1)")
+                   help="true-peak limiter ceiling of the output (devices and --output-file), dBTP, -60…0 "
+                        "(default -1)")
     _add_settings_options(p)
     add_run_extras(p)
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..synth.limiter import check_ceiling_option
     from .engine import Engine, EngineDevices
+    from .library_log import library_noise_to
 
+    check_ceiling_option(args.ceiling_db)  # named as the option, before the settings name the field
     store = PresetStore.for_home()
     voice = args.builtin or args.model
     settings, preset = settings_for_run(_settings_from(args), voice, args.preset, store)
@@ -196,9 +201,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--input-file and --output-file go together")
     if args.input_file is not None:
         from ..synth.audio_io import check_audio_output, check_input_length, finish_audio, write_audio
-        from ..synth.limiter import check_ceiling_option, limiter_note
+        from ..synth.limiter import limiter_note
 
-        check_ceiling_option(args.ceiling_db)
         check_audio_output(args.output_file, overwrite=True)
         check_input_length(args.input_file)  # before the voice loads and the file is decoded whole
     source = _load_source(args)
@@ -215,6 +219,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             out = engine.process_file(args.input_file, None, realtime=args.realtime)
         st = engine.stats
         out, limited = finish_audio(out, st.output_sr, args.ceiling_db)
+        # the engine's own output limiter did the work the file-side one would have done
+        limited.max_gain_reduction_db = max(limited.max_gain_reduction_db, st.limiter_max_reduction_db)
         write_audio(args.output_file, out, st.output_sr, ceiling_db=None)
         seconds = len(out) / st.output_sr
         print(
@@ -227,8 +233,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = Engine(source, settings, devices)
     extras = RunExtras(engine, voice=voice, preset=preset, store=store, record=args.record,
                        control=not args.no_control, load_voice=load_voice, restart=engine.start)
+    with library_noise_to() as log:  # ALSA/PortAudio lines (xruns…) go to the log, not between the run lines
+        print(f"audio library messages: {log}", file=sys.stderr)
+        failed = _run_live(engine, extras, args.duration)
+    if failed:
+        raise AudioDeviceError(failed)
+    return 0
+
+
+def _run_live(engine, extras, duration: float | None) -> str | None:
+    """Start, print the events and a run line every second until `duration` or Ctrl-C; the error, if any."""
     engine.start()
-    t_end = time.monotonic() + args.duration if args.duration else None
+    t_end = time.monotonic() + duration if duration else None
     failed = None
     try:
         extras.__enter__()
@@ -247,9 +263,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for ev in engine.drain_events():
         if ev.kind == "error":
             failed = ev.message
-    if failed:
-        raise AudioDeviceError(failed)
-    return 0
+    return failed
 
 
 def run_line(st) -> str:
@@ -259,9 +273,10 @@ def run_line(st) -> str:
     return (
         f"{state}latency ~{st.latency_ms:.0f} ms{measured} (algorithmic {st.algorithmic_latency_ms:.0f}) | "
         f"load {100 * st.load:.0f}% (p95 {st.compute_ms_p95:.0f} ms / {st.block_ms:.0f} ms) | "
-        f"overruns {st.overruns} underflows {st.underflows} skipped {st.skipped_input} trimmed {st.trimmed_output} "
-        f"xruns {st.input_xruns + st.output_xruns} | drift {st.drift_ppm:+.0f} ppm | "
-        f"in {st.input_level_db:.0f} dB out {st.output_level_db:.0f} dB"
+        f"overruns {st.overruns} dropouts {st.dropouts} ({st.dropout_ms:.0f} ms) skipped {st.skipped_input} "
+        f"trimmed {st.trimmed_output} xruns {st.input_xruns}/{st.output_xruns} | drift {st.drift_ppm:+.0f} ppm | "
+        f"in {st.input_level_db:.0f} dB out {st.output_level_db:.0f} dB limiter -{st.limiter_reduction_db:.1f} dB"
+        + (f" | {st.nonfinite_blocks} blocks silenced (NaN/inf)" if st.nonfinite_blocks else "")
     )
 
 

@@ -19,16 +19,14 @@ reads PULSE_SINK / PULSE_SOURCE when the ALSA plugin opens its stream):
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 
 import sounddevice as sd
 
 from ..errors import AudioDeviceError
+from . import pulse
 
 PULSE_HOSTAPI = "PulseAudio (via ALSA)"
 
@@ -87,32 +85,6 @@ class PulseNode:
     rate: int = 0  # the node's own sample rate (0 = unknown)
 
 
-def _pactl(*args: str, timeout: float = 5.0) -> str | None:
-    """pactl's stdout, or None when pactl or the server is missing (not an error here)."""
-    exe = shutil.which("pactl")
-    if exe is None:
-        return None
-    env = dict(os.environ, LC_ALL="C")  # pactl translates its field labels
-    try:
-        res = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, env=env)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return res.stdout if res.returncode == 0 else None
-
-
-def _parse_pactl_list(text: str, kind: str) -> list[dict[str, str]]:
-    heading = "Sink #" if kind == "sink" else "Source #"
-    items: list[dict[str, str]] = []
-    for chunk in text.split(heading)[1:]:
-        fields: dict[str, str] = {}
-        for line in chunk.splitlines():
-            m = re.match(r"^\t([A-Za-z][A-Za-z ]*): (.*)$", line)
-            if m:
-                fields.setdefault(m.group(1), m.group(2).strip())
-        items.append(fields)
-    return items
-
-
 def pulse_virtual_sources() -> list[PulseNode]:
     """Pulse/PipeWire sinks and sources, with virtual ones flagged; [] without a server.
 
@@ -121,22 +93,13 @@ def pulse_virtual_sources() -> list[PulseNode]:
     """
     nodes: list[PulseNode] = []
     null_sinks: set[str] = set()
-    for kind in ("sink", "source"):
-        out = _pactl("list", kind + "s")
-        if out is None:
-            return []
-        for f in _parse_pactl_list(out, kind):
-            name, desc, driver = f.get("Name", ""), f.get("Description", ""), f.get("Driver", "")
-            monitor_of = f.get("Monitor of Sink")
-            if monitor_of in ("n/a", ""):
-                monitor_of = None
-            virtual = virtual_kind(name) or virtual_kind(desc)
-            m = re.search(r"(\d+)\s*Hz", f.get("Sample Specification", ""))
-            rate = int(m.group(1)) if m else 0
-            if "null-sink" in driver:
-                null_sinks.add(name)
-                virtual = virtual or "PulseAudio null sink"
-            nodes.append(PulseNode(kind, name, desc, driver, monitor_of, virtual, rate))
+    for node in pulse.nodes():
+        virtual = virtual_kind(node.name) or virtual_kind(node.description)
+        if "null-sink" in node.driver and node.kind == "sink":
+            null_sinks.add(node.name)
+            virtual = virtual or "PulseAudio null sink"
+        nodes.append(PulseNode(node.kind, node.name, node.description, node.driver, node.monitor_of, virtual,
+                               node.rate))
     flagged = []
     for n in nodes:
         v = n.virtual
@@ -150,13 +113,7 @@ def pulse_virtual_sources() -> list[PulseNode]:
 
 def pulse_names() -> set[str] | None:
     """Names of the Pulse/PipeWire sinks and sources now (monitors included); None without a server."""
-    names: set[str] = set()
-    for kind in ("sinks", "sources"):
-        out = _pactl("list", "short", kind, timeout=3.0)
-        if out is None:
-            return None
-        names.update(line.split("\t")[1] for line in out.splitlines() if line.count("\t") >= 1)
-    return names
+    return pulse.node_names()
 
 
 def pulse_device_env(sink: str | None = None, source: str | None = None) -> dict[str, str]:
@@ -169,19 +126,10 @@ def pulse_device_env(sink: str | None = None, source: str | None = None) -> dict
     return env
 
 
-@contextlib.contextmanager
-def temporary_env(env: dict[str, str]):
-    """Set environment variables for the duration of a block (libpulse reads them at stream open)."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield env
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def temporary_env(env: dict[str, str]) -> contextlib.AbstractContextManager[dict[str, str]]:
+    """Set environment variables for the duration of a block (libpulse reads them at stream open),
+    under the lock every stream opener takes."""
+    return pulse.locked_env(env)
 
 
 def pulse_env(device: AudioDevice | None, kind: str):

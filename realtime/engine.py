@@ -106,7 +106,7 @@ class Engine(DeviceWatch):
             self.pipeline.recorder = self.recorder
             self._open = opened
             self._launch(threaded=True)
-            opened.start()
+            self._start_streams(opened)
         names = f"{opened.input.name} → {opened.output.name}" + (f" (+ monitor {opened.monitor.name})" if opened.monitor else "")
         kind = "one duplex stream" if opened.duplex else "separate streams, drift-corrected"
         self._post("started", f"{self.source.name}: {names}, {opened.sr_in}/{opened.sr_out} Hz, {kind}")
@@ -148,7 +148,9 @@ class Engine(DeviceWatch):
     def pump(self) -> bool:
         """One worker turn for drivers with `threaded=False`: commands, then the input there is."""
         self._apply_commands()
-        return self.pipeline is not None and self.pipeline.step()
+        worked = self.pipeline is not None and self.pipeline.step()
+        self._say_silenced()
+        return worked
 
     @property
     def idle(self) -> bool:
@@ -286,6 +288,7 @@ class Engine(DeviceWatch):
         self._running = True
         self._state = "running"
         self._output_xruns = 0
+        self._said_silenced = False
         self._last_output = time.monotonic()
         if threaded:
             self._worker = threading.Thread(target=self._work, name="rvclora-engine", daemon=True)
@@ -311,6 +314,8 @@ class Engine(DeviceWatch):
         self._on_output(outdata, frames, time_info, status)
 
     def _on_monitor(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        if status and status.output_underflow:
+            self.pipeline.mon.xruns += 1
         self.pipeline.mon.read(outdata[:, 0])
 
     def _on_finished(self) -> None:
@@ -332,6 +337,7 @@ class Engine(DeviceWatch):
                     worked = self.pipeline.step()
                 finally:
                     self._busy = False
+                self._say_silenced()
                 if not worked:
                     self._wake.wait(0.02)
                     self._wake.clear()

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import EngineError
 from .engine import Engine, EngineDevices, EngineEvent, EngineStats
+from .library_log import library_noise_to
 from .session_recorder import switch_recording
 from .settings import EngineSettings
 from .voice_pool import PoolConfig, VoicePool, VoiceSpec, VoiceSwitcher
@@ -123,6 +124,11 @@ class _Host:
 
 def _child_main(commands: Any, reports: Any, pool_config: PoolConfig) -> None:
     """Entry point of the engine process (a top-level function: `spawn` imports it)."""
+    with library_noise_to():  # ALSA/PortAudio lines go to the log for the life of the process
+        _serve(commands, reports, pool_config)
+
+
+def _serve(commands: Any, reports: Any, pool_config: PoolConfig) -> None:
     send_lock = threading.Lock()
     host = _Host(VoicePool(pool_config))
     done = threading.Event()

@@ -80,6 +80,13 @@ class EngineStats:
     device_ms: float = 0.0  # device buffers as PortAudio reports them
     measured_latency_ms: float = math.nan  # last `measure_latency()` (nan: none yet or invalid)
     measured_jitter_ms: float = math.nan
+    # Added with the fault work (all additive):
+    dropouts: int = 0  # stretches of audio lost: output underflows and device xruns (input overflow, output underflow)
+    dropout_ms: float = 0.0  # silence heard in place of audio on the main output after underflows
+    monitor_xruns: int = 0
+    limiter_reduction_db: float = 0.0  # the output limiter's deepest gain reduction over the last second
+    limiter_max_reduction_db: float = 0.0  # … since the start
+    limiter_ms: float = 0.0  # the limiter's look-ahead (in latency_ms)
 
 
 def make_stats(engine: Engine) -> EngineStats:
@@ -105,7 +112,8 @@ def make_stats(engine: Engine) -> EngineStats:
         running=engine.running, blocks=p.blocks, block_ms=block_ms, compute_ms_p50=p50, compute_ms_p95=p95,
         compute_ms_p99=p99, compute_ms_last=p.last_ms, load=p50 / block_ms if block_ms else 0.0,
         overruns=p.overruns, input_xruns=p.input_xruns, output_xruns=engine._output_xruns,
-        underflows=out.underflows, dropped_input=p.in_ring.overflows, nonfinite_blocks=p.proc.nonfinite,
+        underflows=out.underflows, dropped_input=p.in_ring.overflows,
+        nonfinite_blocks=p.proc.nonfinite + sum(port.limiter.state.silenced_blocks for port in p.ports),
         algorithmic_latency_ms=p.proc.algorithmic_latency_ms, latency_ms=p.estimate_ms(device_ms),
         input_level_db=p.in_db, output_level_db=p.out_db, input_sr=p.sr_in, output_sr=p.sr_out,
         model_sr=p.proc.output_sr, state=engine.state, waiting_for=engine._waiting_for,
@@ -117,4 +125,7 @@ def make_stats(engine: Engine) -> EngineStats:
         backlog_ms=1000.0 * out.backlog / out.sr,
         holdback_ms=1000.0 * (p.to_conv.holdback_s + out.from_model.holdback_s), device_ms=device_ms,
         measured_latency_ms=measured, measured_jitter_ms=jitter,
+        dropouts=out.underflows + p.input_xruns + engine._output_xruns, dropout_ms=out.gap_ms,
+        monitor_xruns=mon.xruns if mon is not None else 0, limiter_reduction_db=out.gain_reduction_db,
+        limiter_max_reduction_db=out.limiter.state.max_gain_reduction_db, limiter_ms=out.limiter_ms,
     )

@@ -1,8 +1,8 @@
 """Files through the live engine: the same rings, chain and output port as devices.
 
 Fast mode feeds the file as fast as the worker converts and aligns the result with
-the input (the output's content lag of crossfade + search, the safety margin and the
-converter's look-ahead are removed). `realtime=True` paces input and output like a
+the input (the output's content lag of crossfade + search, the safety margin, the
+converter's look-ahead and the output limiter's delay are removed). `realtime=True` paces input and output like a
 pair of devices, underflows and all, and returns what a device would have played.
 """
 
@@ -50,7 +50,7 @@ def convert_file(engine: Engine, in_path: str | os.PathLike, out_path: str | os.
     else:
         lag_ms = (s.crossfade_ms + s.search_ms if proc.converter.uses_sola else 0) + s.buffer_ms
         lag_ms += 1000.0 * proc.extra_latency_s
-        lag = int(round(lag_ms * sr_out / 1000))
+        lag = int(round(lag_ms * sr_out / 1000)) + pipe.out.limiter.delay
         result = out[lag : lag + n]
         result = np.pad(result, (0, n - len(result)))
     if out_path is not None:

@@ -11,6 +11,10 @@ drift corrector and the primed/starved state, behind two calls.
   fades out over a few milliseconds and fades back in when it is primed again; a
   backlog far above the settled level (the device stalled) is cut back with a short
   crossfade, never a hard cut.
+- Everything written passes the true-peak limiter (`synth.limiter`, on by default at
+  the settings' ceiling): no peak above the ceiling reaches the device, and a block
+  with NaN/inf becomes silence (counted in `limiter.state.silenced_blocks`). It
+  delays the port's audio by `limiter.delay` samples (112 at 48 kHz).
 
 The worker touches only the writing side and the `starved` flag the callback sets;
 the callback never allocates more than a period's scratch and never waits.
@@ -23,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..synth.limiter import Limiter, LimiterConfig
 from .drift import DriftConfig, DriftCorrector
 from .resample import StreamResampler
 from .ring_buffer import RingBuffer
@@ -55,8 +60,10 @@ class OutputPort:
 
     def __init__(self, sr: int, *, model_sr: int, input_sr: int, margin: int, block: int,
                  drift: DriftConfig = DriftConfig(), name: str = "output",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, ceiling_db: float = -1.0) -> None:
         self.sr = int(sr)
+        self.limiter = Limiter(self.sr, LimiterConfig(ceiling_db=ceiling_db))
+        self._reduction = (0.0, -1e9)  # (deepest gain reduction in dB, when) over the last second
         self.clock = clock
         self._write_t = clock()
         self._write_n = 0
@@ -73,6 +80,9 @@ class OutputPort:
         self.trimmed = 0  # samples cut from backlogs
         self.played = 0
         self.xruns = 0  # device-reported output underflows
+        self.gap = 0  # samples played as silence in place of audio: from an underflow until audio is back
+        self.gap_margin = 0  # (worker side) the margin of silence written when audio came back after one
+        self._in_gap = False
         self._fade_in = False
         self._above = 0
         self._pending_trim = 0
@@ -94,9 +104,16 @@ class OutputPort:
             self.starved = False
             # At least one device period: else, as the clocks' phases slide, some period
             # finds the ring a few samples short just before a block arrives.
-            self.ring.write(np.zeros(max(self.margin, self.period), dtype=np.float32))
+            margin = max(self.margin, self.period)
+            if self._in_gap:
+                self.gap_margin += margin  # heard as part of the gap
+            self.ring.write(self.limiter.process(np.zeros(margin, dtype=np.float32)))
         elif self.primed:
             self.backlog += 0.1 * (self.ring.available - self.backlog)
+        audio = self.limiter.process(audio)
+        gr, now = self.limiter.state.gain_reduction_db, self.clock()
+        if gr >= self._reduction[0] or now - self._reduction[1] > 1.0:
+            self._reduction = (gr, now)
         self.ring.write(audio)
         if len(audio):
             self._write_n = len(audio)
@@ -124,6 +141,28 @@ class OutputPort:
             self.drift.target += diff
 
     _insert_silence = 0
+
+    @property
+    def gain_reduction_db(self) -> float:
+        """The limiter's deepest gain reduction over about the last second (0 = it did not act)."""
+        gr, when = self._reduction
+        return gr if self.clock() - when <= 1.0 else self.limiter.state.gain_reduction_db
+
+    def restart(self) -> None:
+        """Worker side, streams closed: the next read starts afresh (margin, fade-in), nothing counted."""
+        self.ring.clear()
+        self.starved = True
+        self.primed = False
+        self._in_gap = False
+
+    @property
+    def gap_ms(self) -> float:
+        """Silence heard in place of audio after underflows (the re-priming margin included)."""
+        return 1000.0 * (self.gap + self.gap_margin) / self.sr
+
+    @property
+    def limiter_ms(self) -> float:
+        return 1000.0 * self.limiter.delay / self.sr
 
     @property
     def holdback_s(self) -> float:
@@ -158,8 +197,11 @@ class OutputPort:
         if not self.primed:
             if ring.available < n or self.starved:
                 out.fill(0.0)
+                if self._in_gap:
+                    self.gap += n
                 return
             self.primed = True
+            self._in_gap = False
             self._fade_in = True
             self.drift.restart()
         if self._insert_silence:
@@ -200,6 +242,8 @@ class OutputPort:
             out[got - m : got] *= self._ramp[::-1][FADE - m :]
         out[got:] = 0.0
         self.underflows += 1
+        self.gap += len(out) - got
+        self._in_gap = True
         self.drift.done(got, 0)
         self.primed = False
         self.starved = True

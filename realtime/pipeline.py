@@ -83,7 +83,8 @@ class Pipeline:
     def _port(self, sr: int, name: str) -> OutputPort:
         s = self.proc.settings
         return OutputPort(sr, model_sr=self.proc.output_sr, input_sr=self.sr_in, margin=s.buffer_ms * sr // 1000,
-                          block=s.block_ms * sr // 1000, drift=self.drift_config, name=name, clock=self.clock)
+                          block=s.block_ms * sr // 1000, drift=self.drift_config, name=name, clock=self.clock,
+                          ceiling_db=s.ceiling_db)
 
     @property
     def ports(self) -> list[OutputPort]:
@@ -112,6 +113,9 @@ class Pipeline:
                 port.block = settings.block_ms * port.sr // 1000
                 port.drift.block = max(port.block, 1)
             self.fresh = FRESH_BLOCKS
+        if settings.ceiling_db != old.ceiling_db:
+            for port in self.ports:
+                port.limiter.set_ceiling(settings.ceiling_db)
         if settings.buffer_ms != old.buffer_ms:
             for port in self.ports:
                 port.set_margin(settings.buffer_ms * port.sr // 1000)
@@ -205,10 +209,10 @@ class Pipeline:
         """Delay from a sample entering the input device to leaving the output device, from what is measured
         now: the chain's algorithmic latency, compute time (p50), the queue a new block joins in the output
         ring (safety margin included), half a device period (a block lands mid-period on average), the
-        resamplers' current hold-back and the devices' buffers."""
+        resamplers' current hold-back, the output limiter's look-ahead and the devices' buffers."""
         p50 = self.percentiles()[0] or self.last_ms
         out = self.out
         queue_ms = 1000.0 * out.backlog / out.sr if out.backlog else float(self.proc.settings.buffer_ms)
         holdback_ms = 1000.0 * (self.to_conv.holdback_s + out.from_model.holdback_s)
         period_ms = 500.0 * out.period / out.sr
-        return self.proc.algorithmic_latency_ms + p50 + queue_ms + period_ms + holdback_ms + device_ms
+        return self.proc.algorithmic_latency_ms + p50 + queue_ms + period_ms + holdback_ms + out.limiter_ms + device_ms

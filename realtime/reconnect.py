@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
-from .devices import DeviceError, find_device, pulse_names
+from .devices import DeviceError, find_device
 
 CHECK_TIMEOUT_S = 15.0
 WATCHDOG_S = 5.0  # output not called for this long (and at least 4 blocks) = device gone; a loaded
@@ -41,35 +40,38 @@ def present(specs: list[tuple[str, int | str | None]], timeout: float = CHECK_TI
 
 
 class DeviceWatch:
-    """The engine's half that notices a lost device and brings it back (runs in the worker)."""
+    """The engine's half that notices a lost device and brings it back (runs in the worker), and
+    says once when the output had blocks replaced by silence."""
 
     _open: Any
     pipeline: Any
     devices: Any
     _settings: Any
     _stop_flag: Any
+    _wake: Any
     _last_output: float
     _warned_quiet: bool
     _lost: str | None
     _state: str
     _waiting_for: str
 
-    _pulse_checked = 0.0
+    _said_silenced = False
+    _guard_muted = False  # a guard of ours muted a stream: the server's restore data may keep that mute
 
     def _post(self, kind: str, message: str) -> None: ...
 
-    def _check_pulse(self, opened: Any) -> None:
-        """Pulse moves a stream whose sink or source vanished to the default one, so the stream
-        never ends: ask the server whether our targets still exist (a thread: pactl takes ms)."""
-        wanted = [d for d in (opened.input, opened.output, opened.monitor) if d is not None and d.pulse]
-        if not wanted:
-            return
-        names = pulse_names()
-        if names is None:  # no answer: say nothing
-            return
-        gone = [d.name for d in wanted if d.pulse not in names]
-        if gone and self._open is opened and self._state == "running":
-            self._lost = f"{', '.join(gone)} vanished"
+    def _on_moved(self, message: str) -> None:
+        """From the Pulse guard's thread: a stream left the device it was opened on (already muted)."""
+        self._guard_muted = True
+        if self._state == "running" and self._lost is None:
+            self._lost = message
+            self._wake.set()
+
+    def _start_streams(self, opened: Any) -> None:
+        opened.start(self._on_moved, unmute=self._guard_muted)
+        guard = opened.guard
+        if guard is not None and guard.error:
+            self._post("warning", f"cannot watch where the sound server plays the output: {guard.error}")
 
     def _open_streams(self) -> Any: ...
 
@@ -84,9 +86,6 @@ class DeviceWatch:
         if self._open is None or self.pipeline is None or self.pipeline.out.played == 0:
             return  # not before audio flowed once: Pulse may take ~2 s to start a stream
         now = time.monotonic()
-        if now - self._pulse_checked > RETRY_S:
-            self._pulse_checked = now
-            threading.Thread(target=self._check_pulse, args=(self._open,), daemon=True).start()
         limit = max(WATCHDOG_S, 4 * self._settings.block_ms / 1000)
         quiet_in = now - self.pipeline.last_input
         quiet_out = now - self._last_output
@@ -97,6 +96,16 @@ class DeviceWatch:
             self._post("warning", f"no audio from the input device for {quiet_in:.1f} s")
         elif quiet_in <= limit:
             self._warned_quiet = False
+
+    def _say_silenced(self) -> None:
+        """Once per run: blocks with NaN/inf were replaced by silence (the stats count them)."""
+        p = self.pipeline
+        if self._said_silenced or p is None:
+            return
+        if p.proc.nonfinite or any(port.limiter.state.silenced_blocks for port in p.ports):
+            self._said_silenced = True
+            self._post("warning", "the voice produced invalid numbers (NaN/inf): those blocks were replaced by "
+                                  "silence (counted as non-finite blocks)")
 
     def _reconnect(self) -> None:
         """Close the streams, keep the voice, look for the devices every RETRY_S, reopen them."""
@@ -122,14 +131,12 @@ class DeviceWatch:
                     p = self.pipeline
                     p.in_ring.clear()
                     for port in p.ports:
-                        port.starved = True
-                        port.primed = False
-                        port.ring.clear()
+                        port.restart()
                     self._open = fresh
                     self._state = "running"
                     self._waiting_for = ""
                     p.last_input = self._last_output = time.monotonic()
-                    fresh.start()
+                    self._start_streams(fresh)
                     self._post("started", f"reconnected: {fresh.input.name} → {fresh.output.name}")
                     return
             self._stop_flag.wait(RETRY_S)

@@ -51,6 +51,7 @@ class EngineSettings:
     input_gain_db: float = 0.0
     output_gain_db: float = 0.0
     monitor_gain_db: float = 0.0
+    ceiling_db: float = -1.0  # true-peak limiter on every output: no peak above this (dBTP, -60…0)
     passthrough: bool = False  # send the input through unchanged (for checking levels and routing)
     noise_scale: float = NOISE_SCALE  # latent noise of the synthesizer (RVC's value); 0 = deterministic prior
     speaker: int = 0
@@ -82,6 +83,7 @@ class EngineSettings:
         _check_range("rms_mix_rate", self.rms_mix_rate, 0.0, 1.0)
         for name in ("input_gain_db", "output_gain_db", "monitor_gain_db"):
             _check_range(name, getattr(self, name), -60.0, 24.0)
+        _check_range("ceiling_db", self.ceiling_db, -60.0, 0.0)
         _check_range("noise_scale", self.noise_scale, 0.0, 2.0)
         _check_range("protect", self.protect, 0.0, 0.5)
         _check_range("autotune", self.autotune, 0.0, 1.0)

@@ -12,12 +12,13 @@ channels, permission, missing) instead of PortAudio's error code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sounddevice as sd
 
-from .devices import AudioDevice, DeviceError, find_device, pulse_device_env, pulse_env, temporary_env
+from . import pulse
+from .devices import AudioDevice, DeviceError, find_device
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class OpenStreams:
     sr_out: int
     sr_mon: int
     duplex: bool
+    foreign: set[tuple[str, int]] = field(default_factory=set)  # this process's Pulse streams before these opened
+    guard: pulse.StreamGuard | None = None
 
     @property
     def device_ms(self) -> float:
@@ -87,11 +90,19 @@ class OpenStreams:
             return 1000.0 * (lat_in + lat_out)
         return 1000.0 * (first.latency + self.streams[1].latency)
 
-    def start(self) -> None:
+    def start(self, on_moved: Callable[[str], None] | None = None, *, unmute: bool = False) -> None:
+        """Start the streams; with `on_moved`, pin those on named Pulse sinks/sources there (see
+        `pulse.StreamGuard`): a stream the server moves elsewhere is muted and reported."""
         for s in self.streams:
             s.start()
+        sinks = {d.pulse for d in (self.output, self.monitor) if d is not None and d.pulse}
+        sources = {self.input.pulse} if self.input.pulse else set()
+        if on_moved is not None and (sinks or sources):
+            self.guard = pulse.StreamGuard(sinks, sources, self.foreign, on_moved, unmute=unmute).start()
 
     def close(self) -> None:
+        if self.guard is not None:
+            self.guard.stop()
         for s in self.streams:
             try:
                 s.stop()
@@ -126,12 +137,14 @@ def open_streams(
     duplex = d.duplex and inp.hostapi == out.hostapi and sr_in == sr_out
     streams: list[Any] = []
     current = inp
+    # Streams of this process already there (a test's own player) are not the engine's to guard.
+    foreign = pulse.own_streams() if any(x is not None and x.pulse for x in (inp, out, mon)) else set()
     try:
         if duplex:
             current = out
             # Pulse sinks/sources are reached through ALSA "pulse": libpulse reads both
             # targets from the environment while the stream opens.
-            with temporary_env(pulse_device_env(sink=out.pulse, source=inp.pulse)):
+            with pulse.stream_env(sink=out.pulse, source=inp.pulse):
                 streams.append(sd.Stream(device=(inp.index, out.index), samplerate=sr_in, channels=1, dtype="float32",
                                          latency=stream_latency(d.latency, out.hostapi), callback=on_duplex,
                                          finished_callback=on_finished))
@@ -139,13 +152,13 @@ def open_streams(
             plan = [(sd.InputStream, inp, "input", sr_in, on_input), (sd.OutputStream, out, "output", sr_out, on_output)]
             for cls, dev, kind, sr, callback in plan:
                 current = dev
-                with pulse_env(dev, kind):
+                with pulse.stream_env(**{"sink" if kind == "output" else "source": dev.pulse}):
                     streams.append(cls(device=dev.index, samplerate=sr, channels=1, dtype="float32",
                                        latency=stream_latency(d.latency, dev.hostapi), callback=callback,
                                        finished_callback=on_finished))
         if mon is not None:
             current = mon
-            with pulse_env(mon, "output"):
+            with pulse.stream_env(sink=mon.pulse):
                 streams.append(sd.OutputStream(device=mon.index, samplerate=sr_mon, channels=1, dtype="float32",
                                                latency=stream_latency(d.latency, mon.hostapi), callback=on_monitor,
                                                finished_callback=on_finished))
@@ -153,4 +166,4 @@ def open_streams(
         for s in streams:
             s.close()
         raise refusal(current, e) from None
-    return OpenStreams(streams, inp, out, mon, sr_in, sr_out, sr_mon, duplex)
+    return OpenStreams(streams, inp, out, mon, sr_in, sr_out, sr_mon, duplex, foreign)

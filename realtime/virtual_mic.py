@@ -4,8 +4,8 @@ PulseAudio and PipeWire (through pipewire-pulse) both take the same two modules:
 a null sink ``<name>_sink`` that rvclora plays into, and a source ``<name>``
 remapped from that sink's monitor. Apps that hide monitor sources (Discord does)
 still list a remapped source as an ordinary microphone, shown by its description.
-Everything goes through ``pactl``, so it works on either server and needs no
-privileges; the modules live until removed or until the sound server restarts.
+Everything goes through the server's native protocol (pulsectl), so it works on
+either server and needs no privileges; the modules live until removed or until the sound server restarts.
 Creating and removing hold a lock per server and name (a file in the user's
 runtime dir), so concurrent `virtual-mic create` runs make one device, not several.
 
@@ -20,8 +20,6 @@ import fcntl
 import hashlib
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AudioDeviceError
+from . import pulse
 
 
 class VirtualMicError(AudioDeviceError):
@@ -50,32 +49,17 @@ def _check_platform() -> None:
             f"rvclora creates virtual microphones on Linux only; on {where} and pick it as rvclora's output")
 
 
-def _pactl(*args: str) -> str:
-    exe = shutil.which("pactl")
-    if exe is None:
-        raise VirtualMicError("pactl not found: install pulseaudio-utils (it works with PipeWire too)")
-    env = dict(os.environ, LC_ALL="C")
+def _server(call, *args):
+    """Run one sound-server call; its failure becomes a one-line VirtualMicError."""
     try:
-        res = subprocess.run([exe, *args], capture_output=True, text=True, timeout=10, env=env)
-    except subprocess.TimeoutExpired:
-        raise VirtualMicError("pactl did not answer within 10 s: is the sound server stuck?") from None
-    if res.returncode != 0:
-        msg = (res.stderr or res.stdout).strip().splitlines()
-        first = msg[-1] if msg else f"exit status {res.returncode}"
-        if args and args[0] == "info" or "Connection" in first or "connect" in first.lower():
-            raise VirtualMicError(f"no PulseAudio/PipeWire server answers ({first})")
-        raise VirtualMicError(f"pactl {' '.join(args[:2])} failed: {first}")
-    return res.stdout
+        return call(*args)
+    except pulse.PulseUnavailableError as e:
+        raise VirtualMicError(str(e)) from None
 
 
 def _modules() -> list[tuple[int, str, str]]:
     """(id, module name, arguments) of loaded modules."""
-    mods = []
-    for line in _pactl("list", "short", "modules").splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 2 and parts[0].isdigit():
-            mods.append((int(parts[0]), parts[1], parts[2] if len(parts) > 2 else ""))
-    return mods
+    return _server(pulse.modules)
 
 
 def _arg(args: str, key: str) -> str | None:
@@ -126,7 +110,7 @@ def create_virtual_mic(name: str = "rvclora") -> VirtualMic:
     """Create (or return the existing) null sink ``<name>_sink`` + remapped source ``<name>``."""
     _check_platform()
     _check_name(name)
-    _pactl("info")  # one clear error when no server runs
+    _modules()  # one clear error when no server runs
     with _mic_lock(name):
         return _create(name)
 
@@ -136,13 +120,11 @@ def _create(name: str) -> VirtualMic:
     sink_mod, src_mod = _find(name, _modules())
     if sink_mod is None:
         # Descriptions are what Discord/OBS show; quotes keep the space inside one property.
-        out = _pactl("load-module", "module-null-sink", f"sink_name={sink}",
-                     f"sink_properties=device.description='{name}\\ output\\ (feed)'")
-        sink_mod = int(out.strip().split()[0])
+        sink_mod = _server(pulse.load_module, "module-null-sink",
+                           f"sink_name={sink} sink_properties=device.description='{name}\\ output\\ (feed)'")
     if src_mod is None:
-        out = _pactl("load-module", "module-remap-source", f"master={sink}.monitor",
-                     f"source_name={name}", f"source_properties=device.description={name}")
-        src_mod = int(out.strip().split()[0])
+        src_mod = _server(pulse.load_module, "module-remap-source",
+                          f"master={sink}.monitor source_name={name} source_properties=device.description={name}")
     return VirtualMic(name, sink, sink_mod, src_mod)
 
 
@@ -155,5 +137,5 @@ def remove_virtual_mic(name: str = "rvclora") -> bool:
         # The source first: it depends on the sink's monitor.
         for mid in (src_mod, sink_mod):
             if mid is not None:
-                _pactl("unload-module", str(mid))
+                _server(pulse.unload_module, mid)
     return sink_mod is not None or src_mod is not None

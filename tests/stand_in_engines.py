@@ -62,4 +62,5 @@ class SlowEngine:
             algorithmic_latency_ms=self.settings.algorithmic_latency_ms, latency_ms=self.settings.algorithmic_latency_ms + 40.0,
             input_level_db=-20.0, output_level_db=-14.0, skipped_input=0, trimmed_output=0, drift_ppm=0.0,
             measured_latency_ms=float("nan"), state="running", waiting_for="", input_sr=48000, output_sr=48000,
+            dropouts=0, dropout_ms=0.0, limiter_reduction_db=0.0, nonfinite_blocks=0,
         )

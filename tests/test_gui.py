@@ -79,7 +79,8 @@ class FakeEngine:
             algorithmic_latency_ms=self.settings.algorithmic_latency_ms, latency_ms=150.0,
             input_level_db=-20.0, output_level_db=-12.0, skipped_input=self.skipped, trimmed_output=2400,
             drift_ppm=-80.0, measured_latency_ms=self.measured, state=self.state, waiting_for="vsink",
-            input_sr=48000, output_sr=48000,
+            input_sr=48000, output_sr=48000, dropouts=3, dropout_ms=41.0, limiter_reduction_db=2.5,
+            nonfinite_blocks=0,
         )
 
     skipped, measured, state = 0, float("nan"), "running"
@@ -155,9 +156,11 @@ def test_pick_voice_and_slider_changes_engine_setting(qtbot, home, voice_files, 
     window.block.slider.setValue(window.block.spec.position(120))
     window.gate.slider.setValue(window.gate.spec.position(-40))
     window.loudness.slider.setValue(window.loudness.spec.position(0.25))
+    window.ceiling.slider.setValue(window.ceiling.spec.position(-6))
     window.passthrough.click()
     assert (engine.settings.pitch, engine.settings.block_ms, engine.settings.threshold_db) == (-3, 120, -40)
     assert engine.settings.rms_mix_rate == pytest.approx(0.75) and engine.settings.passthrough
+    assert engine.settings.ceiling_db == -6
     assert "<b>160 ms</b>" in window.latency_label.text()  # block 120 + crossfade 30 + search 10
     # The readout follows the engine's stats.
     # The readout refreshes on the panel's poll timer: wait for one poll after the change.
@@ -171,6 +174,7 @@ def test_pick_voice_and_slider_changes_engine_setting(qtbot, home, voice_files, 
     saved = json.loads((home.voices / "Alto" / "voice.json").read_text())
     assert saved["defaults"]["pitch"] == -3
     assert SettingsStore(home.settings_file).load().engine.block_ms == 120
+    assert SettingsStore(home.settings_file).load().engine.ceiling_db == -6
     assert not engine.running  # closing the window stops the engine
 
 
@@ -389,8 +393,9 @@ def test_an_adapter_made_elsewhere_is_used_only_when_the_user_says_so(
 
 
 def test_readout_shows_lost_audio_drift_and_the_measured_delay(qtbot, home):
-    """Skipped input and trimmed output are shown (not only counted); "Measure delay" runs the
-    engine's own probe and its result stands beside the estimate; a lost device reads as waiting."""
+    """Skipped input, trimmed output, dropouts and the limiter are shown (not only counted);
+    "Measure delay" runs the engine's own probe and its result stands beside the estimate; a lost
+    device reads as waiting."""
     window = open_window(qtbot, home)
     select(window, "builtin", "deep")
     assert not window.transport.measure_button.isEnabled()  # nothing to measure while stopped
@@ -400,6 +405,9 @@ def test_readout_shows_lost_audio_drift_and_the_measured_delay(qtbot, home):
     engine.skipped = 4800  # 100 ms at 48 kHz
     qtbot.waitUntil(lambda: "Skipped 100 ms" in window.transport.overrun_label.text(), timeout=5000)
     assert "Trimmed 50 ms" in window.transport.overrun_label.text()
+    # dropouts with the silence they left, and the limiter's gain reduction
+    assert "Dropouts 3 (41 ms)" in window.transport.overrun_label.text()
+    assert "Limiter \u22122.5 dB" in window.transport.overrun_label.text()
     assert "-80 ppm" in window.transport.overrun_label.toolTip()
     assert "measured" not in window.transport.delay_label.text()
     qtbot.waitUntil(window.transport.measure_button.isEnabled, timeout=5000)
