@@ -52,11 +52,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..lora import apply_adapters, bake
+from ..synth.errors import ModelFileError
 from ..synth.onnx_voice import STREAM_INPUTS
 from ..synth.output_file import check_output_path, staged_output
-from ..synth.errors import ModelFileError
 from ..synth.rmvpe import load_pitch_model
 from ..synth.synthesizer import FLOW_CONTEXT, Synthesizer
+from ..synth.voice_adapters import base_info, load_checked_adapters, load_voice_with_adapters
+from ..synth.voice_file import load_voice
 
 COMPONENTS = ("synth", "content", "pitch")
 DEFAULT_OPSET = 17  # RVC's own choice; onnxruntime 1.17+ runs it
@@ -311,20 +314,12 @@ def load_merged(
     (JSON list of ``{"file", "weight", "rank", "targets"}``); ``reference`` (with
     ``keep_reference``) is a copy of the base with the adapters applied *unmerged*
     (live LoRA layers, weight norm kept), the model verification compares against."""
-    from ..lora import BaseInfo, apply_adapters, bake, load_adapter, model_fingerprint
-    from ..synth.voice_adapters import check_adapter_on
-    from ..synth.voice_file import load_voice
-
     voice = load_voice(model_path)
-    base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
-    loaded = [(load_adapter(p), float(w)) for p, w in adapters]
-    for adapter, _ in loaded:
-        check_adapter_on(adapter, voice.model, base, force=force)
+    base = base_info(voice)  # of the voice before merging
+    loaded = load_checked_adapters(voice, adapters, force=force)
     # A second load, not a deepcopy: legacy weight norm cannot be deep-copied.
-    reference = load_voice(model_path).model if keep_reference else None
+    reference = load_voice_with_adapters(model_path, adapters, merged=False, force=force).model if keep_reference else None
     if loaded:
-        if reference is not None:
-            apply_adapters(reference, loaded, merged=False)
         apply_adapters(voice.model, loaded, merged=True)
         bake(voice.model)
     listed = [
@@ -336,14 +331,7 @@ def load_merged(
 
 def check_inputs(model_path: str | os.PathLike, adapters: Sequence[tuple[str, float]], *, force: bool = False) -> None:
     """The voice loads and every adapter fits it (one-line errors), before any process starts."""
-    from ..lora import BaseInfo, load_adapter, model_fingerprint
-    from ..synth.voice_adapters import check_adapter_on
-    from ..synth.voice_file import load_voice
-
-    voice = load_voice(model_path)
-    base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
-    for path, _ in adapters:
-        check_adapter_on(load_adapter(path), voice.model, base, force=force)
+    load_checked_adapters(load_voice(model_path), adapters, force=force)
 
 
 def synth_metadata(voice, merge_info: Mapping[str, str], *, streaming: bool, fp16: bool, opset: int, embedder: str) -> dict[str, str]:
@@ -441,8 +429,8 @@ def export_synth_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def export_content_in_process(job: Mapping[str, Any]) -> dict[str, Any]:
-    from . import verify as _verify
     from ..synth.content_encoder import load_content_encoder
+    from . import verify as _verify
 
     version, opset = job["version"], int(job["opset"])
     dtype = torch.float16 if job["fp16"] else torch.float32

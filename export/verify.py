@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..synth.voice_adapters import load_voice_with_adapters
+
 FP32_TOLERANCE = 1e-4  # DESIGN.md §5: ≤ 1e-4 abs in fp32
 FP16_TOLERANCE = 5e-2  # fp16 weights and activations vs the fp32 reference: a sanity bound
 # (frames, (skip_head, return_length)): two lengths prove T dynamic; the streaming
@@ -68,18 +70,7 @@ def source_noise_off() -> Iterator[None]:
 
 def reference_synth(model_path: str | os.PathLike, adapters: Sequence[tuple[str, float]] = (), *, force: bool = False):
     """The voice with adapters applied live (unmerged, fp32, weight norm kept)."""
-    from ..lora import BaseInfo, apply_adapters, load_adapter, model_fingerprint
-    from ..synth.voice_adapters import check_adapter_on
-    from ..synth.voice_file import load_voice
-
-    voice = load_voice(model_path)
-    base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
-    loaded = [(load_adapter(p), float(w)) for p, w in adapters]
-    for adapter, _ in loaded:
-        check_adapter_on(adapter, voice.model, base, force=force)
-    if loaded:
-        apply_adapters(voice.model, loaded, merged=False)
-    return voice.model.eval()
+    return load_voice_with_adapters(model_path, adapters, merged=False, force=force).model.eval()
 
 
 def torch_synth(model: nn.Module, inputs: Mapping[str, Tensor]) -> Tensor:

@@ -22,6 +22,7 @@ import torch
 
 from ..synth.onnx_backend import OnnxSynthesizer
 from ..synth.pitch_options import resolve_f0_method
+from ..synth.voice_adapters import base_info, load_adapters_for
 from .rvc_converter import BlockShape, RVCBlockConverter, f0_tail_length
 from .settings import EngineSettings
 from .voice_source import BlockConverter, VoiceSource
@@ -126,10 +127,10 @@ def load_rvc_source(
 
     `encoder_for` ((path, version) → a content encoder on the same device and dtype) and
     `estimators` (a pitch-estimator dict) let voices share what each would otherwise load."""
+    from ..library.home import Home
     from ..synth.content_encoder import load_content_encoder
     from ..synth.device import resolve_device, resolve_dtype
     from ..synth.errors import MissingAssetError
-    from ..library.home import Home
 
     home = Home.from_env()
     dev = resolve_device(device)
@@ -169,13 +170,12 @@ def load_rvc_source(
 
 
 def _load_torch_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCSource:
-    from ..lora import BaseInfo, model_fingerprint
     from ..synth.voice_file import load_voice
 
     voice = load_voice(path, device=dev, dtype=dtype)
     # The fingerprint is of the official (weight-normed) weights the adapters were made on;
     # folding weight norm afterwards only changes how the same weights are stored.
-    base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
+    base = base_info(voice)
     voice.model.remove_weight_norm()
     return RVCSource(
         synth=voice.model, encoder=None, version=voice.version, f0=voice.f0, sr=voice.sr,
@@ -197,16 +197,10 @@ def _load_onnx_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCSo
 def load_checked_adapters(
     source: RVCSource, specs: Sequence[tuple[str | os.PathLike, float]], *, force: bool = False
 ) -> list[tuple[Any, float]]:
-    """Read adapter files and check each against the voice (one-line AdapterError on a mismatch)."""
-    from ..lora import load_adapter
-    from ..synth.voice_adapters import check_adapter_on
-
-    loaded = []
-    for path, weight in specs:
-        adapter = load_adapter(path)
-        check_adapter_on(adapter, source.synth, source.base_info, force=force)
-        loaded.append((adapter.to(device=source.device), float(weight)))
-    return loaded
+    """Read adapter files and check each against the voice (one-line AdapterError on a mismatch),
+    on the voice's device."""
+    loaded = load_adapters_for(source.synth, source.base_info, specs, force=force)
+    return [(adapter.to(device=source.device), weight) for adapter, weight in loaded]
 
 
 # --------------------------------------------------------------------------- built-in voices

@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from .file_hash import sha256_file
-from .constants import NOISE_SCALE
 from ..library.home import Home
+from .constants import NOISE_SCALE
+from .file_hash import sha256_file
 from .limiter import check_ceiling_option, limiter_note
 from .pitch_options import F0_METHODS, PITCH_SHIFT_RANGE, known_f0_method, resolve_f0_method
-from .voice_adapters import load_checked_adapters, parse_adapter_spec
+from .voice_adapters import load_voice_with_adapters, parse_adapter_spec
 
 OUTPUT_RATES = (8000, 192000)  # --sr: what every output format and resampler here handles
 
@@ -155,15 +155,14 @@ def _check_convert_options(args: argparse.Namespace) -> None:
 def cmd_convert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..library.embedders import content_encoder_path
     from .audio_io import check_audio_output, check_input_length, finish_audio, load_mono, resample, write_audio
+    from .constants import SR_16K
     from .content_encoder import load_content_encoder
     from .device import resolve_device, resolve_dtype
     from .index import FeatureIndex
-    from .constants import SR_16K
     from .pipeline import ConvertSettings, VoiceConverter
     from .pitch import make_pitch_estimator
-    from .voice_file import load_voice
-    from ..library.embedders import content_encoder_path
 
     check_audio_output(args.output, overwrite=args.overwrite)  # before minutes of work, not after
     check_input_length(args.input)  # before decoding it whole
@@ -177,13 +176,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.precision, device)
     audio = load_mono(args.input, SR_16K)
-    voice = load_voice(args.model, device=device, dtype=dtype)
+    voice = load_voice_with_adapters(args.model, adapters, merged=True, force=args.force, device=device, dtype=dtype)
     # the encoder the voice was trained on (Applio's embedder_model), ContentVec when it does not say
     hubert = args.hubert or _asset_or_flag(None, content_encoder_path(home, voice.meta.embedder), "content encoder", hint)
-    if adapters:
-        from ..lora import apply_adapters
-
-        apply_adapters(voice.model, load_checked_adapters(voice, adapters, force=args.force), merged=True)
     if not 0 <= args.speaker < voice.n_speakers:
         raise ValueError(f"--speaker {args.speaker}: this model has speakers 0–{voice.n_speakers - 1}")
     encoder = load_content_encoder(hubert, version=voice.version, device=device, dtype=dtype)
