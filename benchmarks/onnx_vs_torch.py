@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from rvclora.synth.onnx_backend import make_session
-    from rvclora.export.onnx_export import export_onnx, synth_inputs
+    from rvclora.export.example_inputs import synth_inputs
+    from rvclora.export.onnx_export import export_onnx
     from rvclora.synth.configs import official_config
     from rvclora.synth.synthesizer import Synthesizer
     from rvclora.synth.voice_file import load_voice, save_voice

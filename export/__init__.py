@@ -7,8 +7,9 @@
 onnx/onnxruntime are imported only when used (the ``onnx`` extra). The ONNX Runtime
 backend that runs the exports lives in ``rvclora.synth.onnx_backend``.
 """
+from ..synth.onnx_contract import read_metadata
 from .merged_voice import write_merged_voice
-from .onnx_export import ExportError, ExportResult, export_onnx, read_metadata
+from .onnx_export import ExportError, ExportResult, export_onnx
 from .verify import VerifyReport, verify_synth
 
 __all__ = [

@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Frames of context to skip and frames to decode: the inputs a streaming export adds.
-STREAM_INPUTS = ("skip_head", "return_length")
+from .onnx_contract import STREAM_INPUTS
 
 
 class OnnxVoiceError(ValueError):
