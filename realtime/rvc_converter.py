@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import soxr
 import torch
-import torch.nn.functional as F
 
 from ..synth.constants import HOP_16K, SR_16K
+from ..synth.features import blend_with_index, to_synth_frames
+from ..synth.pitch import f0_to_coarse_torch, shift_f0
+from .pitch_cache import PitchCache
 from .settings import EngineSettings
 
 if TYPE_CHECKING:
@@ -84,8 +87,6 @@ class RVCBlockConverter:
     latency_s = 0.0
 
     def __init__(self, source: RVCSource, shape: BlockShape, *, naive: bool = False) -> None:
-        from .pitch_cache import PitchCache
-
         self.source = source
         self.shape = shape
         self.naive = naive
@@ -174,23 +175,15 @@ class RVCBlockConverter:
         feats = self.source.encoder(window.unsqueeze(0).to(self.source.dtype))  # [1, F50, C]
         # The encoder yields about N/320 − 1 frames: repeat the last one so ×2 covers the window.
         feats = torch.cat([feats, feats[:, -1:]], dim=1)
-        index = self.source.index
-        if index is not None and settings.index_rate > 0:
-            # Only the frames the decoder will hear are worth a search (RVC: skip_head // 2 on).
-            start = 0 if self.naive else shape.skip_head // 2
-            part = feats[0, start:].float().cpu().numpy()
-            blended = index.search_blend(part, settings.index_rate)
-            feats = feats.clone()
-            feats[0, start:] = torch.from_numpy(blended).to(feats.device, feats.dtype)
-        feats = F.interpolate(feats.transpose(1, 2), scale_factor=2.0, mode="nearest").transpose(1, 2)
+        # Only the frames the decoder will hear are worth a search (RVC: skip_head // 2 on).
+        start = 0 if self.naive else shape.skip_head // 2
+        feats = to_synth_frames(blend_with_index(feats, self.source.index, settings.index_rate, start=start))
         feats = feats[:, : shape.frames]
         if feats.shape[1] < shape.frames:  # very short windows: pad by repeating the last frame
             feats = torch.cat([feats, feats[:, -1:].expand(-1, shape.frames - feats.shape[1], -1)], dim=1)
         return feats
 
     def _pitch(self, window: torch.Tensor, settings: EngineSettings) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..synth.pitch import f0_to_coarse_torch, shift_f0
-
         shape = self.shape
         method = self.source.resolve_f0_method(settings.f0_method)
         estimator = self.source.estimator(method)
@@ -220,8 +213,6 @@ class RVCBlockConverter:
 
 def _resample_to(audio: np.ndarray, n_out: int) -> np.ndarray:
     """Band-limited resampling of a whole block to exactly `n_out` samples."""
-    import soxr
-
     if len(audio) == n_out:
         return audio
     out = soxr.resample(audio, len(audio), n_out, quality="HQ")
