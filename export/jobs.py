@@ -19,14 +19,14 @@ class ExportJob:
     component: str  # "synth", "content" or "pitch"
     model: str
     tmp_out: str  # where the worker writes the graph (the parent renames it into place)
-    adapters: tuple[tuple[str, float], ...] = ()
-    streaming: bool = False
-    fp16: bool = False
-    opset: int = 17
-    verify: bool = True
-    force: bool = False
-    embedder: str = "hubert_base"
-    version: str = "v2"
+    adapters: tuple[tuple[str, float], ...]
+    streaming: bool
+    fp16: bool
+    opset: int
+    verify: bool
+    force: bool
+    embedder: str
+    version: str
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
