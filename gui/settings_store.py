@@ -12,7 +12,6 @@ built-in voices have no folder, so their pitch and formant are kept here.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
