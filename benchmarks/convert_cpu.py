@@ -27,7 +27,7 @@ from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.hubert import HubertConfig
 from rvclora.synth.pipeline import ConvertSettings, VoiceConverter
 from rvclora.synth.pitch import make_pitch_estimator
-from rvclora.synth.rmvpe import RMVPE
+from rvclora.synth.rmvpe_net import RMVPE
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.synth.voice_file import load_voice, save_voice
 from tests.conftest import speech_path

@@ -23,7 +23,8 @@ from pathlib import Path
 import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import torch
 
-from rvclora.export.onnx_export import export_onnx, synth_inputs
+from rvclora.export.example_inputs import synth_inputs
+from rvclora.export.onnx_export import export_onnx
 from rvclora.synth.configs import official_config
 from rvclora.synth.onnx_backend import make_session
 from rvclora.synth.synthesizer import Synthesizer

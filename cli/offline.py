@@ -165,8 +165,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from ..synth.index import FeatureIndex
     from ..synth.pipeline import ConvertSettings, VoiceConverter
     from ..synth.pitch import make_pitch_estimator
-    from ..synth.voice_adapters import load_checked_adapters, parse_adapter_spec
-    from ..synth.voice_file import load_voice
+    from ..synth.voice_adapters import load_voice_with_adapters, parse_adapter_spec
 
     check_audio_output(args.output, overwrite=args.overwrite)  # before minutes of work, not after
     check_input_length(args.input)  # before decoding it whole
@@ -181,13 +180,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.precision, device)
     audio = load_mono(args.input, SR_16K)
-    voice = load_voice(args.model, device=device, dtype=dtype)
+    voice = load_voice_with_adapters(args.model, adapters, merged=True, force=args.force, device=device, dtype=dtype)
     # the encoder the voice was trained on (Applio's embedder_model), ContentVec when it does not say
     hubert = args.hubert or _asset_or_flag(None, content_encoder_path(home, voice.meta.embedder), "content encoder", hint)
-    if adapters:
-        from ..lora import apply_adapters
-
-        apply_adapters(voice.model, load_checked_adapters(voice, adapters, force=args.force), merged=True)
     if not 0 <= args.speaker < voice.n_speakers:
         raise UsageError(f"--speaker {args.speaker}: this model has speakers 0–{voice.n_speakers - 1}")
     encoder = load_content_encoder(hubert, version=voice.version, device=device, dtype=dtype)

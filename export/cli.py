@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .onnx_contract import COMPONENTS, DEFAULT_OPSET, EMBEDDERS, MAX_OPSET, MIN_OPSET
+from ..synth.onnx_contract import COMPONENTS, DEFAULT_OPSET, EMBEDDERS, MAX_OPSET, MIN_OPSET
 
 DESCRIPTION = (
     "Merge LoRA adapters into an RVC voice and export it: FILE.onnx writes an ONNX model "
@@ -59,9 +59,10 @@ def _export_pth(args, adapters: list[tuple[str, float]]) -> str:
 
     from ..synth.output_file import staged_output
     from ..synth.voice_file import load_voice
+    from .example_inputs import synth_inputs
     from .merged_voice import write_merged_voice
     from .onnx_export import ExportError
-    from .verify import reference_synth, source_noise_off
+    from .verify import reference_synth
 
     out = Path(args.out)
     if args.component != "synth" or args.streaming:
@@ -76,12 +77,10 @@ def _export_pth(args, adapters: list[tuple[str, float]]) -> str:
         if args.verify:
             merged = load_voice(tmp).model
             live = reference_synth(args.model, adapters, force=args.force)
-            from .onnx_export import synth_inputs
-
             x = synth_inputs(live, 50, seed=5)
-            with torch.no_grad(), source_noise_off():
-                run = lambda m: m.infer(x["phone"], x["phone_lengths"], x.get("pitch"), x.get("pitchf"), x["ds"],  # noqa: E731 — a one-line helper local to this function
-                                        noise=x["rnd"], noise_scale=1.0)
+            with torch.no_grad():
+                run = lambda m: m.infer(x["phone"], x["phone_lengths"], x.get("pitch"), x.get("pitchf"), x["ds"],  # noqa: E731
+                                        noise=x["rnd"], noise_scale=1.0, dec_noise=0.0)
                 diff = float((run(merged) - run(live)).abs().max())
     names = ", ".join(f"{Path(p).name}×{w:g}" for p, w in adapters)
     line = f"wrote {out} (official RVC voice, fp16; merged {names})"

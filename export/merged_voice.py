@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import OutputExistsError, UsageError
-from ..lora import apply_adapters, bake
-from ..synth.voice_adapters import AdapterSpec, load_checked_adapters
-from ..synth.voice_file import load_voice, save_voice
+from ..lora import bake
+from ..synth.voice_adapters import AdapterSpec, load_voice_with_adapters
+from ..synth.voice_file import save_voice
 
 
 def write_merged_voice(
@@ -36,11 +36,10 @@ def write_merged_voice(
         raise UsageError("no adapters to merge")
     if out_path.exists() and not overwrite:
         raise OutputExistsError(f"{out_path} already exists; pass overwrite=True (--overwrite) to replace it")
-    voice = load_voice(voice_path)  # fp32, weight norm kept: the merge is done in fp32
-    loaded = load_checked_adapters(voice, adapters, force=force)
-    apply_adapters(voice.model, loaded, merged=True)
+    # fp32, weight norm kept: the merge is done in fp32
+    voice = load_voice_with_adapters(voice_path, adapters, merged=True, force=force)
     bake(voice.model)
     if info is None:
-        parts = ", ".join(f"{a.source}×{w:g}" for a, w in loaded)
+        parts = ", ".join(f"{Path(p).name}×{float(w):g}" for p, w in adapters)
         info = f"{voice.info} + rvclora LoRA: {parts}".lstrip(" +")
     return save_voice(out_path, voice.model, config=voice.config, version=voice.version, f0=voice.f0, info=info)

@@ -6,31 +6,26 @@ wrong merge, a wrong fold of weight norm or a wrong graph all show up.
 
 Randomness: the synthesizer's latent noise is an input (``rnd``), the same array
 goes to both sides.  The NSF source's own random draws are switched off on both
-sides: the graph through its ``dec_noise`` input (0), torch by
-:func:`source_noise_off`, which makes ``torch.rand``/``randn_like`` return zeros
-inside ``rvclora.synth.generator`` only (with one harmonic, RVC's only setting,
-the random start phase is overwritten by 0 anyway; the noise term is what goes).
+sides by the same argument: the graph's ``dec_noise`` input and
+``Synthesizer.infer(dec_noise=0)`` (with one harmonic, RVC's only setting, the
+random start phase is 0 anyway; the noise term is what goes).
 """
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from unittest import mock
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import ExportError
-from ..lora import BaseInfo, apply_adapters, load_adapter, model_fingerprint
-from ..synth import generator
 from ..synth.onnx_backend import make_session
-from ..synth.voice_adapters import check_adapter_on
-from ..synth.voice_file import load_voice
+from ..synth.onnx_contract import DEC_NOISE, read_metadata
+from ..synth.voice_adapters import load_voice_with_adapters
+from .example_inputs import synth_inputs
 
-FP32_TOLERANCE = 1e-4  # the product's bar: ONNX and torch agree to 1e-4 abs in fp32
+FP32_TOLERANCE = 1e-4  # ORT vs torch in fp32: the exported graph computes the same function
 FP16_TOLERANCE = 5e-2  # fp16 weights and activations vs the fp32 reference: a sanity bound
 # (frames, (skip_head, return_length)): two lengths prove T dynamic; the streaming
 # cases cover a flow head inside the window (101 - 45 frames) and one clamped at 0.
@@ -49,56 +44,25 @@ class VerifyReport:
         return self.max_abs_diff <= self.tolerance
 
 
-class _TorchWithoutRandom:
-    """``torch`` as seen by the generator module, with its random draws returning zeros."""
-
-    def __getattr__(self, name: str):
-        return getattr(torch, name)
-
-    @staticmethod
-    def randn_like(t: Tensor, *args, **kwargs) -> Tensor:
-        return torch.zeros_like(t, *args, **kwargs)
-
-    @staticmethod
-    def rand(*size, **kwargs) -> Tensor:
-        return torch.zeros(*size, **kwargs)
-
-
-@contextlib.contextmanager
-def source_noise_off() -> Iterator[None]:
-    """Within the block, rvclora's NSF source (synth.generator) draws no random numbers."""
-    with mock.patch.object(generator, "torch", _TorchWithoutRandom()):
-        yield
-
-
-def reference_synth(model_path: str | os.PathLike, adapters: Sequence[tuple[str, float]] = (), *, force: bool = False):
+def reference_synth(model_path: str | os.PathLike, adapters: Sequence[tuple[str, float]] = (), *, force: bool = False) -> nn.Module:
     """The voice with adapters applied live (unmerged, fp32, weight norm kept)."""
-    voice = load_voice(model_path)
-    base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
-    loaded = [(load_adapter(p), float(w)) for p, w in adapters]
-    for adapter, _ in loaded:
-        check_adapter_on(adapter, voice.model, base, force=force)
-    if loaded:
-        apply_adapters(voice.model, loaded, merged=False)
-    return voice.model.eval()
+    return load_voice_with_adapters(model_path, adapters, merged=False, force=force).model.eval()
 
 
 def torch_synth(model: nn.Module, inputs: Mapping[str, Tensor]) -> Tensor:
     """Synthesizer.infer on ONNX-contract inputs (rnd already scaled; decoder noise off)."""
     skip = inputs.get("skip_head")
     length = inputs.get("return_length")
-    with torch.no_grad(), source_noise_off():
+    with torch.no_grad():
         return model.infer(
             inputs["phone"], inputs["phone_lengths"], inputs.get("pitch"), inputs.get("pitchf"), inputs["ds"],
-            noise=inputs["rnd"], noise_scale=1.0,
+            noise=inputs["rnd"], noise_scale=1.0, dec_noise=0.0,
             skip_head=None if skip is None else int(skip), return_length=None if length is None else int(length),
         ).float()
 
 
 def run_onnx(session, inputs: Mapping[str, Tensor], *, dec_noise: float = 0.0) -> np.ndarray:
     """Run an ORT session on the inputs it declares; the decoder noise gain is set if it has one."""
-    from .onnx_export import DEC_NOISE  # noqa: PLC0415 — import cycle: onnx_export.py imports this module
-
     wanted = {i.name for i in session.get_inputs()} | {i.name for i in session.get_overridable_initializers()}
     feed = {k: v.numpy() for k, v in inputs.items() if k in wanted and k != DEC_NOISE}
     if DEC_NOISE in wanted:
@@ -106,8 +70,7 @@ def run_onnx(session, inputs: Mapping[str, Tensor], *, dec_noise: float = 0.0) -
     return session.run(None, feed)[0]
 
 
-def _session(path: str | os.PathLike):
-
+def _session(path: str | os.PathLike):  # an onnxruntime.InferenceSession (optional dependency)
     return make_session(path, device="cpu", threads=1)[0]
 
 
@@ -128,8 +91,6 @@ def verify_synth(
     """Max |ORT − torch| of an exported synthesizer over ``cases`` (two lengths by default).
 
     ``reference``: the torch Synthesizer to compare with, e.g. ``reference_synth(voice, adapters)``."""
-    from .onnx_export import read_metadata, synth_inputs  # noqa: PLC0415 — import cycle: onnx_export.py imports this module
-
     session = _session(onnx_path)
     streaming = read_metadata(onnx_path).get("streaming") == "1"
     reference = reference.float().eval()
@@ -139,7 +100,7 @@ def verify_synth(
         got = run_onnx(session, inputs)
         want = torch_synth(reference, inputs).numpy()
         if got.shape != want.shape:
-            raise ExportError(f"ONNX output shape {got.shape} differs from torch {want.shape} at T={frames}")
+            raise ValueError(f"ONNX output shape {got.shape} differs from torch {want.shape} at T={frames}")
         diffs.append(float(np.abs(got - want).max()))
         lengths.append(frames)
     return _report(diffs, lengths, fp16)
@@ -157,7 +118,7 @@ def verify_module(
         with torch.no_grad():
             want = module(x).float().numpy()
         if got.shape != want.shape:
-            raise ExportError(f"ONNX output shape {got.shape} differs from torch {want.shape}")
+            raise ValueError(f"ONNX output shape {got.shape} differs from torch {want.shape}")
         diffs.append(float(np.abs(got - want).max()))
         lengths.append(int(x.shape[-1]))
     return _report(diffs, lengths, fp16)
@@ -165,5 +126,5 @@ def verify_module(
 
 __all__ = [
     "FP16_TOLERANCE", "FP32_TOLERANCE", "SYNTH_CASES", "VerifyReport", "reference_synth", "run_onnx",
-    "source_noise_off", "torch_synth", "verify_module", "verify_synth",
+    "torch_synth", "verify_module", "verify_synth",
 ]

@@ -23,14 +23,14 @@ import torch
 from ..errors import FileFormatError, MissingAssetError, UsageError
 from ..library.embedders import content_encoder_path
 from ..library.home import Home
-from ..lora import BaseInfo, apply_adapters, load_adapter, model_fingerprint, remove_adapters
+from ..lora import apply_adapters, remove_adapters
 from ..synth.content_encoder import load_content_encoder
 from ..synth.device import resolve_device, resolve_dtype
 from ..synth.index import FeatureIndex
 from ..synth.onnx_backend import OnnxSynthesizer
 from ..synth.pitch import make_pitch_estimator
 from ..synth.pitch_options import resolve_f0_method
-from ..synth.voice_adapters import check_adapter_on
+from ..synth.voice_adapters import base_info, load_adapters_for
 from ..synth.voice_file import load_voice
 from .builtin_voices import make_builtin_voice
 from .denoise_models import check_available
@@ -181,7 +181,7 @@ def _load_torch_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCS
     voice = load_voice(path, device=dev, dtype=dtype)
     # The fingerprint is of the official (weight-normed) weights the adapters were made on;
     # folding weight norm afterwards only changes how the same weights are stored.
-    base = BaseInfo(voice.version, voice.sr, voice.f0, model_fingerprint(voice.model))
+    base = base_info(voice)
     voice.model.remove_weight_norm()
     return RVCSource(
         synth=voice.model, encoder=None, version=voice.version, f0=voice.f0, sr=voice.sr,
@@ -203,13 +203,10 @@ def _load_onnx_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCSo
 def load_checked_adapters(
     source: RVCSource, specs: Sequence[tuple[str | os.PathLike, float]], *, force: bool = False
 ) -> list[tuple[Any, float]]:
-    """Read adapter files and check each against the voice (one-line AdapterError on a mismatch)."""
-    loaded = []
-    for path, weight in specs:
-        adapter = load_adapter(path)
-        check_adapter_on(adapter, source.synth, source.base_info, force=force)
-        loaded.append((adapter.to(device=source.device), float(weight)))
-    return loaded
+    """Read adapter files and check each against the voice (one-line AdapterError on a mismatch),
+    on the voice's device."""
+    loaded = load_adapters_for(source.synth, source.base_info, specs, force=force)
+    return [(adapter.to(device=source.device), weight) for adapter, weight in loaded]
 
 
 # --------------------------------------------------------------------------- built-in voices

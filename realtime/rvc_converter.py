@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import soxr
 import torch
-import torch.nn.functional as F
 
 from ..synth.constants import HOP_16K, SR_16K
+from ..synth.features import blend_with_index, to_synth_frames
 from ..synth.index import apply_protect
 from ..synth.pitch import f0_to_coarse_torch, shift_f0
 from .pitch_cache import PitchCache
@@ -189,24 +189,16 @@ class RVCBlockConverter:
         feats = self.source.encoder(window.unsqueeze(0).to(self.source.dtype))  # [1, F50, C]
         # The encoder yields about N/320 − 1 frames: repeat the last one so ×2 covers the window.
         feats = torch.cat([feats, feats[:, -1:]], dim=1)
-        index = self.source.index
-        feats_orig = None
-        if index is not None and settings.index_rate > 0:
-            feats_orig = feats
-            # Only the frames the decoder will hear are worth a search (RVC: skip_head // 2 on).
-            start = 0 if self.naive else shape.skip_head // 2
-            part = feats[0, start:].float().cpu().numpy()
-            blended = index.search_blend(part, settings.index_rate)
-            feats = feats.clone()
-            feats[0, start:] = torch.from_numpy(blended).to(feats.device, feats.dtype)
-        feats = self._upsample(feats)
-        return feats, (self._upsample(feats_orig) if feats_orig is not None else None)
+        blend = self.source.index is not None and settings.index_rate > 0
+        # Only the frames the decoder will hear are worth a search (RVC: skip_head // 2 on).
+        start = 0 if self.naive else shape.skip_head // 2
+        blended = blend_with_index(feats, self.source.index, settings.index_rate, start=start)
+        return self._upsample(blended), (self._upsample(feats) if blend else None)
 
     def _upsample(self, feats: torch.Tensor) -> torch.Tensor:
-        """50 → 100 frames/s (nearest, as RVC), cut or padded to the window's frames."""
+        """50 → 100 frames/s (as RVC), cut or padded to the window's frames."""
         frames = self.shape.frames
-        feats = F.interpolate(feats.transpose(1, 2), scale_factor=2.0, mode="nearest").transpose(1, 2)
-        feats = feats[:, :frames]
+        feats = to_synth_frames(feats)[:, :frames]
         if feats.shape[1] < frames:  # very short windows: pad by repeating the last frame
             feats = torch.cat([feats, feats[:, -1:].expand(-1, frames - feats.shape[1], -1)], dim=1)
         return feats

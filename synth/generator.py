@@ -77,7 +77,8 @@ class SineGen(nn.Module):
     """f0 [B, T] (Hz, 0 = unvoiced) -> sine excitation [B, T*upp, dim] plus noise, and uv.
 
     Computed in float32 whatever the model dtype: the running phase is a cumsum
-    over every output sample, which fp16 cannot hold.
+    over every output sample, which fp16 cannot hold. `noise_gain` scales every
+    random draw: 1 is RVC, 0 is deterministic (export verification compares so).
     """
 
     def __init__(
@@ -96,12 +97,12 @@ class SineGen(nn.Module):
         self.voiced_threshold = voiced_threshold
 
     @torch.no_grad()
-    def forward(self, f0: torch.Tensor, upp: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, f0: torch.Tensor, upp: int, noise_gain: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         f0 = f0.float().unsqueeze(-1)  # [B, T, 1]
         harmonics = torch.arange(1, self.dim + 1, device=f0.device, dtype=f0.dtype)
         rad = (f0 * harmonics / self.sampling_rate) % 1  # phase increment per sample, in cycles
         # Random initial phase for the overtones; the fundamental starts at 0.
-        phase0 = torch.rand(f0.shape[0], self.dim, device=f0.device)
+        phase0 = torch.rand(f0.shape[0], self.dim, device=f0.device) * noise_gain
         phase0[:, 0] = 0
         rad = torch.cat([rad[:, :1] + phase0[:, None, :], rad[:, 1:]], dim=1)
 
@@ -120,7 +121,7 @@ class SineGen(nn.Module):
         uv = (f0 > self.voiced_threshold).float()
         uv = F.interpolate(uv.transpose(2, 1), scale_factor=up, mode="nearest").transpose(2, 1)
         noise_amp = uv * self.noise_std + (1 - uv) * self.sine_amp / 3
-        noise = noise_amp * torch.randn_like(sine)
+        noise = noise_amp * torch.randn_like(sine) * noise_gain  # × 1.0 is exact: RVC's numbers
         return sine * uv + noise, uv
 
 
@@ -139,8 +140,8 @@ class SourceModuleHnNSF(nn.Module):
         self.l_sin_gen = SineGen(sampling_rate, harmonic_num, sine_amp, add_noise_std, voiced_threshold)
         self.l_linear = nn.Linear(harmonic_num + 1, 1)
 
-    def forward(self, f0: torch.Tensor, upp: int = 1) -> torch.Tensor:
-        sine, _ = self.l_sin_gen(f0, upp)
+    def forward(self, f0: torch.Tensor, upp: int = 1, noise_gain: float | torch.Tensor = 1.0) -> torch.Tensor:
+        sine, _ = self.l_sin_gen(f0, upp, noise_gain)
         return torch.tanh(self.l_linear(sine.to(self.l_linear.weight.dtype)))  # [B, T*upp, 1]
 
 
@@ -247,9 +248,10 @@ class GeneratorNSF(Generator):
                 self._modules[name] = self._modules.pop(name)
 
     def forward(  # type: ignore[override]  # RVC's NSF decoder takes f0 besides x
-        self, x: torch.Tensor, f0: torch.Tensor, g: torch.Tensor | None = None, n_res: int | None = None
+        self, x: torch.Tensor, f0: torch.Tensor, g: torch.Tensor | None = None, n_res: int | None = None,
+        noise_gain: float | torch.Tensor = 1.0,
     ) -> torch.Tensor:
-        source = self.m_source(f0, self.upp).transpose(1, 2)  # [B, 1, T*upp]
+        source = self.m_source(f0, self.upp, noise_gain).transpose(1, 2)  # [B, 1, T*upp]
         if n_res is not None and n_res * self.upp != source.shape[-1]:
             source = F.interpolate(source, size=int(n_res) * self.upp, mode="linear")
         x = self._head(self._resize(x, n_res), g)

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .. import errors
 from .constants import NOISE_SCALE
+from .onnx_contract import DEC_NOISE
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
@@ -157,8 +158,8 @@ class OnnxSynthesizer:
                 length = int(return_length) if return_length is not None else t - head
                 feed["skip_head"] = np.array([head], dtype=np.int64)
                 feed["return_length"] = np.array([length], dtype=np.int64)
-            if "dec_noise" in self._optional or "dec_noise" in self._inputs:
-                feed["dec_noise"] = np.array([dec_noise], dtype=np.float32)
+            if DEC_NOISE in self._optional or DEC_NOISE in self._inputs:
+                feed[DEC_NOISE] = np.array([dec_noise], dtype=np.float32)
             outs.append(torch.from_numpy(self.session.run(None, feed)[0]))
         return torch.cat(outs, 0)
 

@@ -12,9 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import FileFormatError
-
-# Frames of context to skip and frames to decode: the inputs a streaming export adds.
-STREAM_INPUTS = ("skip_head", "return_length")
+from .onnx_contract import STREAM_INPUTS
 
 
 class OnnxVoiceError(FileFormatError):

@@ -19,6 +19,7 @@ from scipy import signal
 from ..errors import FileFormatError
 from .constants import HOP_16K, NOISE_SCALE, SR_16K
 from .content_encoder import ContentEncoder
+from .features import blend_with_index, to_synth_frames
 from .index import FeatureIndex, apply_protect
 from .pitch import PitchEstimator, f0_to_coarse, shift_f0
 from .voice_file import Voice
@@ -157,13 +158,8 @@ class VoiceConverter:
     ) -> np.ndarray:
         wav = torch.as_tensor(audio, device=self.device, dtype=self.dtype).unsqueeze(0)
         feats = self.encoder(wav)  # [1, T50, C]
-        feats_orig = feats
-        if self.index is not None and settings.index_rate > 0:
-            blended = self.index.search_blend(feats[0].float().cpu().numpy(), settings.index_rate)
-            feats = torch.as_tensor(blended, device=self.device, dtype=self.dtype).unsqueeze(0)
-        # 50 Hz content frames → 100 Hz synthesizer frames.
-        feats = feats.repeat_interleave(2, dim=1)
-        feats_orig = feats_orig.repeat_interleave(2, dim=1)
+        feats_orig = to_synth_frames(feats)
+        feats = to_synth_frames(blend_with_index(feats, self.index, settings.index_rate))
         p_len = min(len(audio) // HOP_16K, feats.shape[1])
         feats, feats_orig = feats[:, :p_len], feats_orig[:, :p_len]
         if pitch is not None and pitchf is not None:

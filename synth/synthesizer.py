@@ -91,11 +91,14 @@ class Synthesizer(nn.Module):
     def has_posterior(self) -> bool:
         return hasattr(self, "enc_q")
 
-    def _decode(self, z: torch.Tensor, pitchf: torch.Tensor | None, g: torch.Tensor, n_res: int | None = None) -> torch.Tensor:
+    def _decode(
+        self, z: torch.Tensor, pitchf: torch.Tensor | None, g: torch.Tensor, n_res: int | None = None,
+        dec_noise: float | torch.Tensor = 1.0,
+    ) -> torch.Tensor:
         if self._f0:
             if pitchf is None:
                 raise ValueError("this voice model needs pitchf (f0 in Hz)")
-            return self.dec(z, pitchf, g=g, n_res=n_res)
+            return self.dec(z, pitchf, g=g, n_res=n_res, noise_gain=dec_noise)
         return self.dec(z, g=g, n_res=n_res)
 
     def _check_pitch(self, pitch: torch.Tensor | None) -> torch.Tensor | None:
@@ -145,6 +148,7 @@ class Synthesizer(nn.Module):
         skip_head: int | torch.Tensor | None = None,
         return_length: int | torch.Tensor | None = None,
         return_length2: int | torch.Tensor | None = None,
+        dec_noise: float | torch.Tensor = 1.0,
     ) -> torch.Tensor:
         """Convert: phone [B,T,C], lengths [B], pitch [B,T] long, pitchf [B,T] Hz, sid [B] -> audio [B,1,samples].
 
@@ -155,6 +159,7 @@ class Synthesizer(nn.Module):
           and the decoder only on frames `[skip_head, skip_head + return_length)`.
         - `return_length2` (formant shift): the decoder stretches latent and source to
           that many frames, giving `return_length2 * hop` samples.
+        - `dec_noise`: gain of the NSF source's random draws (1: RVC; 0: deterministic).
         """
         skip = _as_int(skip_head)
         length = _as_int(return_length)
@@ -182,7 +187,7 @@ class Synthesizer(nn.Module):
             x_mask = x_mask[:, :, dec_head : None if length is None else dec_head + length]
             if pitchf is not None:
                 pitchf = pitchf[:, head : None if length is None else head + length]
-        return self._decode(z * x_mask, pitchf, g, n_res=n_res)
+        return self._decode(z * x_mask, pitchf, g, n_res=n_res, dec_noise=dec_noise)
 
     def remove_weight_norm(self) -> Synthesizer:
         """Fold every weight norm into a plain `weight` (inference speed; keys change to `*.weight`)."""

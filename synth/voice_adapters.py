@@ -1,7 +1,7 @@
 """LoRA adapters on a loaded voice: the base description and the checked loading every caller needs.
 
-Every command that puts an adapter on a voice (convert, run, rvclora-export, the
-library's import) checks it here: made for this base (`check_adapter`) and of a sane
+Every command that puts an adapter on a voice (convert, run, rvclora-export, export
+verification, the library's import) loads and checks it here: made for this base (`check_adapter`) and of a sane
 size for it (`check_adapter_scale`), so a broken file is refused before it can make
 a file of NaNs or a deafening voice.
 """
@@ -20,13 +20,14 @@ from ..lora import (
     Adapter,
     AdapterError,
     BaseInfo,
+    apply_adapters,
     base_state_dict,
     check_adapter,
     effective_weight,
     load_adapter,
     model_fingerprint,
 )
-from .voice_file import Voice
+from .voice_file import Voice, load_voice
 
 AdapterSpec = tuple[str | os.PathLike, float]
 
@@ -86,16 +87,41 @@ def check_adapter_on(adapter: Adapter, model: nn.Module, base: BaseInfo, *, forc
     check_adapter_scale(adapter, model)
 
 
-def load_checked_adapters(voice: Voice, specs: Sequence[AdapterSpec], *, force: bool = False) -> list[tuple[Adapter, float]]:
-    """Load `[(path, weight), …]`, refusing any adapter made for another base or of absurd size
-    (one-line AdapterError)."""
-    base = base_info(voice)
+def load_adapters_for(
+    model: nn.Module, base: BaseInfo, specs: Sequence[AdapterSpec], *, force: bool = False
+) -> list[tuple[Adapter, float]]:
+    """Load `[(path, weight), …]` for `model` (described by `base`), refusing any adapter made
+    for another base or of absurd size (one-line AdapterError)."""
     loaded = []
     for path, weight in specs:
         adapter = load_adapter(path)
-        check_adapter_on(adapter, voice.model, base, force=force)
+        check_adapter_on(adapter, model, base, force=force)
         loaded.append((adapter, float(weight)))
     return loaded
+
+
+def load_checked_adapters(voice: Voice, specs: Sequence[AdapterSpec], *, force: bool = False) -> list[tuple[Adapter, float]]:
+    """`load_adapters_for` a loaded voice."""
+    return load_adapters_for(voice.model, base_info(voice), specs, force=force)
+
+
+def load_voice_with_adapters(
+    path: str | os.PathLike,
+    specs: Sequence[AdapterSpec],
+    *,
+    merged: bool,
+    force: bool = False,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Voice:
+    """A voice file with its adapters checked and applied: `merged` into the weights (plain
+    speed; what convert and the exporters run) or as live LoRA layers (the independent
+    reference that export verification compares with)."""
+    voice = load_voice(path, device=device, dtype=dtype)
+    loaded = load_checked_adapters(voice, specs, force=force)
+    if loaded:
+        apply_adapters(voice.model, loaded, merged=merged)
+    return voice
 
 
 def parse_adapter_spec(spec: str) -> tuple[Path, float]:
