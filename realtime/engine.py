@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .block_processor import BlockProcessor
+from .device_delay import DeviceDelay
 from .drift import DriftConfig
 from .engine_types import EVENT_KINDS, EngineEvent, EngineStats, LatencyMeasurement
 from .pipeline import FRESH_BLOCKS, Pipeline
@@ -36,7 +37,6 @@ from .reconnect import DeviceWatch
 from .settings import EngineSettings
 from .streams import EngineDevices, OpenStreams, open_streams, stream_latency
 from .voice_source import VoiceSource
-
 
 
 class Engine(DeviceWatch):
@@ -71,6 +71,7 @@ class Engine(DeviceWatch):
         self._warned_quiet = False
         self._lost: str | None = None
         self._last_measure: LatencyMeasurement | None = None
+        self.delays = DeviceDelay()  # the devices' own delays, from the callbacks' time info
 
     # -- public ----------------------------------------------------------------------------
 
@@ -102,6 +103,7 @@ class Engine(DeviceWatch):
                                      drift=self.drift_config)
             self.pipeline.between_blocks = self._apply_commands
             self._open = opened
+            self.delays.clear()
             self._launch(threaded=True)
             opened.start()
         names = f"{opened.input.name} → {opened.output.name}" + (f" (+ monitor {opened.monitor.name})" if opened.monitor else "")
@@ -297,12 +299,14 @@ class Engine(DeviceWatch):
         p = self.pipeline
         if status and status.input_overflow:
             p.input_xruns += 1
+        self.delays.note_input(time_info)
         p.on_input(indata[:, 0])
         self._wake.set()
 
     def _on_output(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.output_underflow:
             self._output_xruns += 1
+        self.delays.note_output(time_info)
         self.pipeline.out.read(outdata[:, 0])
         self._last_output = time.monotonic()
 
@@ -376,6 +380,8 @@ class Engine(DeviceWatch):
             elif kind == "tap":
                 p.tap = value
                 p.proc.reset()
+                for port in p.ports:  # the probe times the path, not the corrector's edits (≤ 4 ms/s)
+                    port.drift.held = value is not None
 
     def _fail(self, message: str) -> None:
         if self._failure is None:
