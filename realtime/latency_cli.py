@@ -63,6 +63,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
             time.sleep(0.1)
         time.sleep(1.0)  # let the output settle before the first burst
         results = [engine.measure_latency() for _ in range(args.tries)]
+        st = engine.stats
     finally:
         engine.stop()
     valid = [m for m in results if m.valid]
@@ -72,7 +73,8 @@ def cmd_latency(args: argparse.Namespace) -> int:
     tries = [t for m in valid for t in m.tries_ms]
     if args.json:
         print(json.dumps({"ms": best.measured_ms, "estimated_ms": best.estimated_ms, "jitter_ms": best.jitter_ms,
-                          "snr_db": best.snr_db, "tries": tries, "path": "engine"}))
+                          "snr_db": best.snr_db, "tries": tries, "path": "engine",
+                          "xruns": st.input_xruns + st.output_xruns, "underflows": st.underflows}))
     else:
         print(f"end-to-end latency {best.measured_ms:.1f} ms through the engine (estimated {best.estimated_ms:.1f} ms, "
               f"jitter {best.jitter_ms:.1f} ms, SNR {best.snr_db:.0f} dB, {len(tries)} bursts)")
