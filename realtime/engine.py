@@ -339,7 +339,7 @@ class Engine(DeviceWatch):
                 if not worked:
                     self._wake.wait(0.02)
                     self._wake.clear()
-                    self._watchdog()
+                self._watchdog()  # also when always busy: a worker behind on a loaded machine never idles
         except Exception as e:  # never let a worker exception kill the process silently
             self._fail(f"conversion failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": "))
         finally:

@@ -88,12 +88,14 @@ def test_panel_delay_in_all_is_what_rvclora_latency_measures(loop):
                 pairs.append({"panel_shows": round(shown, 1), "measured": None})
                 continue
             pairs.append({"panel_shows": round(shown, 1), "measured": round(cli["ms"], 1),
-                          "cli_estimate": round(cli["estimated_ms"], 1), "panel_xruns": xruns, "cli_xruns": cli["xruns"]})
+                          "cli_estimate": round(cli["estimated_ms"], 1), "panel_xruns": xruns,
+                          "cli_xruns": cli["xruns"]})
             if abs(cli["estimated_ms"] - shown) <= AGREE_MS:
                 break
     finally:
         link.close()
-    same = [p for p in pairs if p["measured"] is not None and abs(p["cli_estimate"] - p["panel_shows"]) <= AGREE_MS]
+    same = [p for p in pairs
+            if p["measured"] is not None and abs(p["cli_estimate"] - p["panel_shows"]) <= AGREE_MS]
     if not same:
         pytest.skip(f"the two runs never settled in the same state (machine too loaded?): {pairs}")
     pair = same[0]
