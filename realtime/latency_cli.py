@@ -38,7 +38,8 @@ def add_latency_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latency", default="auto", help="device buffer size as for `rvclora run` (default auto)")
     p.add_argument("--builtin", default="passthrough", metavar="NAME",
                    help="the voice whose timing is measured (default passthrough; the probe replaces its sound)")
-    p.add_argument("--tries", type=int, default=1, help="measurements (4 bursts each); the median is reported (default 1)")
+    p.add_argument("--tries", type=int, default=1, help="valid measurements (4 bursts each; up to 3 disturbed ones are "
+                   "taken again); the median is reported (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON")
     for name in ("block_ms", "crossfade_ms", "search_ms", "buffer_ms"):
         flag = "--" + name.replace("_", "-")
@@ -62,7 +63,10 @@ def cmd_latency(args: argparse.Namespace) -> int:
         while engine.stats.state == "running" and engine.pipeline.out.played == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1.0)  # let the output settle before the first burst
-        results = [engine.measure_latency() for _ in range(args.tries)]
+        # A try is invalid when audio was skipped or starved meanwhile (a busy machine): up to three more.
+        results = []
+        while sum(m.valid for m in results) < args.tries and len(results) < args.tries + 3:
+            results.append(engine.measure_latency())
         st = engine.stats
     finally:
         engine.stop()

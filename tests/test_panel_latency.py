@@ -45,18 +45,20 @@ def loop(pulse):  # noqa: F811
 
 
 def panel_readout(link: EngineLink, devices: DeviceChoice) -> tuple[float, int]:
-    """The panel's "in all" estimate, settled (median over 2 s), and the devices' xruns meanwhile."""
+    """The panel's "in all" estimate, settled (median over 6 s), and the devices' xruns meanwhile."""
     link.start(VoiceSpec(builtin=VOICE, name=VOICE), SETTINGS, devices)
     try:
         deadline = time.monotonic() + 20
         while (link.stats() is None or link.stats().blocks < 20) and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(3.0)  # Pulse adjusts its buffers in the first seconds; the estimate's averages settle
+        # Pulse adjusts its buffers in the first seconds and the estimate's averages settle; sampled over
+        # the seconds in which `rvclora latency` takes its measurements after its own start.
+        time.sleep(3.0)
         raw = link.engine.stats
         xruns = raw.input_xruns + raw.output_xruns
         shown = []
-        for _ in range(10):
-            time.sleep(0.2)
+        for _ in range(12):
+            time.sleep(0.5)
             shown.append(link.stats().latency_ms)
         raw = link.engine.stats
         return float(np.median(shown)), raw.input_xruns + raw.output_xruns - xruns
