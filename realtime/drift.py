@@ -52,6 +52,7 @@ class DriftCorrector:
         self.level = 0.0  # smoothed fill level
         self.active = 0  # +1 dropping, −1 repeating, 0 idle
         self.enabled = True  # False: one clock (a duplex stream): only watch and report
+        self.held = False  # True while the latency probe runs: no edits, so its bursts keep their spacing
         self.corrections = 0  # samples dropped + repeated, all told
         # Clock books: closed stretches plus the open one.
         self._closed_num = 0.0
@@ -125,7 +126,8 @@ class DriftCorrector:
         if self.margin > 0:
             start = min(start, 0.25 * self.margin)
         start = max(start, 2.0)
-        if not self.enabled:
+        if not self.enabled or self.held:
+            self.active = 0
             return 0
         if self.active == 0 and abs(err) > start:
             self.active = 1 if err > 0 else -1

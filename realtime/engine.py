@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import EngineError
 from .block_processor import BlockProcessor
+from .device_delay import DeviceDelay
 from .drift import DriftConfig
 from .engine_types import EVENT_KINDS, EngineEvent, EngineStats, LatencyMeasurement, make_stats
 from .file_driver import convert_file
@@ -73,6 +74,7 @@ class Engine(DeviceWatch):
         self._lost: str | None = None
         self._last_measure: LatencyMeasurement | None = None
         self.recorder: BlockRecorder | None = None  # a session recording (`session_recorder.use_recorder`)
+        self.delays = DeviceDelay()  # the devices' own delays, from the callbacks' time info
 
     # -- public ----------------------------------------------------------------------------
 
@@ -105,6 +107,7 @@ class Engine(DeviceWatch):
             self.pipeline.between_blocks = self._apply_commands
             self.pipeline.recorder = self.recorder
             self._open = opened
+            self.delays.clear()
             self._launch(threaded=True)
             self._start_streams(opened)
         names = f"{opened.input.name} → {opened.output.name}" + (f" (+ monitor {opened.monitor.name})" if opened.monitor else "")
@@ -300,12 +303,14 @@ class Engine(DeviceWatch):
         p = self.pipeline
         if status and status.input_overflow:
             p.input_xruns += 1
+        self.delays.note_input(time_info)
         p.on_input(indata[:, 0])
         self._wake.set()
 
     def _on_output(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.output_underflow:
             self._output_xruns += 1
+        self.delays.note_output(time_info)
         self.pipeline.out.read(outdata[:, 0])
         self._last_output = time.monotonic()
 
@@ -341,7 +346,7 @@ class Engine(DeviceWatch):
                 if not worked:
                     self._wake.wait(0.02)
                     self._wake.clear()
-                    self._watchdog()
+                self._watchdog()  # also when always busy: a worker behind on a loaded machine never idles
         except Exception as e:  # noqa: BLE001 — never let a worker exception kill the process silently
             self._fail(f"conversion failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": "))
         finally:
@@ -385,6 +390,8 @@ class Engine(DeviceWatch):
             elif kind == "tap":
                 p.tap = value
                 p.proc.reset()
+                for port in p.ports:  # the probe times the path, not the corrector's edits (≤ 4 ms/s)
+                    port.drift.held = value is not None
 
     def _fail(self, message: str) -> None:
         if self._failure is None:

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .device_delay import reported_s
+
 if TYPE_CHECKING:
     from .engine import Engine
 
@@ -77,7 +79,7 @@ class EngineStats:
     duplex: bool = False  # input and main output share one duplex stream (one clock)
     backlog_ms: float = 0.0  # output queue a new block joins (safety margin included)
     holdback_ms: float = 0.0  # resamplers' current hold-back (input → model, model → output)
-    device_ms: float = 0.0  # device buffers as PortAudio reports them
+    device_ms: float = 0.0  # input + output device delays, as the streams' callbacks report them
     measured_latency_ms: float = math.nan  # last `measure_latency()` (nan: none yet or invalid)
     measured_jitter_ms: float = math.nan
     # Added with the fault work (all additive):
@@ -106,7 +108,9 @@ def make_stats(engine: Engine) -> EngineStats:
                            measured_latency_ms=measured, measured_jitter_ms=jitter)
     p50, p95, p99 = p.percentiles()
     opened = engine._open
-    device_ms = opened.device_ms if opened is not None and opened.streams else 0.0
+    fixed_in, fixed_out = reported_s(opened) if opened is not None and opened.streams else (0.0, 0.0)
+    dev_in, dev_out = 1000.0 * engine.delays.input_s(fixed_in), 1000.0 * engine.delays.output_s(fixed_out)
+    duplex = bool(opened is not None and opened.duplex)
     out, mon = p.out, p.mon
     return EngineStats(
         running=engine.running, blocks=p.blocks, block_ms=block_ms, compute_ms_p50=p50, compute_ms_p95=p95,
@@ -114,16 +118,16 @@ def make_stats(engine: Engine) -> EngineStats:
         overruns=p.overruns, input_xruns=p.input_xruns, output_xruns=engine._output_xruns,
         underflows=out.underflows, dropped_input=p.in_ring.overflows,
         nonfinite_blocks=p.proc.nonfinite + sum(port.limiter.state.silenced_blocks for port in p.ports),
-        algorithmic_latency_ms=p.proc.algorithmic_latency_ms, latency_ms=p.estimate_ms(device_ms),
+        algorithmic_latency_ms=p.proc.algorithmic_latency_ms, latency_ms=p.estimate_ms(dev_in, dev_out),
         input_level_db=p.in_db, output_level_db=p.out_db, input_sr=p.sr_in, output_sr=p.sr_out,
         model_sr=p.proc.output_sr, state=engine.state, waiting_for=engine._waiting_for,
         skipped_input=p.skipped, trimmed_output=out.trimmed, drift_ppm=out.drift.ppm,
         monitor_drift_ppm=mon.drift.ppm if mon is not None else 0.0,
         monitor_underflows=mon.underflows if mon is not None else 0,
         monitor_trimmed=mon.trimmed if mon is not None else 0, drift_corrections=out.drift.corrections,
-        duplex=bool(opened is not None and opened.duplex),
+        duplex=duplex,
         backlog_ms=1000.0 * out.backlog / out.sr,
-        holdback_ms=1000.0 * (p.to_conv.holdback_s + out.from_model.holdback_s), device_ms=device_ms,
+        holdback_ms=1000.0 * (p.to_conv.holdback_s + out.from_model.holdback_s), device_ms=dev_in + dev_out,
         measured_latency_ms=measured, measured_jitter_ms=jitter,
         dropouts=out.underflows + p.input_xruns + engine._output_xruns, dropout_ms=out.gap_ms,
         monitor_xruns=mon.xruns if mon is not None else 0, limiter_reduction_db=out.gain_reduction_db,

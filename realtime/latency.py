@@ -1,15 +1,17 @@
 """Measure true round-trip latency: play a marker, record it coming back, find it.
 
 ``find_delay`` is the pure part (cross-correlation with sub-sample peak
-interpolation); ``measure_latency`` plays ``tries`` short chirps through one
-duplex stream and reports the median. A chirp rather than a click: its
+interpolation); ``measure_latency`` plays short chirps through one duplex stream
+and reports the median of ``tries`` in a row that no device xrun interrupted. A chirp rather than a click: its
 correlation peak stays sharp and unique through resamplers, gain changes and the
 voice conversion itself, where a single click can be smeared or gated away.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sounddevice as sd
@@ -66,37 +68,76 @@ def _resolve(dev: str | int | None | AudioDevice, kind: str) -> AudioDevice:
 
 def measure_latency(input_device: str | int | None | AudioDevice,
                     output_device: str | int | None | AudioDevice,
-                    sr: int = 48000, *, tries: int = 3) -> LatencyResult:
-    """Round trip output → input in milliseconds: median of ``tries`` chirps.
+                    sr: int = 48000, *, tries: int = 3, max_seconds: float = 12.0) -> LatencyResult:
+    """Round trip output → input in milliseconds: median of ``tries`` chirps in a row.
 
     The output must reach the input (a loopback cable, a virtual mic, or the engine
     itself in between). Input and output run as one duplex stream so they share a
-    clock. Raises DeviceError when the streams fail or no marker comes back.
+    clock. A device xrun (a starved machine) re-buffers the loop and moves its delay,
+    so chirps count only in a run of ``tries`` with no xrun from the first one's start
+    to the last one's window; after an xrun the run starts again, for up to
+    ``max_seconds``. Raises DeviceError when the streams fail, no marker comes back, or
+    no clean run fits in that time.
     """
     if tries < 1:
         raise ValueError("tries must be ≥ 1")
     din, dout = _resolve(input_device, "input"), _resolve(output_device, "output")
     marker = chirp(sr)
     spacing, lead = int(SPACING_S * sr), int(LEAD_S * sr)
-    play = np.zeros(lead + tries * spacing + spacing, np.float32)
-    starts = [lead + i * spacing for i in range(tries)]
-    for s in starts:
-        play[s: s + len(marker)] = marker
+    total = int(max_seconds * sr)
+    play = np.zeros(total + spacing, np.float32)
+    starts = list(range(lead, total - spacing, spacing))
+    for st in starts:
+        play[st: st + len(marker)] = marker
+    rec = np.zeros(total + spacing, np.float32)
+    xruns: list[int] = []  # stream positions of callbacks that reported an xrun
+    pos = [0]
+    done = threading.Event()
+
+    def callback(indata: np.ndarray, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        p = pos[0]
+        n = max(0, min(frames, total - p))
+        outdata[:n, 0] = play[p: p + n]
+        outdata[n:] = 0.0
+        rec[p: p + n] = indata[:n, 0]
+        if status:
+            xruns.append(p)
+        pos[0] = p + frames
+        if pos[0] >= total or _clean_run(starts, xruns, spacing, tries, pos[0]) is not None:
+            done.set()
+
     env = pulse_device_env(sink=dout.pulse, source=din.pulse)
     try:
         with temporary_env(env):
-            rec = sd.playrec(play, sr, channels=1, dtype="float32",
-                             device=(din.index, dout.index), latency="high", blocking=True)
+            stream = sd.Stream(samplerate=sr, channels=1, dtype="float32", device=(din.index, dout.index),
+                               latency="high", callback=callback)
+        with stream:
+            done.wait(max_seconds + 5.0)
     except (sd.PortAudioError, ValueError) as e:
         raise DeviceError(f"cannot open {din.name!r} → {dout.name!r} as one duplex stream: {e}") from None
-    rec = rec.reshape(-1)
+    first = _clean_run(starts, xruns, spacing, tries, pos[0])
+    if first is None:
+        raise DeviceError(f"no {tries} test signals in a row without a device xrun within {max_seconds:g} s "
+                          f"({len(xruns)} xruns): the machine is too busy to measure; try again")
     found = []
-    for s in starts:
+    for st in starts[first: first + tries]:
         try:
-            found.append(1e3 * find_delay(marker, rec[s: s + spacing], sr))
+            found.append(1e3 * find_delay(marker, rec[st: st + spacing], sr))
         except ValueError:
             continue
     if not found:
         raise DeviceError(f"no test signal came back from {dout.name!r} to {din.name!r}: "
                           "is the output routed to the input?")
     return LatencyResult(ms=float(np.median(found)), tries=found)
+
+
+def _clean_run(starts: list[int], xruns: list[int], spacing: int, tries: int, recorded: int) -> int | None:
+    """Index of the first chirp of `tries` in a row whose span (first start to last window end) is fully
+    recorded and has no xrun; None if there is none yet."""
+    for i in range(len(starts) - tries + 1):
+        a, b = starts[i], starts[i + tries - 1] + spacing
+        if b > recorded:
+            return None
+        if not any(a - spacing <= x < b for x in xruns):  # from a period before: a late-reported xrun
+            return i
+    return None

@@ -90,6 +90,8 @@ class OutputPort:
         self._buf = np.zeros(self.sr, dtype=np.float32)
         self.period = 0  # largest device period seen
         self.backlog = 0.0  # smoothed fill just before each write (samples): the queue a new block joins
+        self.wait_s = 0.0  # smoothed time from a write to the next device period (part of the delay)
+        self._wrote = False
 
     # -- worker side -----------------------------------------------------------------------
 
@@ -118,6 +120,7 @@ class OutputPort:
         if len(audio):
             self._write_n = len(audio)
             self._write_t = self.clock()
+            self._wrote = True
 
     def level(self) -> float:
         """The fill level as if the writer delivered continuously: the ring's content plus what
@@ -191,6 +194,9 @@ class OutputPort:
         """Fill `out` (1-D, one device period) for the device."""
         n = len(out)
         ring = self.ring
+        if self._wrote and self.primed:
+            self.wait_s += 0.1 * (self.clock() - self._write_t - self.wait_s)
+        self._wrote = False
         if n > self.period:
             self.period = n
             self.drift.margin = max(self.margin, n)

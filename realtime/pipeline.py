@@ -74,6 +74,10 @@ class Pipeline:
         self.overruns = 0
         self.skipped = 0  # input samples (device rate) skipped because the worker was behind
         self.max_period = 0  # largest input device period seen (device-rate samples)
+        self.input_lag_s = 0.0  # average time from the newest input buffer's first sample to a block's conversion, less
+        # the device's own delay: (since that callback) − (its length) + (input that arrived after the block's last sample)
+        self._input_t = clock()
+        self._input_n = 0
         self.fresh = FRESH_BLOCKS
         self.in_db = self.out_db = -120.0
         self.input_xruns = 0
@@ -97,6 +101,8 @@ class Pipeline:
         self.last_input = time.monotonic()
         if len(samples) > self.max_period:
             self.max_period = len(samples)
+        self._input_t = self.clock()
+        self._input_n = len(samples)
 
     # -- worker ------------------------------------------------------------------------------
 
@@ -177,6 +183,8 @@ class Pipeline:
     def _convert(self, block: np.ndarray) -> None:
         proc, s = self.proc, self.proc.settings
         t0 = self.clock()
+        behind = self.in_ring.available / self.sr_in + self.to_conv.holdback_s + self.stage.available / proc.input_sr
+        self.input_lag_s += 0.1 * (t0 - self._input_t - self._input_n / self.sr_in + behind - self.input_lag_s)
         out = proc.process(block)
         if self.tap is not None:  # the voice still runs (same compute, same timing); the probe is heard
             out = self.tap.process(block)
@@ -205,14 +213,18 @@ class Pipeline:
         p50, p95, p99 = np.percentile(self.compute_ms[:n], (50, 95, 99))
         return float(p50), float(p95), float(p99)
 
-    def estimate_ms(self, device_ms: float) -> float:
+    def estimate_ms(self, device_in_ms: float = 0.0, device_out_ms: float = 0.0) -> float:
         """Delay from a sample entering the input device to leaving the output device, from what is measured
-        now: the chain's algorithmic latency, compute time (p50), the queue a new block joins in the output
-        ring (safety margin included), half a device period (a block lands mid-period on average), the
-        resamplers' current hold-back, the output limiter's look-ahead and the devices' buffers."""
+        now. Device times refer to a buffer's first sample, so a block's last sample was captured the
+        device's input delay plus `input_lag_s` before its conversion starts (the worker's wake-up and the
+        input resampler's hold-back included); then compute (p50), the output ring's queue at the write
+        (safety margin included), the wait for the next output period (measured: about half a period with
+        separate streams, a period less compute with one duplex stream), the output resampler's hold-back,
+        the output limiter's look-ahead and the output device's delay; plus the chain's algorithmic latency (block, crossfade, search,
+        the voice's look-ahead)."""
         p50 = self.percentiles()[0] or self.last_ms
         out = self.out
         queue_ms = 1000.0 * out.backlog / out.sr if out.backlog else float(self.proc.settings.buffer_ms)
-        holdback_ms = 1000.0 * (self.to_conv.holdback_s + out.from_model.holdback_s)
-        period_ms = 500.0 * out.period / out.sr
-        return self.proc.algorithmic_latency_ms + p50 + queue_ms + period_ms + holdback_ms + out.limiter_ms + device_ms
+        input_ms = device_in_ms + 1000.0 * self.input_lag_s
+        output_ms = 1000.0 * (out.wait_s + out.from_model.holdback_s) + out.limiter_ms + device_out_ms
+        return self.proc.algorithmic_latency_ms + input_ms + p50 + queue_ms + output_ms

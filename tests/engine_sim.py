@@ -38,6 +38,13 @@ def noise_table(sr: int = SR, seconds: int = TABLE_S, band_hz: float = 3000.0) -
     return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class TimeInfo:
+    currentTime: float  # noqa: N815 — the names of PortAudio's time info, which the engine reads
+    inputBufferAdcTime: float = 0.0  # noqa: N815 — as PortAudio names it
+    outputBufferDacTime: float = 0.0  # noqa: N815 — as PortAudio names it
+
+
 class Clock:
     def __init__(self) -> None:
         self.t = 0.0
@@ -145,6 +152,8 @@ class Sim:
         x = self.table[idx]
         if self.loop is not None:  # what the main output played `loop_s` ago comes back (over quiet noise)
             x = 0.1 * x + self.loop[n : n + self.period]
+        # Like a device's time info: the buffer's first sample was captured one period ago.
+        self.engine.delays.note_input(TimeInfo(self.clock.t + 1.0, self.clock.t + 1.0 - self.period / SR))
         self.pipe.on_input(x)
         self.fed += self.period
         self.clock.at((self.fed + self.period) / SR, self._input)

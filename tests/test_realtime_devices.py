@@ -99,7 +99,7 @@ def test_a_tone_played_into_vsink_comes_back_from_vmic(pulse):
     for _ in range(3):
         try:
             freq, snr = _loopback_tone(dev)
-        except ValueError:  # marker lost in a dropout
+        except (ValueError, IndexError):  # marker or tone lost in a dropout
             results.append((None, None))
             continue
         results.append((round(freq, 3), round(snr, 1)))
@@ -111,13 +111,18 @@ def test_a_tone_played_into_vsink_comes_back_from_vmic(pulse):
 
 
 def test_measure_latency_round_trip_is_plausible(pulse):
-    res = measure_latency(None, None, SR, tries=3)
-    assert len(res.tries) == 3
+    # A device xrun (an ALSA-pulse underrun on a starved machine) re-buffers the loop and moves its
+    # delay: the measurement then waits for chirps in a row without one, and says so when there
+    # were none. Between xruns a loopback's delay is steady: every try agrees.
+    try:
+        res = measure_latency(None, None, SR, tries=3)
+    except DeviceError as e:
+        if "too busy" in str(e):
+            pytest.skip(str(e))
+        raise
+    assert len(res.tries) >= 2, res.tries
     assert 1.0 < res.ms < 300.0
-    # A loopback's latency is steady; an ALSA-pulse underrun on a loaded machine can shift
-    # one try by a period, so two of the three must agree.
-    gaps = sorted(abs(a - b) for i, a in enumerate(res.tries) for b in res.tries[i + 1:])
-    assert gaps[0] < 5.0, res.tries
+    assert max(res.tries) - min(res.tries) < 5.0, res.tries
 
 
 def test_virtual_mic_create_is_idempotent_and_routable(pulse):
