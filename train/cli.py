@@ -30,6 +30,8 @@ EPILOG = """\
 examples:
   rvclora-train recordings/ --base assets/pretrained_v2/f0G40k.pth --base-d assets/pretrained_v2/f0D40k.pth --out alice.safetensors
   rvclora-train recordings/ --base f0G40k.pth --out alice.safetensors --resume      # continue a killed run
+  rvclora-train recordings/ --base f0G40k.pth --out alice.safetensors --nproc-per-node 4   # 4 GPUs (or CPU processes)
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m rvclora.train.cli recordings/ --base f0G40k.pth --out alice.safetensors
   tensorboard --logdir alice.train/tensorboard
 """
 
@@ -63,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr = p.add_argument_group("training")
     tr.add_argument("--epochs", type=int, default=t.epochs, help=f"passes over the training segments (default {t.epochs})")
     tr.add_argument("--max-steps", type=int, help="stop after this many steps in total, whatever --epochs says")
-    tr.add_argument("--batch-size", type=int, default=t.batch_size, help=f"segments per step (default {t.batch_size})")
+    tr.add_argument("--batch-size", type=int, default=t.batch_size, help=f"segments per step, over all processes (default {t.batch_size})")
+    tr.add_argument("--micro-batch", type=int, help="segments per forward pass (default: the batch shared by the processes); fix it to get the same run on any number of processes")
+    tr.add_argument("--nproc-per-node", type=int, default=1, help="training processes on this machine, one per GPU (default 1); several machines: start the same command with torchrun (see examples)")
     tr.add_argument("--lr", type=float, help="generator learning rate (default 5e-4 for LoRA, RVC's 1e-4 with --full)")
     tr.add_argument("--lr-d", type=float, default=t.lr_d, help=f"discriminator learning rate (default {t.lr_d:g})")
     tr.add_argument("--seed", type=int, default=t.seed, help=f"random seed: same seed and data give the same run (default {t.seed})")
@@ -86,7 +90,7 @@ def options_from_args(a: argparse.Namespace):
     cfg = TrainConfig(
         rank=a.rank, alpha=a.alpha, rslora=a.rslora, targets=a.targets,
         unfreeze=tuple(s.strip() for s in a.unfreeze.split(",") if s.strip()), full=a.full,
-        epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size, lr=a.lr, lr_d=a.lr_d, seed=a.seed,
+        epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size, micro_batch=a.micro_batch, lr=a.lr, lr_d=a.lr_d, seed=a.seed,
         fp16=a.fp16, save_every=a.save_every, keep_checkpoints=a.keep_checkpoints, eval_every=a.eval_every,
         patience=a.patience, val_fraction=a.val_fraction,
     )
@@ -97,22 +101,44 @@ def options_from_args(a: argparse.Namespace):
     )
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc-per-node":
+            skip = True
+        elif not arg.startswith("--nproc-per-node="):
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from ..synth.errors import USER_ERRORS
 
-    from .session import train_voice
+    from .distributed import launch, world_from_env
+    from .session import check_options, train_voice
 
+    world = world_from_env()
     try:
-        report = train_voice(options_from_args(args))
+        if args.nproc_per_node < 1:
+            raise ValueError(f"--nproc-per-node {args.nproc_per_node}: must be at least 1")
+        if args.nproc_per_node > 1 and not world.distributed:
+            check_options(options_from_args(args))  # refuse bad input before starting processes
+            return launch(_without_nproc(argv), args.nproc_per_node, "rvclora.train.cli")
+        report = train_voice(options_from_args(args), world=world)
     except KeyboardInterrupt:
         print("rvclora-train: interrupted; continue with --resume", file=sys.stderr)
         return 130
     except (*USER_ERRORS, FloatingPointError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"rvclora-train: error: {msg}", file=sys.stderr)
+        where = f" (process {world.rank})" if world.rank else ""
+        print(f"rvclora-train{where}: error: {msg}", file=sys.stderr)
         return 2
-    print(report.summary())
+    if report is not None:
+        print(report.summary())
     return 0
 
 

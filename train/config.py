@@ -53,7 +53,10 @@ class TrainConfig:
     # Schedule
     epochs: int = 20  # RVC WebUI default
     max_steps: int | None = None
-    batch_size: int = 4
+    batch_size: int = 4  # the global batch: segments per step, over all processes
+    # Segments per forward pass (None: the batch shared evenly by the processes).  The
+    # random draws of a step depend on it, not on the number of processes.
+    micro_batch: int | None = None
     lr: float | None = None  # None: 1e-4 (RVC) for full, 5e-4 for LoRA (B starts at zero)
     lr_d: float = 1e-4
     betas: tuple[float, float] = (0.8, 0.99)

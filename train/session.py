@@ -21,6 +21,7 @@ from .dataset import DataError, SegmentData, split_items
 from .discriminators import MultiPeriodDiscriminator, load_discriminator
 from .feature_cache import FeatureExtractor, build_cache, load_item
 from .generator import GeneratorSetup, build_generator
+from .distributed import World, start, stop, world_from_env
 from .loop import quality_metrics, run
 from .mel import SpecConfig
 from .preprocess import find_audio_files, preprocess_file
@@ -93,6 +94,8 @@ def check_options(o: TrainOptions) -> None:
     for name, v, lo in (("--rank", t.rank, 1), ("--batch-size", t.batch_size, 1), ("--epochs", t.epochs, 1), ("--save-every", t.save_every, 1), ("--eval-every", t.eval_every, 1), ("--keep-checkpoints", t.keep_checkpoints, 1)):
         if v < lo:
             raise ValueError(f"{name} {v}: must be at least {lo}")
+    if t.micro_batch is not None and not 1 <= t.micro_batch <= t.batch_size:
+        raise ValueError(f"--micro-batch {t.micro_batch}: must be between 1 and --batch-size ({t.batch_size})")
     if t.max_steps is not None and t.max_steps < 1:
         raise ValueError(f"--max-steps {t.max_steps}: must be at least 1")
     if not (t.generator_lr > 0 and t.lr_d > 0):
@@ -135,16 +138,24 @@ def _resolve_f0_method(o: TrainOptions, f0: bool, home: Home) -> str:
     return resolve_f0_method(o.f0_method, o.rmvpe or home.rmvpe)
 
 
-def train_voice(o: TrainOptions, say=print) -> TrainReport:
+def train_voice(o: TrainOptions, say=print, world: World | None = None) -> TrainReport | None:
+    """Train; with several processes (torchrun) each calls this, and only rank 0 writes
+    files and returns the report (the others return None)."""
+    world = world or world_from_env()
     check_options(o)
-    # One writer per output and work dir: a second run into the same place is refused here,
-    # before it writes anything (a killed run's lock is taken over).
-    with training_lock(o.out, o.work):
-        return _train_voice(o, say)
+    device = start(world, resolve_device(o.device))
+    try:
+        if not world.main:
+            return _train_voice(o, lambda _msg: None, world, device)
+        # One writer per output and work dir: a second run into the same place is refused here,
+        # before it writes anything (a killed run's lock is taken over).
+        with training_lock(o.out, o.work):
+            return _train_voice(o, say, world, device)
+    finally:
+        stop(world)
 
 
-def _train_voice(o: TrainOptions, say) -> TrainReport:
-    device = resolve_device(o.device)
+def _train_voice(o: TrainOptions, say, world: World, device: torch.device) -> TrainReport | None:
     if o.train.fp16 and device.type != "cuda":
         raise ValueError("--fp16 needs a CUDA GPU (mixed precision); on the CPU train in fp32 (leave --fp16 off)")
     home = Home.from_env()
@@ -158,7 +169,8 @@ def _train_voice(o: TrainOptions, say) -> TrainReport:
     # Every check passed: only now does anything appear on disk.
     work.mkdir(parents=True, exist_ok=True)
     o.out.parent.mkdir(parents=True, exist_ok=True)
-    (work / "run.json").write_text(json.dumps({"outputs": [str(p.resolve()) for p in (o.out, o.voice_json, o.index_path)], "base": str(o.base)}))
+    if world.main:
+        (work / "run.json").write_text(json.dumps({"outputs": [str(p.resolve()) for p in (o.out, o.voice_json, o.index_path)], "base": str(o.base)}))
 
     # ---- preprocessing and features (cached per file content)
     min_samples = (setup.model.segment_size + 8) * spec.hop  # a training slice plus alignment slack
@@ -174,10 +186,17 @@ def _train_voice(o: TrainOptions, say) -> TrainReport:
         pitch = make_pitch_estimator(method, rmvpe_path=rmvpe, device=device) if v.f0 else None
         return FeatureExtractor(enc, pitch, spec, device=device)
 
-    progress = _bar(o.progress)
+    progress = _bar(o.progress and world.main)
     wrap = (lambda it: progress(iterable=it, desc="preprocessing", unit="file")) if progress else (lambda it: it)
-    cache = build_cache(files, o.cache, key, lambda p: preprocess_file(p, v.sr, o.preprocess, min_samples=min_samples), extractor, progress=wrap)
-    text = write_preprocess_report(work / "preprocess_report.txt", len(files), cache.skipped, len(cache.items))
+
+    def prepare(p: Path):
+        return preprocess_file(p, v.sr, o.preprocess, min_samples=min_samples)
+
+    if world.distributed:  # each process extracts its share; then all read the filled cache
+        build_cache(world.share(files), o.cache, key, prepare, extractor, progress=wrap)
+        world.barrier()
+    cache = build_cache(files, o.cache, key, prepare, extractor, progress=wrap)
+    text = write_preprocess_report(work / "preprocess_report.txt", len(files), cache.skipped, len(cache.items)) if world.main else ""
     if cache.skipped:
         say(text.rstrip())
     if not cache.items:
@@ -190,8 +209,11 @@ def _train_voice(o: TrainOptions, say) -> TrainReport:
     torch.manual_seed(o.train.seed)
     d = load_discriminator(o.base_d, v.version) if o.base_d else MultiPeriodDiscriminator(v.version)
 
-    result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say)
+    amp_dtype = torch.float16 if o.train.fp16 else None
+    result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say, world=world, amp_dtype=amp_dtype)
     del d  # thrown away: only the generator's adapter is the product
+    if not world.main:
+        return None
 
     # ---- outputs
     pitch = None
@@ -210,7 +232,7 @@ def _train_voice(o: TrainOptions, say) -> TrainReport:
         epochs=result.epochs_done, stopped_early=result.stopped_early, best_step=result.best_step,
         val_mel_start=result.first_val_mel, val_mel_best=result.best_val_mel, steps_per_s=result.steps_per_s,
         peak_memory_mb=peak_memory_mb(device), train_segments=len(train_items), val_segments=len(val_items),
-        skipped_files=[{"path": str(s.path), "reason": s.reason} for s in cache.skipped], **metrics,
+        skipped_files=[{"path": str(s.path), "reason": s.reason} for s in cache.skipped], processes=world.size, **metrics,
     )
     report.write(work / "report.json")
     return report
