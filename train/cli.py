@@ -73,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=t.seed, help=f"random seed: same seed and data give the same run (default {t.seed})")
     tr.add_argument("--f0-method", default="auto", choices=F0_METHODS, help="pitch estimator for the training data; auto = rmvpe if rmvpe.pt is present, else pm")
     tr.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    tr.add_argument("--fp16", action="store_true", help="mixed precision (CUDA only)")
+    tr.add_argument("--fp16", action="store_true", help="same as --precision fp16 (CUDA only)")
+    tr.add_argument("--precision", default=t.precision, choices=("auto", "fp32", "bf16", "fp16"), help="auto (default): bf16 mixed precision on GPUs that support it, else fp16 with loss scaling; fp32 on the CPU")
+    tr.add_argument("--checkpoint-activations", action=argparse.BooleanOptionalAction, default=None, help="recompute decoder and discriminator activations in the backward pass to save memory (default: on for LoRA, off with --full)")
+    tr.add_argument("--train-d", default=t.train_d, choices=("auto", "full", "light"), help="discriminator: full, or light (only gains, biases and output layers train: much less memory); auto (default) = light for LoRA with --base-d, else full")
     tr.add_argument("--save-every", type=int, default=t.save_every, help=f"checkpoint every N steps (default {t.save_every})")
     tr.add_argument("--keep-checkpoints", type=int, default=t.keep_checkpoints, help=f"how many recent checkpoints to keep (default {t.keep_checkpoints})")
     tr.add_argument("--eval-every", type=int, default=t.eval_every, help=f"validate every N steps (default {t.eval_every})")
@@ -91,7 +94,7 @@ def options_from_args(a: argparse.Namespace):
         rank=a.rank, alpha=a.alpha, rslora=a.rslora, targets=a.targets,
         unfreeze=tuple(s.strip() for s in a.unfreeze.split(",") if s.strip()), full=a.full,
         epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size, micro_batch=a.micro_batch, lr=a.lr, lr_d=a.lr_d, seed=a.seed,
-        fp16=a.fp16, save_every=a.save_every, keep_checkpoints=a.keep_checkpoints, eval_every=a.eval_every,
+        fp16=a.fp16, precision=a.precision, checkpointing=a.checkpoint_activations, train_d=a.train_d, save_every=a.save_every, keep_checkpoints=a.keep_checkpoints, eval_every=a.eval_every,
         patience=a.patience, val_fraction=a.val_fraction,
     )
     return TrainOptions(

@@ -68,7 +68,14 @@ class TrainConfig:
     c_fm: float = 2.0
     # Bookkeeping
     seed: int = 1234  # RVC's seed
-    fp16: bool = False
+    fp16: bool = False  # the old switch for precision="fp16"
+    # Memory (see train.memory): "auto" = bf16 on GPUs that have it, else fp16 with loss
+    # scaling, fp32 on the CPU; None = on in LoRA mode, off with full (RVC's behaviour).
+    precision: str = "auto"
+    checkpointing: bool | None = None
+    # The discriminator: "full" (RVC) trains all of it, "light" only gains, biases and the
+    # output layers; "auto" = light for a LoRA run on a pretrained D, else full.
+    train_d: str = "auto"
     save_every: int = 200
     keep_checkpoints: int = 2
     eval_every: int = 200

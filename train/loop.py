@@ -86,10 +86,11 @@ def run(
     d.to(device).train()
     micro = micro_batch_size(cfg, world)
     opt_g = torch.optim.AdamW(list(params.values()), cfg.generator_lr, betas=cfg.betas, eps=cfg.eps)
-    opt_d = torch.optim.AdamW(d.parameters(), cfg.lr_d, betas=cfg.betas, eps=cfg.eps)
+    d_params = [p for p in d.parameters() if p.requires_grad]  # all of D, or its light part
+    opt_d = torch.optim.AdamW(d_params, cfg.lr_d, betas=cfg.betas, eps=cfg.eps)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     ckpt_dir = work / "checkpoints"
-    structure = _structure(cfg, setup, len(train), micro)
+    structure = {**_structure(cfg, setup, len(train), micro), "d_trainable": sum(p.numel() for p in d_params)}
 
     spe = math.ceil(len(train) / cfg.batch_size)  # steps per epoch
     total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * spe)

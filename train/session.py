@@ -18,11 +18,12 @@ from ..synth.voice_meta import content_encoder_path
 
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
-from .discriminators import MultiPeriodDiscriminator, load_discriminator
+from .discriminators import MultiPeriodDiscriminator, light_training, load_discriminator
 from .feature_cache import FeatureExtractor, build_cache, load_item
-from .generator import GeneratorSetup, build_generator
+from .generator import GeneratorSetup, build_generator, checkpoint_decoder
 from .distributed import World, start, stop, world_from_env
 from .loop import quality_metrics, run
+from .memory import discriminator_mode, precision_dtype, uses_checkpointing
 from .mel import SpecConfig
 from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
@@ -104,6 +105,8 @@ def check_options(o: TrainOptions) -> None:
         raise ValueError(f"--val-fraction {t.val_fraction}: must be between 0 and 1")
     if t.patience < 0:
         raise ValueError(f"--patience {t.patience}: must be 0 (off) or more")
+    precision_dtype(t, resolve_device(o.device))  # refuses --fp16 on the CPU, unknown names
+    discriminator_mode(t, o.base_d is not None)
     if o.f0_method not in F0_METHODS:
         raise ValueError(f"--f0-method {o.f0_method}: choose auto, rmvpe, pm or fcpe")
     outputs = [o.out, o.voice_json] + ([o.index_path] if o.index else [])
@@ -156,8 +159,6 @@ def train_voice(o: TrainOptions, say=print, world: World | None = None) -> Train
 
 
 def _train_voice(o: TrainOptions, say, world: World, device: torch.device) -> TrainReport | None:
-    if o.train.fp16 and device.type != "cuda":
-        raise ValueError("--fp16 needs a CUDA GPU (mixed precision); on the CPU train in fp32 (leave --fp16 off)")
     home = Home.from_env()
     work = o.work
     setup = build_generator(o.base, o.train, device)
@@ -208,8 +209,13 @@ def _train_voice(o: TrainOptions, say, world: World, device: torch.device) -> Tr
     # ---- discriminator: pretrained when given, else fresh (seeded)
     torch.manual_seed(o.train.seed)
     d = load_discriminator(o.base_d, v.version) if o.base_d else MultiPeriodDiscriminator(v.version)
+    if discriminator_mode(o.train, o.base_d is not None) == "light":
+        light_training(d)
+    if uses_checkpointing(o.train):
+        checkpoint_decoder(setup.model)
+        d.checkpointing = True
 
-    amp_dtype = torch.float16 if o.train.fp16 else None
+    amp_dtype = precision_dtype(o.train, device)
     result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say, world=world, amp_dtype=amp_dtype)
     del d  # thrown away: only the generator's adapter is the product
     if not world.main:

@@ -72,6 +72,7 @@ def train_step(
     seg, hop = g.segment_size, spec.hop
     totals = torch.zeros(len(LOSS_NAMES), dtype=torch.float64, device=device)
     kept = []
+    d_params = [p for p in d.parameters() if p.requires_grad]  # all of D, or its light part
 
     opt_d.zero_grad(set_to_none=True)
     for batch, seed in zip(micro, seeds, strict=True):
@@ -90,11 +91,12 @@ def train_step(
         scaler.scale(loss_d).backward()
         totals[0] += loss_d.detach().double()
         kept.append((batch, y, y_hat, ids, y_mask, z_p, m_p, logs_p, logs_q))
-    average_gradients(world, list(d.parameters()), n_total)
+    average_gradients(world, d_params, n_total)
     scaler.step(opt_d)
 
     opt_g.zero_grad(set_to_none=True)
-    d.requires_grad_(False)  # the G step needs gradients through D, not of D
+    for p in d_params:  # the G step needs gradients through D, not of D
+        p.requires_grad_(False)
     try:
         for batch, y, y_hat, ids, y_mask, z_p, m_p, logs_p, logs_q in kept:
             mel = spec_to_mel(slice_segments(batch.spec, ids, seg), spec)
@@ -110,7 +112,8 @@ def train_step(
             for i, v in enumerate((loss_g, loss_mel / cfg.c_mel, loss_kl, loss_fm, loss_gen), start=1):
                 totals[i] += v.detach().double()
     finally:
-        d.requires_grad_(True)
+        for p in d_params:
+            p.requires_grad_(True)
     del kept
     average_gradients(world, list(setup.trainable().values()), n_total)
     scaler.step(opt_g)
