@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from rvclora.tests.rvc_fixtures import make_base_file
 from rvclora.train.config import TrainConfig
 from rvclora.train.dataset import Batch

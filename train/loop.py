@@ -36,6 +36,14 @@ class ResumeError(ValueError):
     """A checkpoint that does not belong to this run's settings."""
 
 
+class TrainingCancelled(Exception):  # noqa: N818 - a request, not a fault
+    """Stopped on request after writing a checkpoint of the current step (resume continues it)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"cancelled at step {step}; the checkpoint is kept: resume to continue")
+        self.step = step
+
+
 @dataclass
 class LoopResult:
     steps: int
@@ -47,6 +55,11 @@ class LoopResult:
     steps_per_s: float
     resumed_from: int
     history: list[dict] = field(default_factory=list)
+
+
+def _any(world: World, flag: bool) -> bool:
+    """True on every process when it is True on one (they must stop at the same step)."""
+    return bool(world.sum_(torch.tensor([float(flag)]))[0] > 0) if world.distributed else flag
 
 
 def micro_batch_size(cfg: TrainConfig, world: World) -> int:
@@ -79,6 +92,8 @@ def run(
     say: Callable[[str], None] = print,
     world: World | None = None,
     amp_dtype: torch.dtype | None = None,
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> LoopResult:
     """Train until max steps / epochs or early stop; leaves the best weights in `setup.model`."""
     world = world or World()
@@ -186,8 +201,15 @@ def run(
                 bar.update(1)
             if step % cfg.eval_every == 0 or step == total:
                 stopped = validate()
-            if step % cfg.save_every == 0 or step == total or stopped:
+            if on_step is not None:
+                on_step(step, total, losses)
+            cancel = should_stop is not None and step < total and _any(world, should_stop())
+            if step % cfg.save_every == 0 or step == total or stopped or cancel:
                 checkpoint()
+            if cancel:
+                if log is not None:
+                    log.close()
+                raise TrainingCancelled(step)
             if step >= total or stopped:
                 break
         if bar is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,24 +142,34 @@ def _resolve_f0_method(o: TrainOptions, f0: bool, home: Home) -> str:
     return resolve_f0_method(o.f0_method, o.rmvpe or home.rmvpe)
 
 
-def train_voice(o: TrainOptions, say=print, world: World | None = None) -> TrainReport | None:
+@dataclass(frozen=True)
+class Hooks:
+    """What a caller that watches a run (the panel's training job) hears and can ask."""
+
+    on_preprocessed: Callable[[str], None] | None = None  # the preprocessing report text
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None  # step, total, losses
+    should_stop: Callable[[], bool] | None = None  # True: checkpoint now and stop (TrainingCancelled)
+
+
+def train_voice(o: TrainOptions, say=print, world: World | None = None, hooks: Hooks | None = None) -> TrainReport | None:
     """Train; with several processes (torchrun) each calls this, and only rank 0 writes
     files and returns the report (the others return None)."""
     world = world or world_from_env()
+    hooks = hooks or Hooks()
     check_options(o)
     device = start(world, resolve_device(o.device))
     try:
         if not world.main:
-            return _train_voice(o, lambda _msg: None, world, device)
+            return _train_voice(o, lambda _msg: None, world, device, Hooks(should_stop=hooks.should_stop))
         # One writer per output and work dir: a second run into the same place is refused here,
         # before it writes anything (a killed run's lock is taken over).
         with training_lock(o.out, o.work):
-            return _train_voice(o, say, world, device)
+            return _train_voice(o, say, world, device, hooks)
     finally:
         stop(world)
 
 
-def _train_voice(o: TrainOptions, say, world: World, device: torch.device) -> TrainReport | None:
+def _train_voice(o: TrainOptions, say, world: World, device: torch.device, hooks: Hooks) -> TrainReport | None:
     home = Home.from_env()
     work = o.work
     setup = build_generator(o.base, o.train, device)
@@ -198,6 +209,8 @@ def _train_voice(o: TrainOptions, say, world: World, device: torch.device) -> Tr
         world.barrier()
     cache = build_cache(files, o.cache, key, prepare, extractor, progress=wrap)
     text = write_preprocess_report(work / "preprocess_report.txt", len(files), cache.skipped, len(cache.items)) if world.main else ""
+    if hooks.on_preprocessed is not None:
+        hooks.on_preprocessed(text)
     if cache.skipped:
         say(text.rstrip())
     if not cache.items:
@@ -216,7 +229,8 @@ def _train_voice(o: TrainOptions, say, world: World, device: torch.device) -> Tr
         d.checkpointing = True
 
     amp_dtype = precision_dtype(o.train, device)
-    result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say, world=world, amp_dtype=amp_dtype)
+    result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say, world=world, amp_dtype=amp_dtype,
+                 on_step=hooks.on_step, should_stop=hooks.should_stop)
     del d  # thrown away: only the generator's adapter is the product
     if not world.main:
         return None
