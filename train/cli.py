@@ -11,7 +11,7 @@ from .config import PreprocessConfig, TrainConfig
 
 DESCRIPTION = """\
 Train a voice: turn a folder of recordings (5-30 minutes of one speaker) into a
-LoRA adapter (about 1-3 MB) on top of a shared RVC base model, with RVC's full
+LoRA adapter (about 1 MB at the default rank 4) on top of a shared RVC base model, with RVC's full
 training objective (mel L1 x45, KL x1, feature matching x2, least-squares GAN
 against RVC's multi-period discriminator).
 
