@@ -186,7 +186,7 @@ def svg_plot(rows: list[dict], path: Path) -> None:
 
 def table(rows: list[dict], head: dict) -> str:
     lines = [
-        f"Base: small RVC v2 40k f0 (channels /{head['channel_divisor']}), pretrained {head['pretrain_steps']} steps on "
+        f"Base: small RVC v2 40k f0 ({head['channel_divisor']} channel counts), pretrained {head['pretrain_steps']} steps on "
         f"{head['pretrain_speakers']} speakers in {head['pretrain_s']:.0f} s; adaptation: {head['steps']} steps, batch 4, "
         f"{head['target_files']} recordings of the held-out speaker. CPU, {head['threads']} thread(s), shared machine.",
         "",
@@ -250,7 +250,7 @@ def main() -> None:
                          "speaker_similarity": sim, "trainable_parameters": rep["trainable_parameters"]})
             rows[0]["val_mel_best"] = rep["val_mel_start"]  # step 0 of any run is the base itself
             print(json.dumps(rows[-1]), flush=True)
-            head = {"channel_divisor": "tiny", "pretrain_steps": a.pretrain_steps, "pretrain_speakers": len(PRETRAIN_LANGS) + len(ESPEAK_VOICES),
+            head = {"channel_divisor": "the test fixtures' tiny", "pretrain_steps": a.pretrain_steps, "pretrain_speakers": len(PRETRAIN_LANGS) + len(ESPEAK_VOICES),
                     "pretrain_s": pre_s, "steps": a.steps, "target_files": len(list(kit["target"].glob("*.wav"))),
                     "threads": torch.get_num_threads()}
             (a.out / "train_quality.json").write_text(json.dumps({"setup": head, "rows": rows}, indent=2))
