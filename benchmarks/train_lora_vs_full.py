@@ -18,7 +18,14 @@ in the other's peak.  Reported per mode:
   its growth over the allocated memory at that point.
 The target: LoRA's peak at most 50 % of full fine-tuning's.
 
-    .venv/bin/python benchmarks/train_lora_vs_full.py [--steps 3] [--warmup 1] [--batch-size 2] [--device cpu]
+Modes (the random D stands for a pretrained D*.pth, as `--base-d` gives):
+- lora: what `rvclora-train` does in LoRA mode: activation checkpointing in the
+  decoder and discriminator, light discriminator training (gains, biases, output layers);
+- full: RVC's full fine-tune (every G tensor and all of D train, no checkpointing);
+- lora-plain: LoRA with RVC's full D and no checkpointing (the state before the memory work);
+- full-ckpt: full fine-tune with activation checkpointing and a light D, for reference.
+
+    .venv/bin/python benchmarks/train_lora_vs_full.py [--steps 3] [--warmup 1] [--batch-size 2] [--device cpu] [--modes lora,full]
 """
 
 from __future__ import annotations
@@ -48,11 +55,12 @@ from rvclora.synth.pitch import make_pitch_estimator
 from rvclora.synth.synthesizer import Synthesizer
 from rvclora.train.config import PreprocessConfig, TrainConfig, digest
 from rvclora.train.dataset import SegmentData, epoch_batches
-from rvclora.train.discriminators import MultiPeriodDiscriminator
+from rvclora.train.discriminators import MultiPeriodDiscriminator, light_training
 from rvclora.train.feature_cache import FeatureExtractor, build_cache
-from rvclora.train.generator import build_generator
+from rvclora.train.generator import build_generator, checkpoint_decoder
 from rvclora.train.loop import train_step
 from rvclora.train.mel import SpecConfig
+from rvclora.train.memory import discriminator_mode, precision_dtype, uses_checkpointing
 from rvclora.train.preprocess import find_audio_files, preprocess_file
 from tests.conftest import speech_path
 from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
@@ -137,16 +145,25 @@ def load_data(kit: dict, cfg, device):
 
 
 def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, device_name: str) -> dict:
+
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     device = resolve_device(device_name)
-    cfg = TrainConfig(full=(mode == "full"), batch_size=batch_size, seed=0)
+    plain = mode in ("full", "lora-plain")  # RVC's D and activations
+    cfg = TrainConfig(full=mode.startswith("full"), batch_size=batch_size, seed=0, checkpointing=not plain, train_d="full" if plain else "light")
     setup, spec, data = load_data(kit, cfg, device)
     torch.manual_seed(0)
     d = MultiPeriodDiscriminator("v2").to(device).train()
+    if discriminator_mode(cfg, pretrained=True) == "light":
+        light_training(d)
+    if uses_checkpointing(cfg):
+        checkpoint_decoder(setup.model)
+        d.checkpointing = True
+    amp = precision_dtype(cfg, device)
     params = list(setup.trainable().values())
+    d_params = [p for p in d.parameters() if p.requires_grad]
     opt_g = torch.optim.AdamW(params, cfg.generator_lr, betas=cfg.betas, eps=cfg.eps)
-    opt_d = torch.optim.AdamW(d.parameters(), cfg.lr_d, betas=cfg.betas, eps=cfg.eps)
-    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    opt_d = torch.optim.AdamW(d_params, cfg.lr_d, betas=cfg.betas, eps=cfg.eps)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     batches = [data.batch(b).to(device) for b in epoch_batches(len(data), batch_size, 0, 0) if len(b) == batch_size]
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -159,15 +176,17 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
     with heap or contextlib.nullcontext():
         for i in range(warmup + steps):
             t0 = time.perf_counter()
-            train_step(setup, d, batches[i % len(batches)], opt_g, opt_d, scaler, cfg, spec, device)
+            train_step(setup, d, batches[i % len(batches)], opt_g, opt_d, scaler, cfg, spec, device, amp_dtype=amp)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
-    n_g, n_d = sum(p.numel() for p in params), sum(p.numel() for p in d.parameters())
+    n_g, n_d = sum(p.numel() for p in params), sum(p.numel() for p in d_params)
     return {
         "mode": mode, "device": str(device), "threads": torch.get_num_threads(), "batch_size": batch_size,
+        "precision": str(amp).replace("torch.", "") if amp else "fp32", "checkpointing": uses_checkpointing(cfg),
+        "trainable_params_d": n_d, "steps_per_s": 1 / statistics.median(times),
         "trainable_params_g": n_g,
         "params_g": sum(p.numel() for p in setup.model.parameters()), "params_d": sum(p.numel() for p in d.parameters()),
         "s_per_step_median": statistics.median(times), "s_per_step_all": times,
@@ -185,6 +204,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--modes", default="lora,full", help="comma-separated: lora, full, lora-plain, full-ckpt")
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--kit", help=argparse.SUPPRESS)
@@ -195,7 +215,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rvclora-bench-") as tmp:
         kit = prepare(Path(tmp))
         results = {}
-        for mode in ("lora", "full"):  # one fresh process each: peaks cannot mix
+        for mode in a.modes.split(","):  # one fresh process each: peaks cannot mix
             cmd = [sys.executable, __file__, "--worker", mode, "--kit", json.dumps(kit), "--steps", str(a.steps),
                    "--warmup", str(a.warmup), "--batch-size", str(a.batch_size), "--device", a.device]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -211,15 +231,16 @@ def main() -> None:
         },
     }
     print(f"device {lo['device']}, {lo['threads']} threads, batch {lo['batch_size']}, v2 40k full-size, D {lo['params_d'] / 1e6:.1f} M params")
-    print(f"{'mode':6} {'trainable G':>12} {'s/step':>8} {'RSS before':>10} {'RSS peak':>9} {'growth':>7} {'heap before':>11} {'heap peak':>9} {'growth':>7}  (MB)")
-    for r in (lo, fu):
+    print(f"{'mode':10} {'trainable G':>12} {'s/step':>8} {'RSS before':>10} {'RSS peak':>9} {'growth':>7} {'heap before':>11} {'heap peak':>9} {'growth':>7}  (MB)")
+    for r in results.values():
         h = [r[k] or float("nan") for k in ("heap_before_mb", "heap_peak_mb", "heap_growth_mb")]
-        print(f"{r['mode']:6} {r['trainable_params_g']:>12,} {r['s_per_step_median']:>8.2f} {r['memory_before_mb']:>10.0f} {r['peak_mb']:>9.0f} {r['growth_mb']:>7.0f} {h[0]:>11.0f} {h[1]:>9.0f} {h[2]:>7.0f}")
+        print(f"{r['mode']:10} {r['trainable_params_g']:>12,} {r['s_per_step_median']:>8.2f} {r['memory_before_mb']:>10.0f} {r['peak_mb']:>9.0f} {r['growth_mb']:>7.0f} {h[0]:>11.0f} {h[1]:>9.0f} {h[2]:>7.0f}")
     rr = summary["lora_vs_full"]
     print(f"LoRA/full: s/step {rr['s_per_step_ratio']:.2f}, RSS peak {rr['peak_ratio']:.2f}, RSS growth {rr['growth_ratio']:.2f}"
           + (f", heap peak {rr['heap_peak_ratio']:.2f}, heap growth {rr['heap_growth_ratio']:.2f}" if "heap_peak_ratio" in rr else "")
           + " (target: peak <= 0.50)")
-    print(f"grads + AdamW moments (fp32): G lora {lo['grad_and_adam_state_mb']['generator']:.0f} MB, G full {fu['grad_and_adam_state_mb']['generator']:.0f} MB, D {lo['grad_and_adam_state_mb']['discriminator']:.0f} MB (both)")
+    print(f"grads + AdamW moments (fp32): G lora {lo['grad_and_adam_state_mb']['generator']:.0f} MB, G full {fu['grad_and_adam_state_mb']['generator']:.0f} MB, "
+          f"D lora {lo['grad_and_adam_state_mb']['discriminator']:.0f} MB, D full {fu['grad_and_adam_state_mb']['discriminator']:.0f} MB")
     if a.json:
         a.json.write_text(json.dumps(summary, indent=2))
 

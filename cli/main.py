@@ -12,9 +12,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from ..synth.cli_options import parents
 from .boundary import OneLineParser, run_guarded
 from .commands import COMMANDS
-from .options import parents
 from .panel import open_panel
 
 DESCRIPTION = ("Real-time AI voice changer for RVC voice models with LoRA adapters. "
@@ -62,6 +62,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(chosen_command(argv)).parse_args(argv)
+    args.argv = argv  # the command line itself, for a command that starts copies of itself (train on N processes)
     if args.command is None:
         return open_panel(args.voice, args.start)
     return run_guarded("rvclora", lambda: args.func(args), debug=args.debug)
@@ -73,7 +74,9 @@ def _alias(name: str, argv: Sequence[str] | None) -> int:
     command = COMMANDS[name]
     parser = OneLineParser(prog=prog, parents=[_debug_parent(False), *parents(command.parents)])
     _add_command(parser, name)
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(words)
+    args.argv = [name, *words]  # as `rvclora <name> ...`
     return run_guarded(prog, lambda: args.func(args), debug=args.debug)
 
 

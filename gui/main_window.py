@@ -58,6 +58,7 @@ from .window_devices import AssetActions, DeviceActions
 from .window_engine import EngineActions
 from .window_library import LibraryActions
 from .window_streamer import StreamerActions
+from .window_training import TrainingActions
 from .window_voices import VoiceActions
 from .workers import Workers, one_line
 
@@ -79,7 +80,8 @@ F0_LABELS = {  # short: the combo must fit a narrow window; the tooltip says mor
 }
 
 
-class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, AssetActions, StreamerActions, QMainWindow):
+class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, AssetActions, StreamerActions, TrainingActions,
+                 QMainWindow):
     def __init__(self, home: Home | None = None, *, link: EngineLink | None = None) -> None:
         super().__init__()
         self.home = (home or Home.from_env()).ensure()
@@ -124,6 +126,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         self._setup_streamer()  # presets, recording, hotkeys, `rvclora ctl`
         if self.store.problem:
             self.show_error(self.store.problem)
+        self.reattach_training()
 
     # ------------------------------------------------------------------ layout
 
@@ -212,6 +215,7 @@ class MainWindow(VoiceActions, EngineActions, LibraryActions, DeviceActions, Ass
         file_menu = self.menuBar().addMenu("&File")
         action(file_menu, "&Import voice, index or adapter\u2026", self.ask_import, "Ctrl+O")
         self.download_action = action(file_menu, "&Download shared models", self.download_assets)
+        action(file_menu, "&Train a voice\u2026", self.open_training)
         file_menu.addSeparator()
         action(file_menu, "&Quit", self.close, "Ctrl+Q")
         voice_menu = self.menuBar().addMenu("&Voice")

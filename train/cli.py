@@ -8,12 +8,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import UsageError
 from ..synth.pitch_options import F0_METHODS
 from .config import TrainConfig
 
 DESCRIPTION = """\
 Train a voice: turn a folder of recordings (5-30 minutes of one speaker) into a
-LoRA adapter (about 1-3 MB) on top of a shared RVC base model, with RVC's full
+LoRA adapter (about 1 MB at the default rank 4) on top of a shared RVC base model, with RVC's full
 training objective (mel L1 x45, KL x1, feature matching x2, least-squares GAN
 against RVC's multi-period discriminator).
 
@@ -32,6 +33,8 @@ EPILOG = """\
 examples:
   rvclora-train recordings/ --base assets/pretrained_v2/f0G40k.pth --base-d assets/pretrained_v2/f0D40k.pth --out alice.safetensors
   rvclora-train recordings/ --base f0G40k.pth --out alice.safetensors --resume      # continue a killed run
+  rvclora-train recordings/ --base f0G40k.pth --out alice.safetensors --nproc-per-node 4   # 4 GPUs (or CPU processes)
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m rvclora.train.cli recordings/ --base f0G40k.pth --out alice.safetensors
   tensorboard --logdir alice.train/tensorboard
 """
 
@@ -62,12 +65,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tr = p.add_argument_group("training")
     tr.add_argument("--epochs", type=int, default=t.epochs, help=f"passes over the training segments (default {t.epochs})")
     tr.add_argument("--max-steps", type=int, help="stop after this many steps in total, whatever --epochs says")
-    tr.add_argument("--batch-size", type=int, default=t.batch_size, help=f"segments per step (default {t.batch_size})")
+    tr.add_argument("--batch-size", type=int, default=t.batch_size, help=f"segments per step, over all processes (default {t.batch_size})")
+    tr.add_argument("--micro-batch", type=int, help="segments per forward pass (default: the batch shared by the processes); fix it to get the same run on any number of processes")
+    tr.add_argument("--nproc-per-node", type=int, default=1, help="training processes on this machine, one per GPU (default 1); several machines: start the same command with torchrun (see examples)")
     tr.add_argument("--lr", type=float, help="generator learning rate (default 5e-4 for LoRA, RVC's 1e-4 with --full)")
     tr.add_argument("--lr-d", type=float, default=t.lr_d, help=f"discriminator learning rate (default {t.lr_d:g})")
     tr.add_argument("--seed", type=int, default=t.seed, help=f"random seed: same seed and data give the same run (default {t.seed})")
     tr.add_argument("--f0-method", default="auto", choices=F0_METHODS, help="pitch estimator for the training data; auto = rmvpe if rmvpe.pt is present, else pm")
-    tr.add_argument("--fp16", action="store_true", help="mixed precision (CUDA only)")
+    tr.add_argument("--fp16", action="store_true", help="same as --precision fp16 (CUDA only)")
+    tr.add_argument("--precision", default=t.precision, choices=("auto", "fp32", "bf16", "fp16"), help="auto (default): bf16 mixed precision on GPUs that support it, else fp16 with loss scaling; fp32 on the CPU")
+    tr.add_argument("--checkpoint-activations", action=argparse.BooleanOptionalAction, default=None, help="recompute decoder and discriminator activations in the backward pass to save memory (default: on for LoRA, off with --full)")
+    tr.add_argument("--train-d", default=t.train_d, choices=("auto", "full", "light"), help="discriminator: full, or light (only gains, biases and output layers train: much less memory); auto (default) = light for LoRA with --base-d, else full")
     tr.add_argument("--save-every", type=int, default=t.save_every, help=f"checkpoint every N steps (default {t.save_every})")
     tr.add_argument("--keep-checkpoints", type=int, default=t.keep_checkpoints, help=f"how many recent checkpoints to keep (default {t.keep_checkpoints})")
     tr.add_argument("--eval-every", type=int, default=t.eval_every, help=f"validate every N steps (default {t.eval_every})")
@@ -83,8 +91,8 @@ def options_from_args(a: argparse.Namespace):
     cfg = TrainConfig(
         rank=a.rank, alpha=a.alpha, rslora=a.rslora, targets=a.targets,
         unfreeze=tuple(s.strip() for s in a.unfreeze.split(",") if s.strip()), full=a.full,
-        epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size, lr=a.lr, lr_d=a.lr_d, seed=a.seed,
-        fp16=a.fp16, save_every=a.save_every, keep_checkpoints=a.keep_checkpoints, eval_every=a.eval_every,
+        epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size, micro_batch=a.micro_batch, lr=a.lr, lr_d=a.lr_d, seed=a.seed,
+        fp16=a.fp16, precision=a.precision, checkpointing=a.checkpoint_activations, train_d=a.train_d, save_every=a.save_every, keep_checkpoints=a.keep_checkpoints, eval_every=a.eval_every,
         patience=a.patience, val_fraction=a.val_fraction,
     )
     return TrainOptions(
@@ -94,13 +102,35 @@ def options_from_args(a: argparse.Namespace):
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from .session import train_voice
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc-per-node":
+            skip = True
+        elif not arg.startswith("--nproc-per-node="):
+            out.append(arg)
+    return out
 
+
+def run(args: argparse.Namespace) -> int:
+    from .distributed import launch, world_from_env
+    from .session import check_options, train_voice
+
+    world = world_from_env()
+    if args.nproc_per_node < 1:
+        raise UsageError(f"--nproc-per-node {args.nproc_per_node}: must be at least 1")
+    options = options_from_args(args)
+    if args.nproc_per_node > 1 and not world.distributed:
+        check_options(options)  # refuse bad input before starting processes
+        # every process runs this same command line through the front door, less --nproc-per-node
+        return launch(_without_nproc(list(args.argv)), args.nproc_per_node, "rvclora.cli")
     try:
-        report = train_voice(options_from_args(args))
+        report = train_voice(options, world=world)
     except KeyboardInterrupt:
         print("rvclora-train: interrupted; continue with --resume", file=sys.stderr)
         return 130
-    print(report.summary())
+    if report is not None:
+        print(report.summary())
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import FileFormatError
 from ..synth.checkpoint import CheckpointError, load_checkpoint
@@ -112,18 +113,41 @@ class MultiPeriodDiscriminator(nn.Module):
         self.version = version
         self.widths = widths
         self.discriminators = nn.ModuleList([DiscriminatorS(widths.s)] + [DiscriminatorP(p, widths.p) for p in PERIODS[version]])
+        # Keep only each sub-discriminator's input for the backward pass and recompute
+        # its layers then: the feature maps of 8 discriminators are most of a step's memory.
+        self.checkpointing = False
+
+    def _run(self, d: nn.Module, x: torch.Tensor):
+        needs_graph = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in d.parameters()))
+        if self.checkpointing and needs_graph:
+            return checkpoint(d, x, use_reentrant=False)
+        return d(x)
 
     def forward(self, y: torch.Tensor, y_hat: torch.Tensor):
         """Returns (real scores, fake scores, real feature maps, fake feature maps), one entry per discriminator."""
         rs, gs, frs, fgs = [], [], [], []
         for d in self.discriminators:
-            r, fr = d(y)
-            g, fg = d(y_hat)
+            r, fr = self._run(d, y)
+            g, fg = self._run(d, y_hat)
             rs.append(r)
             gs.append(g)
             frs.append(fr)
             fgs.append(fg)
         return rs, gs, frs, fgs
+
+
+def light_training(d: MultiPeriodDiscriminator) -> int:
+    """Train only each layer's weight-norm gains and biases and the output convolutions
+    (a pretrained discriminator adapts; its filters stay): the optimizer state of the
+    whole 71 M-parameter discriminator is most of a LoRA run's memory.  Returns the
+    number of trainable parameters."""
+    d.requires_grad_(False)
+    n = 0
+    for name, p in d.named_parameters():
+        if name.endswith((".weight_g", ".bias")) or ".conv_post." in name:
+            p.requires_grad_(True)
+            n += p.numel()
+    return n
 
 
 def _widths_from_state(state: dict[str, torch.Tensor]) -> DiscriminatorWidths:

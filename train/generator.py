@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..errors import UsageError
 from ..lora import BaseInfo, LoRAConfig, inject, model_fingerprint, unfreeze
@@ -36,6 +38,19 @@ class GeneratorSetup:
 
     def trainable(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+
+
+def _checkpointed(forward, *args, **kwargs):
+    if torch.is_grad_enabled():
+        return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+    return forward(*args, **kwargs)
+
+
+def checkpoint_decoder(model: Synthesizer) -> None:
+    """Recompute each decoder resblock in the backward pass instead of keeping its
+    activations: at 10-400x the frame rate they are most of the generator's memory."""
+    for block in model.dec.resblocks:
+        block.forward = functools.partial(_checkpointed, block.forward)
 
 
 def build_generator(base_path: str | Path, cfg: TrainConfig, device: torch.device) -> GeneratorSetup:

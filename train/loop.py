@@ -1,12 +1,8 @@
-"""The training loop: RVC's GAN step, validation, early stopping, checkpoints, logs.
+"""The training loop: steps over the epochs, validation, early stopping, checkpoints, logs.
 
-One step (RVC's train.py order): generator forward on a random slice; the
-discriminator learns real vs generated (LSGAN); then the generator learns from
-mel L1 (x45) + KL (x1) + feature matching (x2) + LSGAN.  Only the generator's
-trainable tensors move (the adapter, in LoRA mode); the discriminator trains
-fully.  Validation converts each held-out segment through the inference path
-(prior encoder -> reverse flow -> decoder, fixed noise) and compares its mel to
-the recording's, which is what a user will hear.
+With several processes (see `distributed`) every process runs this loop on its
+share of each batch and of the validation set; they agree on every number, and
+only rank 0 writes checkpoints and logs.
 """
 
 from __future__ import annotations
@@ -20,23 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import TrainingError
-from ..synth.audio_io import resample
-from ..synth.constants import SR_16K
-from ..synth.synthesizer import slice_segments
 from .config import TrainConfig
-from .dataset import Batch, SegmentData, epoch_batches
+from .dataset import SegmentData, epoch_batches
 from .discriminators import MultiPeriodDiscriminator
+from .distributed import World
 from .generator import GeneratorSetup
-from .losses import discriminator_loss, feature_loss, generator_loss, kl_loss, mel_l1
-from .mel import SpecConfig, linear_spectrogram, mel_spectrogram, spec_to_mel
-from .metrics import f0_correlation, mel_cepstral_distortion, spectral_convergence
+from .mel import SpecConfig
 from .state import list_checkpoints, load_latest, rng_state, save_checkpoint, set_rng_state
+from .step import micro_seed, split_batch, train_step
+from .train_log import Logger
+from .validation import evaluate, quality_metrics
 
-VAL_SEED = 20_240_601  # validation noise: the same every evaluation, independent of training
+__all__ = ["LoopResult", "ResumeError", "quality_metrics", "run", "train_step"]
 
 
 class DivergedError(TrainingError, FloatingPointError):
@@ -45,6 +39,14 @@ class DivergedError(TrainingError, FloatingPointError):
 
 class ResumeError(TrainingError):
     """A checkpoint that does not belong to this run's settings."""
+
+
+class TrainingCancelled(Exception):
+    """Stopped on request after writing a checkpoint of the current step (resume continues it)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"cancelled at step {step}; the checkpoint is kept: resume to continue")
+        self.step = step
 
 
 @dataclass
@@ -60,171 +62,20 @@ class LoopResult:
     history: list[dict] = field(default_factory=list)
 
 
-def _amp(device: torch.device, enabled: bool):
-    return torch.autocast(device.type, dtype=torch.float16, enabled=enabled)
+def _any(world: World, flag: bool) -> bool:
+    """True on every process when it is True on one (they must stop at the same step)."""
+    return bool(world.sum_(torch.tensor([float(flag)]))[0] > 0) if world.distributed else flag
 
 
-def train_step(
-    setup: GeneratorSetup,
-    d: MultiPeriodDiscriminator,
-    batch: Batch,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    cfg: TrainConfig,
-    spec: SpecConfig,
-    device: torch.device,
-) -> dict[str, float]:
-    g = setup.model
-    seg, hop = g.segment_size, spec.hop
-    sid = torch.zeros(batch.phone.shape[0], dtype=torch.long, device=device)
-    f0 = setup.voice.f0
-    amp = cfg.fp16
-    with _amp(device, amp):
-        y_hat, ids, _, y_mask, (_, z_p, m_p, logs_p, _, logs_q) = g(
-            batch.phone, batch.lengths, batch.pitch if f0 else None, batch.pitchf if f0 else None,
-            batch.spec, batch.lengths, sid,
-        )
-        y = slice_segments(batch.wav, ids * hop, seg * hop)
-        real, fake, _, _ = d(y, y_hat.detach())
-    loss_d = discriminator_loss(real, fake)
-    opt_d.zero_grad(set_to_none=True)
-    scaler.scale(loss_d).backward()
-    scaler.step(opt_d)
-
-    mel = spec_to_mel(slice_segments(batch.spec, ids, seg), spec)
-    mel_hat = mel_spectrogram(y_hat.squeeze(1).float(), spec)
-    d.requires_grad_(False)  # the G step needs gradients through D, not of D
-    with _amp(device, amp):
-        _, fake, fmap_real, fmap_fake = d(y, y_hat)
-    d.requires_grad_(True)
-    loss_mel = mel_l1(mel, mel_hat) * cfg.c_mel
-    loss_kl = kl_loss(z_p, logs_q, m_p, logs_p, y_mask) * cfg.c_kl
-    loss_fm = feature_loss(fmap_real, fmap_fake) * cfg.c_fm
-    loss_gen = generator_loss(fake)
-    loss_g = loss_gen + loss_fm + loss_mel + loss_kl
-    opt_g.zero_grad(set_to_none=True)
-    scaler.scale(loss_g).backward()
-    scaler.step(opt_g)
-    scaler.update()
-    return {
-        "loss_d": loss_d.item(), "loss_g": loss_g.item(), "mel": loss_mel.item() / cfg.c_mel,
-        "kl": loss_kl.item(), "fm": loss_fm.item(), "gen": loss_gen.item(),
-    }
+def micro_batch_size(cfg: TrainConfig, world: World) -> int:
+    """Segments per forward pass: as given, else the global batch shared evenly by the processes."""
+    return cfg.micro_batch if cfg.micro_batch is not None else max(1, math.ceil(cfg.batch_size / world.size))
 
 
-@torch.no_grad()
-def convert_item(setup: GeneratorSetup, sample: dict, device: torch.device) -> torch.Tensor:
-    """Inference path on one cached segment with fixed noise -> audio [N] (float32, CPU)."""
-    g = setup.model
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(VAL_SEED)  # SineGen draws from the global generator
-        phone = torch.from_numpy(sample["phone"])[None].to(device)
-        n = phone.shape[1]
-        noise = torch.randn(1, g.config.inter_channels, n, generator=torch.Generator().manual_seed(VAL_SEED)).to(device)
-        f0 = setup.voice.f0
-        audio = g.infer(
-            phone, torch.tensor([n], device=device),
-            torch.from_numpy(sample["pitch"])[None].to(device) if f0 else None,
-            torch.from_numpy(sample["pitchf"])[None].to(device) if f0 else None,
-            torch.zeros(1, dtype=torch.long, device=device), noise=noise,
-        )
-    return audio[0, 0].float().cpu()
-
-
-def evaluate(setup: GeneratorSetup, val: SegmentData, spec: SpecConfig, device: torch.device, *, keep: int = 0):
-    """Mean mel L1 over the validation segments, and the first `keep` (audio, mel, ref mel)."""
-    g = setup.model
-    was_training = g.training
-    g.eval()
-    losses, shown = [], []
-    for i in range(len(val)):
-        s = val.load(i)
-        audio = convert_item(setup, s, device)
-        ref = spec_to_mel(torch.from_numpy(s["spec"]), spec)
-        hyp = mel_spectrogram(audio, spec)[:, : ref.shape[1]]
-        losses.append(float(mel_l1(ref[:, : hyp.shape[1]], hyp)))
-        if len(shown) < keep:
-            shown.append((audio, hyp, ref))
-    g.train(was_training)
-    return float(np.mean(losses)), shown
-
-
-def quality_metrics(setup: GeneratorSetup, val: SegmentData, spec: SpecConfig, device: torch.device, pitch=None) -> dict[str, Any]:
-    """MCD, F0 correlation and spectral convergence over the validation segments."""
-    g = setup.model
-    was_training = g.training
-    g.eval()
-    mcd, sc, f0c = [], [], []
-    for i in range(len(val)):
-        s = val.load(i)
-        audio = convert_item(setup, s, device)
-        ref_spec = torch.from_numpy(s["spec"])
-        hyp_spec = linear_spectrogram(audio, spec)
-        n = min(ref_spec.shape[1], hyp_spec.shape[1])
-        mcd.append(mel_cepstral_distortion(spec_to_mel(ref_spec[:, :n], spec), spec_to_mel(hyp_spec[:, :n], spec)))
-        sc.append(spectral_convergence(ref_spec[:, :n], hyp_spec[:, :n]))
-        if pitch is not None and setup.voice.f0:
-            c = f0_correlation(s["pitchf"], pitch(resample(audio.numpy(), spec.sr, SR_16K)))
-            if c is not None:
-                f0c.append(c)
-    g.train(was_training)
-    return {
-        "mcd_db": float(np.mean(mcd)),
-        "f0_correlation": float(np.mean(f0c)) if f0c else None,
-        "spectral_convergence": float(np.mean(sc)),
-    }
-
-
-class Logger:
-    """TensorBoard (when it imports) plus a JSON-lines log of every step in the work dir."""
-
-    def __init__(self, folder: Path, resume_step: int) -> None:
-        self.jsonl = folder / "losses.jsonl"
-        if resume_step and self.jsonl.exists():  # drop what a killed run logged after its checkpoint
-            kept = [ln for ln in self.jsonl.read_text().splitlines() if ln and json.loads(ln)["step"] <= resume_step]
-            self.jsonl.write_text("".join(ln + "\n" for ln in kept))
-        elif self.jsonl.exists():
-            self.jsonl.unlink()
-        self._file = open(self.jsonl, "a")  # noqa: SIM115 — held for the whole run; close() closes it
-        try:
-            from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 — tensorboard is optional at run time: training goes on without it
-
-            self.tb = SummaryWriter(str(folder / "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
-        except Exception:  # noqa: BLE001 - tensorboard missing or broken: keep training
-            self.tb = None
-
-    def scalars(self, step: int, values: dict[str, float], prefix: str) -> None:
-        self._file.write(json.dumps({"step": step, "kind": prefix, **values}) + "\n")
-        self._file.flush()
-        if self.tb is not None:
-            for k, v in values.items():
-                if v is not None and isinstance(v, (int, float)):
-                    self.tb.add_scalar(f"{prefix}/{k}", v, step)
-
-    def samples(self, step: int, shown, sr: int) -> None:
-        if self.tb is None:
-            return
-        for i, (audio, hyp, ref) in enumerate(shown):
-            self.tb.add_audio(f"val/{i}/audio", audio.clamp(-1, 1)[None], step, sample_rate=sr)
-            self.tb.add_image(f"val/{i}/mel_generated", _mel_image(hyp), step, dataformats="HW")
-            self.tb.add_image(f"val/{i}/mel_recording", _mel_image(ref), step, dataformats="HW")
-
-    def close(self) -> None:
-        self._file.close()
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _mel_image(mel: torch.Tensor) -> np.ndarray:
-    m = mel.float().numpy()
-    lo, hi = np.log(1e-5), max(float(m.max()), np.log(1e-5) + 1)
-    return np.flipud(np.clip((m - lo) / (hi - lo), 0, 1)).copy()  # low frequencies at the bottom
-
-
-def _structure(cfg: TrainConfig, setup: GeneratorSetup, n_train: int) -> dict:
-    """What a checkpoint must agree on to be resumed by this run."""
-    return {
+def _structure(cfg: TrainConfig, setup: GeneratorSetup, n_train: int, micro: int) -> dict:
+    """What a checkpoint must agree on to be resumed by this run (not the number of processes:
+    a run may continue on more or fewer of them)."""
+    return {"micro_batch": micro,
         "base_fingerprint": setup.base.fingerprint, "full": cfg.full, "rank": cfg.rank, "alpha": cfg.alpha,
         "rslora": cfg.rslora, "targets": cfg.targets, "unfreeze": list(cfg.unfreeze), "batch_size": cfg.batch_size,
         "seed": cfg.seed, "train_segments": n_train, "segment_frames": setup.model.segment_size,
@@ -244,15 +95,22 @@ def run(
     resume: bool = False,
     progress: Callable[..., Any] | None = None,
     say: Callable[[str], None] = print,
+    world: World | None = None,
+    amp_dtype: torch.dtype | None = None,
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> LoopResult:
     """Train until max steps / epochs or early stop; leaves the best weights in `setup.model`."""
+    world = world or World()
     params = setup.trainable()
     d.to(device).train()
+    micro = micro_batch_size(cfg, world)
     opt_g = torch.optim.AdamW(list(params.values()), cfg.generator_lr, betas=cfg.betas, eps=cfg.eps)
-    opt_d = torch.optim.AdamW(d.parameters(), cfg.lr_d, betas=cfg.betas, eps=cfg.eps)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.fp16)
+    d_params = [p for p in d.parameters() if p.requires_grad]  # all of D, or its light part
+    opt_d = torch.optim.AdamW(d_params, cfg.lr_d, betas=cfg.betas, eps=cfg.eps)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     ckpt_dir = work / "checkpoints"
-    structure = _structure(cfg, setup, len(train))
+    structure = {**_structure(cfg, setup, len(train), micro), "d_trainable": sum(p.numel() for p in d_params)}
 
     spe = math.ceil(len(train) / cfg.batch_size)  # steps per epoch
     total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * spe)
@@ -277,18 +135,22 @@ def run(
         best_tensors = ck["best_tensors"]
         set_rng_state(ck["rng"])
         say(f"resuming at step {step} from {ckpt_dir}")
-    else:
+    elif world.main:
         stale = list_checkpoints(ckpt_dir)
         if stale:  # a new run: an older run's checkpoints here must not be mixed with ours
             say(f"starting afresh: removing {len(stale)} old checkpoint(s) in {ckpt_dir} (use --resume to continue instead)")
             for p in stale:
                 p.unlink()
+    if not resume:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
+    world.broadcast_([*params.values(), *d.parameters()])  # every process starts from rank 0's tensors
     resumed_from = step
-    log = Logger(work, step)
+    log = Logger(work, step) if world.main else None
 
     def checkpoint() -> None:
+        if not world.main:
+            return
         save_checkpoint(ckpt_dir, step, {
             "step": step, "structure": structure, "trainable": {n: p.detach().cpu() for n, p in params.items()},
             "discriminator": d.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
@@ -299,11 +161,12 @@ def run(
 
     def validate() -> bool:
         nonlocal best, best_step, first_val, bad
-        val_mel, shown = evaluate(setup, val, spec, device, keep=2)
+        val_mel, shown = evaluate(setup, val, spec, device, keep=2, world=world)
         if math.isnan(first_val):
             first_val = val_mel
-        log.scalars(step, {"mel": val_mel}, "val")
-        log.samples(step, shown, spec.sr)
+        if log is not None:
+            log.scalars(step, {"mel": val_mel}, "val")
+            log.samples(step, shown, spec.sr)
         if val_mel < best:
             best, best_step, bad = val_mel, step, 0
             for n, p in params.items():
@@ -325,27 +188,40 @@ def run(
         batches = epoch_batches(len(train), cfg.batch_size, cfg.seed, epoch)
         bar = progress(total=spe, initial=step % spe, desc=f"epoch {epoch + 1}/{math.ceil(total / spe)}") if progress else None
         for bi in range(step % spe, spe):
-            batch = train.batch(batches[bi]).to(device)
-            losses = train_step(setup, d, batch, opt_g, opt_d, scaler, cfg, spec, device)
+            parts = split_batch(batches[bi], micro)
+            mine = world.share(range(len(parts)))  # this process reads only its micro-batches
+            losses = train_step(
+                setup, d, [train.batch(parts[j]).to(device) for j in mine], opt_g, opt_d, scaler, cfg, spec, device,
+                seeds=[micro_seed(cfg.seed, step, j) for j in mine], n_micro=len(parts), world=world, amp_dtype=amp_dtype,
+            )
             step += 1
             steps_timed += 1
             if not all(math.isfinite(v) for v in losses.values()):
                 raise DivergedError(f"training diverged at step {step} (loss is NaN/Inf); lower --lr or resume from a checkpoint")
-            log.scalars(step, {**losses, "lr": opt_g.param_groups[0]["lr"]}, "train")
+            if log is not None:
+                log.scalars(step, {**losses, "lr": opt_g.param_groups[0]["lr"]}, "train")
             if bar is not None:
                 rate = steps_timed / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{losses['loss_g']:.3f}", mel=f"{losses['mel']:.3f}", sps=f"{rate:.2f}", refresh=False)
                 bar.update(1)
             if step % cfg.eval_every == 0 or step == total:
                 stopped = validate()
-            if step % cfg.save_every == 0 or step == total or stopped:
+            if on_step is not None:
+                on_step(step, total, losses)
+            cancel = should_stop is not None and step < total and _any(world, should_stop())
+            if step % cfg.save_every == 0 or step == total or stopped or cancel:
                 checkpoint()
+            if cancel:
+                if log is not None:
+                    log.close()
+                raise TrainingCancelled(step)
             if step >= total or stopped:
                 break
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - t0
-    log.close()
+    if log is not None:
+        log.close()
     with torch.no_grad():  # leave the best weights in the model
         for n, p in params.items():
             p.copy_(best_tensors[n].to(p.device))

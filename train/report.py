@@ -54,6 +54,7 @@ class TrainReport:
     train_segments: int
     val_segments: int
     skipped_files: list[dict[str, str]] = field(default_factory=list)
+    processes: int = 1  # data-parallel training processes
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +26,13 @@ from ..synth.pitch_options import F0_METHODS, resolve_f0_method
 from ..synth.voice_file import save_voice
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
-from .discriminators import MultiPeriodDiscriminator, load_discriminator
+from .discriminators import MultiPeriodDiscriminator, light_training, load_discriminator
+from .distributed import World, start, stop, world_from_env
 from .feature_cache import FeatureExtractor, build_cache, load_item
-from .generator import GeneratorSetup, build_generator
+from .generator import GeneratorSetup, build_generator, checkpoint_decoder
 from .loop import quality_metrics, run
 from .mel import SpecConfig
+from .memory import discriminator_mode, precision_dtype, uses_checkpointing
 from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
 from .run_lock import training_lock
@@ -96,6 +99,8 @@ def check_options(o: TrainOptions) -> None:
     for name, v, lo in (("--rank", t.rank, 1), ("--batch-size", t.batch_size, 1), ("--epochs", t.epochs, 1), ("--save-every", t.save_every, 1), ("--eval-every", t.eval_every, 1), ("--keep-checkpoints", t.keep_checkpoints, 1)):
         if v < lo:
             raise UsageError(f"{name} {v}: must be at least {lo}")
+    if t.micro_batch is not None and not 1 <= t.micro_batch <= t.batch_size:
+        raise UsageError(f"--micro-batch {t.micro_batch}: must be between 1 and --batch-size ({t.batch_size})")
     if t.max_steps is not None and t.max_steps < 1:
         raise UsageError(f"--max-steps {t.max_steps}: must be at least 1")
     if not (t.generator_lr > 0 and t.lr_d > 0):
@@ -104,6 +109,8 @@ def check_options(o: TrainOptions) -> None:
         raise UsageError(f"--val-fraction {t.val_fraction}: must be between 0 and 1")
     if t.patience < 0:
         raise UsageError(f"--patience {t.patience}: must be 0 (off) or more")
+    precision_dtype(t, resolve_device(o.device))  # refuses --fp16 on the CPU, unknown names
+    discriminator_mode(t, o.base_d is not None)
     if o.f0_method not in F0_METHODS:
         raise UsageError(f"--f0-method {o.f0_method}: choose one of {', '.join(F0_METHODS)}")
     outputs = [o.out, o.voice_json] + ([o.index_path] if o.index else [])
@@ -138,18 +145,34 @@ def _resolve_f0_method(o: TrainOptions, f0: bool, home: Home) -> str:
     return resolve_f0_method(o.f0_method, o.rmvpe or home.rmvpe)
 
 
-def train_voice(o: TrainOptions, say=print) -> TrainReport:
+@dataclass(frozen=True)
+class Hooks:
+    """What a caller that watches a run (the panel's training job) hears and can ask."""
+
+    on_preprocessed: Callable[[str], None] | None = None  # the preprocessing report text
+    on_step: Callable[[int, int, dict[str, float]], None] | None = None  # step, total, losses
+    should_stop: Callable[[], bool] | None = None  # True: checkpoint now and stop (TrainingCancelled)
+
+
+def train_voice(o: TrainOptions, say=print, world: World | None = None, hooks: Hooks | None = None) -> TrainReport | None:
+    """Train; with several processes (torchrun) each calls this, and only rank 0 writes
+    files and returns the report (the others return None)."""
+    world = world or world_from_env()
+    hooks = hooks or Hooks()
     check_options(o)
-    # One writer per output and work dir: a second run into the same place is refused here,
-    # before it writes anything (a killed run's lock is taken over).
-    with training_lock(o.out, o.work):
-        return _train_voice(o, say)
+    device = start(world, resolve_device(o.device))
+    try:
+        if not world.main:
+            return _train_voice(o, lambda _msg: None, world, device, Hooks(should_stop=hooks.should_stop))
+        # One writer per output and work dir: a second run into the same place is refused here,
+        # before it writes anything (a killed run's lock is taken over).
+        with training_lock(o.out, o.work):
+            return _train_voice(o, say, world, device, hooks)
+    finally:
+        stop(world)
 
 
-def _train_voice(o: TrainOptions, say) -> TrainReport:
-    device = resolve_device(o.device)
-    if o.train.fp16 and device.type != "cuda":
-        raise UsageError("--fp16 needs a CUDA GPU (mixed precision); on the CPU train in fp32 (leave --fp16 off)")
+def _train_voice(o: TrainOptions, say, world: World, device: torch.device, hooks: Hooks) -> TrainReport | None:
     home = Home.from_env()
     work = o.work
     setup = build_generator(o.base, o.train, device)
@@ -161,7 +184,8 @@ def _train_voice(o: TrainOptions, say) -> TrainReport:
     # Every check passed: only now does anything appear on disk.
     work.mkdir(parents=True, exist_ok=True)
     o.out.parent.mkdir(parents=True, exist_ok=True)
-    (work / "run.json").write_text(json.dumps({"outputs": [str(p.resolve()) for p in (o.out, o.voice_json, o.index_path)], "base": str(o.base)}))
+    if world.main:
+        (work / "run.json").write_text(json.dumps({"outputs": [str(p.resolve()) for p in (o.out, o.voice_json, o.index_path)], "base": str(o.base)}))
 
     # ---- preprocessing and features (cached per file content)
     min_samples = (setup.model.segment_size + 8) * spec.hop  # a training slice plus alignment slack
@@ -174,10 +198,19 @@ def _train_voice(o: TrainOptions, say) -> TrainReport:
         pitch = make_pitch_estimator(method, rmvpe_path=rmvpe, device=device) if v.f0 else None
         return FeatureExtractor(enc, pitch, spec, device=device)
 
-    progress = _bar(o.progress)
+    progress = _bar(o.progress and world.main)
     wrap = (lambda it: progress(iterable=it, desc="preprocessing", unit="file")) if progress else (lambda it: it)
-    cache = build_cache(files, o.cache, key, lambda p: preprocess_file(p, v.sr, o.preprocess, min_samples=min_samples), extractor, progress=wrap)
-    text = write_preprocess_report(work / "preprocess_report.txt", len(files), cache.skipped, len(cache.items))
+
+    def prepare(p: Path):
+        return preprocess_file(p, v.sr, o.preprocess, min_samples=min_samples)
+
+    if world.distributed:  # each process extracts its share; then all read the filled cache
+        build_cache(world.share(files), o.cache, key, prepare, extractor, progress=wrap)
+        world.barrier()
+    cache = build_cache(files, o.cache, key, prepare, extractor, progress=wrap)
+    text = write_preprocess_report(work / "preprocess_report.txt", len(files), cache.skipped, len(cache.items)) if world.main else ""
+    if hooks.on_preprocessed is not None:
+        hooks.on_preprocessed(text)
     if cache.skipped:
         say(text.rstrip())
     if not cache.items:
@@ -189,9 +222,18 @@ def _train_voice(o: TrainOptions, say) -> TrainReport:
     # ---- discriminator: pretrained when given, else fresh (seeded)
     torch.manual_seed(o.train.seed)
     d = load_discriminator(o.base_d, v.version) if o.base_d else MultiPeriodDiscriminator(v.version)
+    if discriminator_mode(o.train, o.base_d is not None) == "light":
+        light_training(d)
+    if uses_checkpointing(o.train):
+        checkpoint_decoder(setup.model)
+        d.checkpointing = True
 
-    result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say)
+    amp_dtype = precision_dtype(o.train, device)
+    result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say, world=world, amp_dtype=amp_dtype,
+                 on_step=hooks.on_step, should_stop=hooks.should_stop)
     del d  # thrown away: only the generator's adapter is the product
+    if not world.main:
+        return None
 
     # ---- outputs
     pitch = None
@@ -208,7 +250,7 @@ def _train_voice(o: TrainOptions, say) -> TrainReport:
         epochs=result.epochs_done, stopped_early=result.stopped_early, best_step=result.best_step,
         val_mel_start=result.first_val_mel, val_mel_best=result.best_val_mel, steps_per_s=result.steps_per_s,
         peak_memory_mb=peak_memory_mb(device), train_segments=len(train_items), val_segments=len(val_items),
-        skipped_files=[{"path": str(s.path), "reason": s.reason} for s in cache.skipped], **metrics,
+        skipped_files=[{"path": str(s.path), "reason": s.reason} for s in cache.skipped], processes=world.size, **metrics,
     )
     report.write(work / "report.json")
     return report

@@ -1,4 +1,5 @@
-"""Option groups several commands share, declared once and handed to argparse as `parents`."""
+"""Command-line option groups several commands share (convert, run, bench, train, export and the
+training job the panel starts), declared once and handed to argparse as `parents`."""
 
 from __future__ import annotations
 

@@ -1,0 +1,79 @@
+"""The memory savings change where memory goes, not what a step computes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rvclora.train.config import TrainConfig
+from rvclora.train.dataset import Batch
+from rvclora.train.discriminators import DiscriminatorWidths, MultiPeriodDiscriminator, light_training
+from rvclora.train.generator import build_generator, checkpoint_decoder
+from rvclora.train.mel import SpecConfig
+from rvclora.train.memory import discriminator_mode, precision_dtype, uses_checkpointing
+from rvclora.train.step import train_step
+from tests.rvc_fixtures import make_base_file
+
+
+def _batch(setup, spec: SpecConfig, n: int = 2, frames: int = 60) -> Batch:
+    g = torch.Generator().manual_seed(5)
+    c = setup.model.config
+    f0 = 120 + 80 * torch.rand(n, frames, generator=g)
+    return Batch(
+        phone=torch.randn(n, frames, 768, generator=g), lengths=torch.full((n,), frames),
+        pitch=torch.randint(1, 255, (n, frames), generator=g), pitchf=f0,
+        spec=torch.rand(n, c.spec_channels, frames, generator=g), wav=0.1 * torch.randn(n, 1, frames * spec.hop, generator=g),
+    )
+
+
+def _step(tmp_path, *, saving: bool):
+    cfg = TrainConfig(rank=4, alpha=8, seed=3, segment_frames=24)
+    tmp_path.mkdir()
+    setup = build_generator(make_base_file(tmp_path, seed=1), cfg, torch.device("cpu"))
+    spec = SpecConfig.for_model(setup.voice.sr, setup.voice.config.spec_channels, setup.voice.config.hop)
+    torch.manual_seed(0)
+    d = MultiPeriodDiscriminator("v2", DiscriminatorWidths.scaled(16))
+    if saving:
+        checkpoint_decoder(setup.model)
+        d.checkpointing = True
+    params = setup.trainable()
+    opt_g = torch.optim.SGD(list(params.values()), lr=1e-2)
+    opt_d = torch.optim.SGD(d.parameters(), lr=1e-2)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    losses = train_step(setup, d, [_batch(setup, spec)], opt_g, opt_d, scaler, cfg, spec, torch.device("cpu"), seeds=[11])
+    return losses, {n: p.detach().clone() for n, p in params.items()}, {n: p.detach().clone() for n, p in d.named_parameters()}
+
+
+def test_activation_checkpointing_gives_the_same_step(tmp_path):
+    plain = _step(tmp_path / "a", saving=False)
+    saved = _step(tmp_path / "b", saving=True)
+    assert saved[0] == pytest.approx(plain[0], rel=1e-5)
+    for n, t in plain[1].items():  # the adapter after one update
+        torch.testing.assert_close(saved[1][n], t, rtol=1e-5, atol=1e-7)
+    for n, t in plain[2].items():  # the discriminator after one update
+        torch.testing.assert_close(saved[2][n], t, rtol=1e-5, atol=1e-7)
+    assert any(float(t.abs().max()) > 0 for n, t in plain[1].items() if n.endswith("lora_B"))  # it did train
+
+
+def test_light_discriminator_trains_gains_biases_and_outputs_only():
+    d = MultiPeriodDiscriminator("v2", DiscriminatorWidths.scaled(16))
+    total = sum(p.numel() for p in d.parameters())
+    n = light_training(d)
+    trainable = {name for name, p in d.named_parameters() if p.requires_grad}
+    assert n == sum(p.numel() for p in d.parameters() if p.requires_grad) and 0 < n < 0.2 * total
+    assert all(t.endswith(("weight_g", "bias")) or ".conv_post." in t for t in trainable)
+    assert "discriminators.1.convs.4.weight_g" in trainable and "discriminators.1.convs.4.weight_v" not in trainable
+
+
+def test_memory_defaults_and_refusals():
+    cpu = torch.device("cpu")
+    assert precision_dtype(TrainConfig(), cpu) is None  # fp32 on the CPU
+    assert precision_dtype(TrainConfig(precision="bf16"), cpu) == torch.bfloat16
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        precision_dtype(TrainConfig(fp16=True), cpu)
+    assert uses_checkpointing(TrainConfig()) and not uses_checkpointing(TrainConfig(full=True))
+    assert discriminator_mode(TrainConfig(), pretrained=True) == "light"
+    assert discriminator_mode(TrainConfig(), pretrained=False) == "full"  # a random D must learn everything
+    assert discriminator_mode(TrainConfig(full=True), pretrained=True) == "full"
+    with pytest.raises(ValueError, match="needs a pretrained discriminator"):
+        discriminator_mode(TrainConfig(train_d="light"), pretrained=False)
