@@ -27,21 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EngineError
 from .block_processor import BlockProcessor
 from .device_delay import DeviceDelay
 from .drift import DriftConfig
 from .engine_types import EVENT_KINDS, EngineEvent, EngineStats, LatencyMeasurement, make_stats
 from .file_driver import convert_file
+from .latency_probing import LatencyProbing
 from .pipeline import FRESH_BLOCKS, BlockRecorder, Pipeline
-from .probe import LatencyProbe, measurement
 from .reconnect import DeviceWatch
 from .settings import EngineSettings
 from .streams import EngineDevices, OpenStreams, open_streams, stream_latency
 from .voice_source import VoiceSource
 
 
-class Engine(DeviceWatch):
+class Engine(DeviceWatch, LatencyProbing):
     """Real-time voice conversion between audio devices (or files, same code path).
 
     >>> engine = Engine(source, EngineSettings(pitch=12), EngineDevices(input="mic", output="rvclora"))
@@ -210,48 +209,6 @@ class Engine(DeviceWatch):
             self._commands.put(("voice", (source, proc)))
         else:
             self.source, self._proc = source, proc
-
-    def measure_latency(self, timeout: float = 10.0) -> LatencyMeasurement:
-        """Play probe bursts through the running engine's own path and time their return.
-
-        The output must reach the input (a loopback, or a virtual sink's monitor). The
-        voice is off for the ~3 s it takes. Raises RuntimeError when the engine is not
-        running. (`begin_latency_probe` / `end_latency_probe` are the same in two steps,
-        for drivers that pump the engine themselves.)"""
-        probe = self.begin_latency_probe()
-        deadline = time.monotonic() + timeout
-        while not probe.done and time.monotonic() < deadline and self._running:
-            time.sleep(0.02)
-        return self.end_latency_probe(probe)
-
-    def begin_latency_probe(self) -> LatencyProbe:
-        p = self.pipeline
-        if not self._running or p is None or self._state != "running":
-            raise EngineError("start the engine first: latency is measured through the running engine")
-        proc = p.proc
-        probe = LatencyProbe(proc.input_sr, proc.output_sr, proc.block_in, proc.block_out)
-        self._probe_start = self._disturbances()
-        self._commands.put(("tap", probe))
-        self._wake.set()
-        return probe
-
-    def end_latency_probe(self, probe: LatencyProbe) -> LatencyMeasurement:
-        self._commands.put(("tap", None))
-        proc = self.pipeline.proc
-        m = measurement(probe, disturbed=self._disturbances() - self._probe_start,
-                        lookahead_ms=proc.algorithmic_latency_ms - proc.settings.block_ms,
-                        estimated_ms=self.stats.latency_ms)
-        self._last_measure = m
-        self._post("latency", m.summary())
-        return m
-
-    _probe_start = 0
-
-    def _disturbances(self) -> int:
-        p = self.pipeline
-        if p is None:
-            return 0
-        return p.skipped + sum(port.trimmed + port.underflows for port in p.ports)
 
     @property
     def stats(self) -> EngineStats:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import multiprocessing
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 
 from ..errors import EngineError
 from .engine import Engine, EngineDevices, EngineEvent, EngineStats
+from .exit_reason import exit_reason
 from .library_log import library_noise_to
 from .session_recorder import switch_recording
 from .settings import EngineSettings
@@ -387,18 +387,4 @@ class EngineProcess:
             slot[0].set()
 
 
-def exit_reason(code: int | None) -> str:
-    """One line on why the engine process ended, from its exit code."""
-    if code is None:
-        return "the engine process stopped answering; press Start to try again"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = " (out of memory, or ended by another program?)" if -code == signal.SIGKILL else ""
-        return f"the engine process was killed by {name}{hint}; press Start to try again"
-    return f"the engine process exited unexpectedly (code {code}); press Start to try again"
-
-
-__all__ = ["EngineProcess", "EngineProcessError", "exit_reason"]
+__all__ = ["EngineProcess", "EngineProcessError"]
