@@ -133,7 +133,7 @@ def _fill_from_preset(args: argparse.Namespace, home: Home) -> None:
 
 def _check_convert_options(args: argparse.Namespace) -> None:
     """Everything about the options that can be refused before any file is read (one-line UsageErrors)."""
-    from .limiter import check_ceiling_option  # scipy: loaded by the command, not by --help
+    from ..synth.limiter import check_ceiling_option  # scipy: loaded by the command, not by --help
 
     lo, hi = PITCH_SHIFT_RANGE
     if not lo <= args.pitch <= hi:

@@ -20,13 +20,15 @@ from typing import Protocol
 
 import numpy as np
 
+from ..errors import BackendError
+
 SR = 48000
 FRAME = 480
 BACKENDS = ("dfn", "rnnoise")
 DEFAULT_BACKEND = "dfn"  # chosen by benchmarks/denoiser.py (quality at 0–10 dB SNR, clicks removed)
 
 
-class DenoiserMissingError(ValueError):
+class DenoiserMissingError(BackendError):
     """The denoiser's package is not installed (one line, says what to install)."""
 
 

@@ -28,11 +28,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import AudioDeviceError
+
 # os.environ is one per process: every stream opener that sets it takes this lock.
 _ENV_LOCK = threading.Lock()
 
 
-class PulseUnavailableError(OSError):
+class PulseUnavailableError(AudioDeviceError):
     """No PulseAudio/PipeWire server answers (or libpulse / pulsectl is missing)."""
 
 

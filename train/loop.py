@@ -41,7 +41,7 @@ class ResumeError(TrainingError):
     """A checkpoint that does not belong to this run's settings."""
 
 
-class TrainingCancelled(Exception):
+class TrainingCancelled(TrainingError):
     """Stopped on request after writing a checkpoint of the current step (resume continues it)."""
 
     def __init__(self, step: int) -> None:
