@@ -46,8 +46,11 @@ def convert(models, src, dst, *extra):
 
 def test_every_command_and_option_says_what_it_does():
     parser = build_parser()
-    assert commands(parser) >= {"convert", "info", "assets", "run", "devices", "bench", "latency", "virtual-mic", "voices"}
+    assert commands(parser) >= {"convert", "info", "assets", "run", "devices", "bench", "latency", "virtual-mic", "voices",
+                                "ctl", "train", "export"}
     assert undocumented(parser, "rvclora") == []
+    for name in sorted(commands(parser)):  # each command's options are added only when it is chosen
+        assert undocumented(build_parser(name), "rvclora") == [], name
 
 
 def test_an_unexplained_option_or_command_is_found():

@@ -69,7 +69,7 @@ def panel_readout(link: EngineLink, devices: DeviceChoice) -> tuple[float, int]:
 def cli_latency(devices: DeviceChoice) -> dict | None:
     """`rvclora latency --json` with the panel's settings; None when every try was disturbed (it says so)."""
     s = SETTINGS
-    cmd = [sys.executable, "-m", "rvclora.gui.main", "latency", "--input", devices.input, "--output", devices.output,
+    cmd = [sys.executable, "-m", "rvclora.cli", "latency", "--input", devices.input, "--output", devices.output,
            "--builtin", VOICE, "--tries", "3", "--json", "--block-ms", str(s.block_ms), "--crossfade-ms",
            str(s.crossfade_ms), "--search-ms", str(s.search_ms), "--buffer-ms", str(s.buffer_ms)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -157,6 +157,7 @@ def test_record_in_the_panel_writes_both_channels_lined_up(qtbot, home):
     # Stopping the engine ends a recording with it, and the menu follows.
     window.record_action.trigger()
     qtbot.waitUntil(lambda: "recording to" in window.status_label.text(), timeout=15000)
+    qtbot.wait(1000)  # some blocks into the file (a recording with no audio writes none)
     window.stop_engine()
     wait_state(qtbot, window, "stopped")
     qtbot.waitUntil(lambda: not window.record_action.isChecked(), timeout=5000)

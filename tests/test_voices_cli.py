@@ -99,6 +99,6 @@ def test_voices_end_to_end(home, src, capsys):
 
 
 def test_every_voices_action_and_option_says_what_it_does():
-    voices = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["voices"]
+    voices = next(a for a in build_parser("voices")._actions if isinstance(a, argparse._SubParsersAction)).choices["voices"]
     assert commands(voices) >= {"list", "import", "remove", "rename", "show"}
     assert undocumented(voices, "rvclora voices") == []

@@ -21,7 +21,16 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import UsageError
-from ..lora import BaseInfo, LoRAConfig, inject, model_fingerprint, unfreeze
+from ..lora import (
+    BaseInfo,
+    LoRAConfig,
+    LoraConfigError,
+    LoraKeyError,
+    LoraModuleError,
+    inject,
+    model_fingerprint,
+    unfreeze,
+)
 from ..synth.synthesizer import Synthesizer
 from ..synth.voice_file import Voice, load_voice
 from .config import TrainConfig
@@ -75,11 +84,11 @@ def build_generator(base_path: str | Path, cfg: TrainConfig, device: torch.devic
         gen = torch.Generator().manual_seed(cfg.seed)
         try:
             adapted = inject(model, cfg.targets, lora, generator=gen)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, LoraConfigError, LoraModuleError) as e:
             raise UsageError(f"--targets {cfg.targets}: {e}") from None
         try:
             unfreeze(model, cfg.unfreeze)
-        except KeyError as e:
+        except (KeyError, LoraKeyError) as e:
             raise UsageError(f"--unfreeze: {e.args[0]} (use state-dict names such as emb_g.weight)") from None
         if fresh:
             model.enc_q.requires_grad_(True)
