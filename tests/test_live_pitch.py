@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from rvclora.realtime.block_converter import load_rvc_source
 from rvclora.realtime.engine import BlockProcessor
 from rvclora.realtime.pitch_shape import AutoPitch, autotune, typical_f0
 from rvclora.realtime.settings import EngineSettings, SettingsError
@@ -23,26 +22,13 @@ from rvclora.synth.index import FeatureIndex, build_index
 from rvclora.synth.pipeline import ConvertSettings, VoiceConverter
 from rvclora.synth.voice_file import load_voice
 from tests.conftest import speech_path
-from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from tests.rvc_fixtures import make_voice_file
 from tests.speech_pitch import speech_at
+from tests.test_engine import files as files  # the tiny v1 40 kHz voice and its encoder (module fixtures)
+from tests.test_engine import source as source
 
 FRAMES_PER_BLOCK = 6  # 60 ms blocks
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("live_pitch")
-    return {
-        "dir": d,
-        "voice": make_voice_file(d, version="v1", sr=40000, f0=True),
-        "hubert": write_hubert_file(d / "hubert_v1.pt", tiny_hubert_config("v1")),
-    }
-
-
-@pytest.fixture(scope="module")
-def source(files):
-    return load_rvc_source(files["voice"], hubert=files["hubert"], rmvpe=files["dir"] / "absent.pt")
 
 
 def _run(source, audio, settings, *, encoder_out=None):
