@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 
+from rvclora.cli.main import train_main as main
 from rvclora.lora import load_adapter
-from rvclora.train.cli import main
 from tests.test_train_run import args, kit, read_log  # noqa: F401 - kit is a fixture
 
 COMMON = ("--max-steps", "6", "--save-every", "2", "--eval-every", "2", "--lr", "1e-3", "--micro-batch", "1", "--no-progress")

@@ -34,7 +34,7 @@ examples:
   rvclora-train recordings/ --base assets/pretrained_v2/f0G40k.pth --base-d assets/pretrained_v2/f0D40k.pth --out alice.safetensors
   rvclora-train recordings/ --base f0G40k.pth --out alice.safetensors --resume      # continue a killed run
   rvclora-train recordings/ --base f0G40k.pth --out alice.safetensors --nproc-per-node 4   # 4 GPUs (or CPU processes)
-  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m rvclora.train.cli recordings/ --base f0G40k.pth --out alice.safetensors
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m rvclora.cli train recordings/ --base f0G40k.pth --out alice.safetensors
   tensorboard --logdir alice.train/tensorboard
 """
 
