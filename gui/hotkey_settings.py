@@ -9,11 +9,10 @@ key with Qt (the user presses it); the listener needs pynput's notation, so
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..synth.output_file import replaced_atomically
 from .hotkeys import HotkeyError, check_action
 
 HOTKEYS_KEY = "hotkeys"
@@ -113,11 +112,5 @@ def save_hotkeys(settings_file: Path, bindings: dict[str, str]) -> None:
         check_action(action)
     data[HOTKEYS_KEY] = dict(sorted(bindings.items()))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".settings.", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replaced_atomically(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..synth.output_file import replaced_atomically
 from .home import Home
 
 PRESETS_FILE = "presets.json"
@@ -185,14 +184,8 @@ class PresetStore:
 
     def _write(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".presets.", suffix=".json", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=2)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replaced_atomically(self.path) as tmp:
+            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
 
 def _same(item: Any, preset: Preset) -> bool:

@@ -32,6 +32,7 @@ from ..errors import UserError
 from ..library.home import Home
 from ..library.voice_library import VoiceLibraryError, check_name
 from ..synth.cli_options import parents
+from ..synth.output_file import replaced_atomically
 from .cli import add_arguments, options_from_args
 from .loop import TrainingCancelled
 from .session import Hooks, train_voice
@@ -45,9 +46,8 @@ def voice_out(job_dir: Path, name: str) -> Path:
 
 
 def write_state(job_dir: Path, state: dict[str, Any]) -> None:
-    tmp = job_dir / f".{STATE}.tmp"
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, job_dir / STATE)
+    with replaced_atomically(job_dir / STATE) as tmp:
+        tmp.write_text(json.dumps(state))
 
 
 def read_state(job_dir: Path) -> dict[str, Any] | None:
