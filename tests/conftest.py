@@ -18,8 +18,9 @@ import pytest
 import soundfile as sf
 import torch
 
-# Fixtures of the private PulseAudio server (`pulse`), for tests with real audio devices.
-pytest_plugins = ["tests.pulse_audio"]
+# Fixtures of the private PulseAudio server (`pulse`), for tests with real audio devices; the training
+# tests' kit (`kit`, `reference_run`), built once per session.
+pytest_plugins = ["tests.pulse_audio", "tests.train_kit"]
 
 # Independent references the `reference` tests compare against (installed by `make setup-test`).
 REFERENCES = {"rvc": "rvc==0.3.5 (pip install --no-deps rvc==0.3.5)", "transformers": "transformers",

@@ -10,9 +10,8 @@ import torch
 
 from rvclora.cli.main import train_main as main
 from rvclora.lora import load_adapter
-from tests.test_train_run import args, kit, read_log  # noqa: F401 - kit is a fixture
-
-COMMON = ("--max-steps", "6", "--save-every", "2", "--eval-every", "2", "--lr", "1e-3", "--micro-batch", "1", "--no-progress")
+from tests.train_kit import REFERENCE as COMMON
+from tests.train_kit import args, read_log
 
 
 @pytest.fixture(autouse=True)
@@ -29,9 +28,8 @@ def _close(a: list[dict], b: list[dict]) -> None:
                 assert rb[k] == pytest.approx(v, rel=1e-4, abs=1e-6), (ra["step"], k)
 
 
-def test_two_processes_match_one_and_resume_exactly(kit, tmp_path):  # noqa: F811
-    ref_out = tmp_path / "one" / "a.safetensors"
-    assert main(args(kit, ref_out, *COMMON)) == 0
+def test_two_processes_match_one_and_resume_exactly(kit, reference_run, tmp_path):
+    ref_out = reference_run  # one process
 
     out = tmp_path / "two" / "a.safetensors"
     first = list(COMMON)
@@ -62,7 +60,7 @@ def test_two_processes_match_one_and_resume_exactly(kit, tmp_path):  # noqa: F81
     shutil.rmtree(work / "checkpoints")
 
 
-def test_bad_process_count_is_one_line(kit, tmp_path, capsys):  # noqa: F811
+def test_bad_process_count_is_one_line(kit, tmp_path, capsys):
     assert main(args(kit, tmp_path / "a.safetensors", "--nproc-per-node", "0", "--no-progress")) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--nproc-per-node 0: must be at least 1" in err

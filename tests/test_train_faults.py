@@ -17,8 +17,7 @@ from rvclora.cli.main import train_main as main
 from rvclora.lora import load_adapter
 from rvclora.train import loop, state
 from rvclora.train.run_lock import lock_path_for_output, lock_path_for_work
-from tests.test_train_run import args, read_log
-from tests.test_train_run import kit as kit
+from tests.train_kit import args, read_log
 
 
 @pytest.fixture(autouse=True)
@@ -42,9 +41,16 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 def test_a_second_training_into_the_same_output_is_refused(kit, tmp_path, capsys):
     out = tmp_path / "voice" / "a.safetensors"
-    first = start_training(args(kit, out, "--max-steps", "12", "--eval-every", "12", "--no-progress"), tmp_path)
+    first = start_training(args(kit, out, "--max-steps", "3", "--eval-every", "3", "--no-progress"), tmp_path)
     try:
-        wait_for(lock_path_for_work(out.parent / "a.train"), first)
+        work_lock = lock_path_for_work(out.parent / "a.train")  # taken last: then both locks are held
+        wait_for(work_lock, first)
+        t_end = time.monotonic() + 60
+        while f'"pid": {first.pid}' not in work_lock.read_text():  # the holder's record is written
+            assert first.poll() is None and time.monotonic() < t_end, first.communicate()
+            time.sleep(0.01)
+        # the first run holds its locks, paused, however slowly the refusals below start on a loaded machine
+        first.send_signal(signal.SIGSTOP)
         # the same --out (even with --overwrite), and another --out in the same --work-dir
         for argv in (args(kit, out, "--max-steps", "2", "--no-progress", "--overwrite"),
                      args(kit, tmp_path / "b.safetensors", "--work-dir", str(out.parent / "a.train"), "--max-steps", "2"),
@@ -55,10 +61,11 @@ def test_a_second_training_into_the_same_output_is_refused(kit, tmp_path, capsys
         assert not (tmp_path / "w2").exists() or not any((tmp_path / "w2").iterdir())
         assert not (tmp_path / "b.safetensors").exists()
     finally:
+        first.send_signal(signal.SIGCONT)
         _, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     train, _ = read_log(out.parent / "a.train")
-    assert [r["step"] for r in train] == list(range(1, 13))  # one run's log, not two mixed
+    assert [r["step"] for r in train] == list(range(1, 4))  # one run's log, not two mixed
     load_adapter(out)  # the first run's adapter, whole
     assert not lock_path_for_output(out).exists() and not lock_path_for_work(out.parent / "a.train").exists()
 

@@ -19,47 +19,11 @@ import rvclora.train.loop as loop
 from rvclora.cli.main import train_main as main
 from rvclora.library.voice_library import AdapterSlot, read_voice_json
 from rvclora.lora import BaseInfo, check_adapter, load_adapter, model_fingerprint
-from rvclora.synth.audio_io import resample
 from rvclora.synth.voice_file import load_voice
-from rvclora.train.discriminators import (
-    DiscriminatorWidths,
-    MultiPeriodDiscriminator,
-    save_discriminator,
-)
+from rvclora.train.discriminators import DiscriminatorWidths, MultiPeriodDiscriminator, save_discriminator
 from tests.conftest import speech_path
-from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-from tests.rvc_fixtures import make_base_file, make_voice_file
-
-SPEECH = [
-    "en/quick_brown_fox.wav", "en/counting.wav", "en/hello_world.wav", "es/pangrama.wav", "es/conteo.wav",
-    "fr/pangrama.wav", "fr/comptage.wav", "it/pangrama.wav", "it/conteggio.wav",
-]
-BAD = {"silent.wav": "silent", "short.wav": "too short", "corrupt.wav": "cannot decode", "clipped.flac": "clipped"}
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_kit")
-    data = root / "data"
-    (data / "session2").mkdir(parents=True)
-    for i, name in enumerate(SPEECH):
-        audio, sr = sf.read(speech_path(name), dtype="float32")
-        if i == 0:  # any rate and channel count: stereo 44.1 kHz FLAC
-            sf.write(data / "session2" / "stereo.flac", np.stack([resample(audio, sr, 44100)] * 2, 1), 44100)
-        elif i == 1:
-            sf.write(data / "session2" / "take.ogg", audio, sr)
-        else:
-            shutil.copy(speech_path(name), data / name.replace("/", "_"))
-    torch.manual_seed(0)
-    d = MultiPeriodDiscriminator("v2", DiscriminatorWidths.scaled(16))
-    return {
-        "root": root,
-        "data": data,
-        "base": make_base_file(root, "v2", 40000, True, seed=0),
-        "hubert": write_hubert_file(root / "hubert_base.pt", tiny_hubert_config("v2")),
-        "D": save_discriminator(root / "f0D40k.pth", d),
-        "cache": root / "cache",  # shared by the runs below: features are extracted once
-    }
+from tests.rvc_fixtures import make_voice_file
+from tests.train_kit import BAD, REFERENCE, SPEECH, args, read_log
 
 
 def write_bad_files(folder: Path) -> None:
@@ -75,19 +39,6 @@ def write_bad_files(folder: Path) -> None:
 @pytest.fixture(autouse=True)
 def _home(tmp_path, monkeypatch):
     monkeypatch.setenv("RVCLORA_HOME", str(tmp_path / "home"))  # no real assets leak in
-
-
-def args(kit, out: Path, *extra: str, data: Path | None = None) -> list[str]:
-    return [
-        str(data or kit["data"]), "--base", str(kit["base"]), "--base-d", str(kit["D"]), "--out", str(out),
-        "--hubert", str(kit["hubert"]), "--f0-method", "pm", "--device", "cpu", "--rank", "4", "--alpha", "8",
-        "--batch-size", "2", "--patience", "0", "--cache-dir", str(kit["cache"]), *extra,
-    ]
-
-
-def read_log(work: Path) -> tuple[list[dict], list[dict]]:
-    rows = [json.loads(line) for line in (work / "losses.jsonl").read_text().splitlines()]
-    return [r for r in rows if r["kind"] == "train"], [r for r in rows if r["kind"] == "val"]
 
 
 def test_training_lowers_validation_mel_loss(kit, tmp_path, capsys):
@@ -148,11 +99,10 @@ def test_training_lowers_validation_mel_loss(kit, tmp_path, capsys):
     assert f"({len(SPEECH) + len(BAD)} cached, 0 processed)" in capsys.readouterr().out
 
 
-def test_resume_continues_exactly(kit, tmp_path):
-    # 8 training segments, batch 2: 4 steps per epoch, so the resumed part crosses an epoch
-    common = ("--max-steps", "6", "--save-every", "2", "--eval-every", "2", "--lr", "1e-3", "--no-progress")
-    ref_out = tmp_path / "ref" / "a.safetensors"
-    assert main(args(kit, ref_out, *common)) == 0
+def test_resume_continues_exactly(kit, reference_run, tmp_path):
+    # the resumed part crosses an epoch (4 steps per epoch)
+    common = REFERENCE
+    ref_out = reference_run
 
     out = tmp_path / "run" / "a.safetensors"
     first = list(common)
