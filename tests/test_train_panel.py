@@ -10,6 +10,7 @@ import os
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
 
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from tests.test_gui import home as home
 from tests.test_gui import open_window
 
 SPEECH = ["en/quick_brown_fox.wav", "en/counting.wav", "en/hello_world.wav", "es/pangrama.wav", "fr/pangrama.wav", "it/pangrama.wav"]
-STEPS = 16
+STEPS = 6
 
 
 @pytest.fixture
@@ -63,13 +64,19 @@ def test_train_a_voice_from_the_panel_survives_reopening_and_cancel(qtbot, home,
     qtbot.waitUntil(lambda: (dialog.run.state.get("step") or 0) >= 1, timeout=120_000)
     assert "left" in dialog.status.text() and "loss" in dialog.status.text()
 
-    # close the panel mid-run: the training goes on; a new panel finds it again
-    window.close()
-    window = open_window(qtbot, home)
-    dialog = window.train_dialog
-    assert dialog is not None and dialog.isVisible() and dialog.run.name == "Mia"
-    assert dialog.folder.text() == str(kit) and dialog.steps.value() == STEPS and not dialog.start_button.isEnabled()
-    step_seen = dialog.run.state["step"]
+    # close the panel mid-run: the training goes on; a new panel finds it again. The job is paused
+    # meanwhile, so it is still mid-run however long the panel takes to reopen on a loaded machine.
+    job = int(dialog.run.state["pid"])
+    os.kill(job, signal.SIGSTOP)
+    try:
+        window.close()
+        window = open_window(qtbot, home)
+        dialog = window.train_dialog
+        assert dialog is not None and dialog.isVisible() and dialog.run.name == "Mia"
+        assert dialog.folder.text() == str(kit) and dialog.steps.value() == STEPS and not dialog.start_button.isEnabled()
+        step_seen = dialog.run.state["step"]
+    finally:
+        os.kill(job, signal.SIGCONT)
     qtbot.waitUntil(lambda: dialog.run.state.get("step", 0) > step_seen, timeout=60_000)  # it still trains
 
     # cancel: the run stops after a checkpoint of the step it was on
