@@ -46,20 +46,20 @@ def test_training_lowers_validation_mel_loss(kit, tmp_path, capsys):
     shutil.copytree(kit["data"], data)
     write_bad_files(data / "bad")
     out = tmp_path / "voice" / "alice.safetensors"
-    rc = main(args(kit, out, "--max-steps", "24", "--lr", "3e-3", "--eval-every", "8", "--save-every", "8", "--index", data=data))
+    rc = main(args(kit, out, "--max-steps", "16", "--lr", "3e-3", "--eval-every", "8", "--save-every", "8", "--index", data=data))
     cap = capsys.readouterr()
     assert rc == 0, cap.err
     assert "epoch" in cap.err  # the progress bar
     work = out.parent / "alice.train"
 
     train, val = read_log(work)
-    assert [r["step"] for r in train] == list(range(1, 25))
-    assert [r["step"] for r in val] == [0, 8, 16, 24]
-    assert val[-1]["mel"] < 0.85 * val[0]["mel"], val  # validation mel loss falls
+    assert [r["step"] for r in train] == list(range(1, 17))
+    assert [r["step"] for r in val] == [0, 8, 16]
+    assert val[-1]["mel"] < 0.85 * val[0]["mel"], val  # validation mel loss falls (measured: 0.77x by step 16)
     assert all(np.isfinite([r["loss_d"], r["loss_g"], r["kl"], r["fm"], r["gen"]]).all() for r in train)
 
     report = json.loads((work / "report.json").read_text())
-    assert report["steps"] == 24 and report["mode"] == "lora" and report["val_mel_best"] < report["val_mel_start"]
+    assert report["steps"] == 16 and report["mode"] == "lora" and report["val_mel_best"] < report["val_mel_start"]
     assert report["mcd_db"] > 0 and 0 < report["spectral_convergence"] < 2 and report["steps_per_s"] > 0
     assert report["peak_memory_mb"] > 0 and report["adapter_bytes"] == out.stat().st_size
     skipped = {Path(s["path"]).name: s["reason"] for s in report["skipped_files"]}
@@ -86,7 +86,7 @@ def test_training_lowers_validation_mel_loss(kit, tmp_path, capsys):
     assert 150 < voice.defaults.typical_f0 < 300  # the training speakers' median pitch, for automatic pitch
     assert (out.parent / "alice.index").stat().st_size > 0
     assert list((work / "tensorboard").glob("events.out.tfevents.*"))
-    assert sorted(p.name for p in (work / "checkpoints").glob("*.pt")) == ["ckpt_00000016.pt", "ckpt_00000024.pt"]
+    assert sorted(p.name for p in (work / "checkpoints").glob("*.pt")) == ["ckpt_00000008.pt", "ckpt_00000016.pt"]
 
     # never replace the user's adapter without --overwrite
     before = out.read_bytes()
