@@ -91,6 +91,7 @@ def synth_metadata(voice: Voice, merge_info: Mapping[str, str], *, streaming: bo
         "inter_channels": str(cfg.inter_channels),
         "n_speakers": str(voice.n_speakers),
         "streaming": "1" if streaming else "0",
+        "formant": "1" if streaming else "0",  # streaming graphs take return_length2
         "precision": "fp16" if fp16 else "fp32",
         "opset": str(opset),
         "dec_noise": f"input '{DEC_NOISE}' (default 1) scales the decoder's random draws; 0 = deterministic",
