@@ -10,8 +10,9 @@ encoder and RMVPE, each adjusted only where tracing needs it.
   given ``dec_noise=0`` the same way.
 - **Formant stretch as an input.**  Streaming graphs take ``return_length2``: the
   decoder always resizes its latent (and the NSF source) to that many frames.  A
-  linear resize to the same length is the identity, so feeding ``return_length``
-  gives the unstretched decoder that torch runs when no formant shift is set.
+  linear resize to the same length is the identity, so its stored default 0 (read
+  as ``return_length``) gives the unstretched decoder torch runs without a formant
+  shift, and callers that feed only ``skip_head``/``return_length`` work as before.
 - **A portable sine source.**  RVC's SineGen finds phase wraps with exact float
   comparisons of a linearly interpolated phase and then cumsums over every output
   sample; ONNX Runtime's Resize rounds differently, finds spurious wraps in
@@ -127,7 +128,10 @@ class SynthesizerGraph(nn.Module):
         z, x_mask = z.index_select(2, dec), x_mask.index_select(2, dec)
         if pitchf is not None:
             pitchf = pitchf.index_select(1, torch.arange(head, head + length, device=pitchf.device))
-        return stretched_decode(m.dec, z * x_mask, pitchf, g, return_length2.reshape(()), gain)
+        # return_length2 ≤ 0 (its stored default): no stretch, the decoder's own length.
+        stretch = return_length2.reshape(())
+        stretch = torch.where(stretch > 0, stretch, length)
+        return stretched_decode(m.dec, z * x_mask, pitchf, g, stretch, gain)
 
 
 def stretched_decode(dec: nn.Module, z: Tensor, pitchf: Tensor | None, g: Tensor, n_res: Tensor, gain: Tensor) -> Tensor:

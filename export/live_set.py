@@ -1,8 +1,8 @@
 """``rvclora export --live``: a voice's whole live chain as ONNX files side by side, with a manifest.
 
 The synthesizer (streaming, with the formant input), the content encoder the voice
-was trained on and RMVPE each go through `export_onnx` (a fresh process each,
-verified against torch), into a staging folder next to the output; the files move
+was trained on and RMVPE each go through `export_onnx` (a fresh process each, two
+at a time, verified against torch), into a staging folder next to the output; the files move
 into place and the manifest is written last, so a failed export leaves no
 half set behind. ``int8`` adds ``content_int8.onnx``: ONNX Runtime's dynamic
 quantisation of the content encoder's linear layers (MatMul weights to int8,
@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,12 +107,12 @@ def export_live_set(
     if rmvpe_path is not None:
         jobs["pitch"] = dict(model=rmvpe_path, component="pitch")
     out.parent.mkdir(parents=True, exist_ok=True)
-    results: dict[str, ExportResult] = {}
     with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
         stage = Path(tmp)
-        for part, job in jobs.items():
-            results[part] = export_onnx(job.pop("model"), stage / FILES[part], fp16=fp16, opset=opset,
-                                        verify=verify, **job)
+        with ThreadPoolExecutor(max_workers=2) as pool:  # each export is its own process
+            futures = {part: pool.submit(export_onnx, job.pop("model"), stage / FILES[part], fp16=fp16, opset=opset,
+                                         verify=verify, **job) for part, job in jobs.items()}
+            results = {part: f.result() for part, f in futures.items()}
         if int8:
             quantize_content(stage / FILES["content"], stage / FILES["content_int8"])
         parts = [p for p in FILES if (stage / FILES[p]).is_file()]

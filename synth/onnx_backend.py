@@ -110,7 +110,7 @@ class OnnxSynthesizer:
         self.streaming = meta.get("streaming") == "1"
         self._inputs = {i.name for i in self.session.get_inputs()}
         self._optional = {i.name for i in self.session.get_overridable_initializers()}
-        self.formant = FORMANT_INPUT in self._inputs
+        self.formant = FORMANT_INPUT in self._inputs | self._optional
 
     @property
     def device(self) -> str:

@@ -96,27 +96,30 @@ def test_live_set_files_and_manifest(files):
     assert live.files["content_int8"].stat().st_size < live.files["content"].stat().st_size
 
 
-@pytest.mark.parametrize("formant, pitch", [(0.0, 0.0), (2.5, 4.0), (-3.0, 0.0)])
-def test_onnx_live_path_matches_torch_per_block(files, speech, zero_draws, formant, pitch):
-    settings = EngineSettings(f0_method="rmvpe", noise_scale=0.0, formant=formant, pitch=pitch, context_ms=400)
+def test_onnx_live_path_matches_torch_per_block(files, speech, zero_draws):
+    """Same blocks through both converters, the settings changed live: plain, pitch + formant up,
+    formant down. Random draws are zero on both sides (noise_scale 0, the NSF source's draws off)."""
+    settings = EngineSettings(f0_method="rmvpe", noise_scale=0.0, context_ms=400)
     torch_source = load_rvc_source(files["voice"], hubert=files["hubert"], rmvpe=files["rmvpe"])
     torch_source._estimators["rmvpe"] = RMVPEPitch(load_pitch_model(files["rmvpe"]))  # the reduced test layout
     onnx_source = load_rvc_source(files["set"])
     assert onnx_source.backend == "onnx" and onnx_source.resolve_f0_method("auto") == "rmvpe"
     onnx_source.synth = _NoDecoderNoise(onnx_source.synth)
     a, b = torch_source.make_converter(settings), onnx_source.make_converter(settings)
-    worst, loud = 0.0, 0.0
-    for block in _speech_blocks(speech, a.shape.block, 12):
-        want, got = a.convert(block, settings), b.convert(block, settings)
-        assert got.shape == want.shape == (a.shape.return_length * 400,)
-        peak = float(np.abs(want).max())
-        loud = max(loud, peak)
-        worst = max(worst, float(np.abs(got - want).max()) / max(peak, 1e-4))
-    assert loud > 1e-3  # the blocks carry audio, so the ratio means something
-    assert worst <= REL_TOL, worst
-    # the pitch path is really on: both estimators find voiced frames in speech
-    voiced = b._cache.voiced(b.shape.frames)
-    assert voiced.any()
+    blocks = _speech_blocks(speech, a.shape.block, 12)
+    for i, (formant, pitch) in enumerate([(0.0, 0.0), (2.5, 4.0), (-3.0, 0.0)]):
+        step = settings.replace(formant=formant, pitch=pitch)
+        onnx_source.check_settings(step)  # formant is no longer refused on the ONNX path
+        worst, loud = 0.0, 0.0
+        for block in blocks[4 * i : 4 * i + 4]:
+            want, got = a.convert(block, step), b.convert(block, step)
+            assert got.shape == want.shape == (a.shape.return_length * 400,)
+            peak = float(np.abs(want).max())
+            loud = max(loud, peak)
+            worst = max(worst, float(np.abs(got - want).max()) / max(peak, 1e-4))
+        assert loud > 1e-3  # the blocks carry audio, so the ratio means something
+        assert worst <= REL_TOL, (formant, pitch, worst)
+    assert b._cache.voiced(b.shape.frames).any()  # the pitch path is really on
 
 
 def test_onnx_stages_match_torch_on_speech(files, speech):
