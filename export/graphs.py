@@ -24,6 +24,7 @@ encoder and RMVPE, each adjusted only where tracing needs it.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -134,7 +135,7 @@ class SynthesizerGraph(nn.Module):
         return stretched_decode(m.dec, z * x_mask, pitchf, g, stretch, gain)
 
 
-def stretched_decode(dec: nn.Module, z: Tensor, pitchf: Tensor | None, g: Tensor, n_res: Tensor, gain: Tensor) -> Tensor:
+def stretched_decode(dec: Any, z: Tensor, pitchf: Tensor | None, g: Tensor, n_res: Tensor, gain: Tensor) -> Tensor:
     """``Generator(NSF).forward`` with the formant stretch to ``n_res`` frames always in the graph.
 
     torch skips the resize when ``n_res`` equals the frames; here it is a traced op
@@ -142,7 +143,7 @@ def stretched_decode(dec: nn.Module, z: Tensor, pitchf: Tensor | None, g: Tensor
     if pitchf is not None:
         source = dec.m_source(pitchf, dec.upp, gain).transpose(1, 2)  # [B, 1, T·upp]
         source = F.interpolate(source, size=[n_res * dec.upp], mode="linear")
-    x = dec._head(F.interpolate(z, size=[n_res], mode="linear"), g)
+    x = dec._head(F.interpolate(z, size=[n_res], mode="linear"), g)  # type: ignore[list-item]  # traced size
     for i in range(dec.num_upsamples):
         x = dec.ups[i](F.leaky_relu(x, LRELU_SLOPE))
         if pitchf is not None:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ExportError, MissingAssetError
 from ..library.embedders import content_encoder_path
@@ -100,7 +101,7 @@ def export_live_set(
         raise MissingAssetError(f"{rmvpe}: rmvpe.pt not found; pass the right --rmvpe, or leave it out to use pm")
     rmvpe_path = Path(rmvpe) if rmvpe is not None else (home.rmvpe if home.rmvpe.is_file() else None)
     embedder = voice.meta.embedder or "contentvec"
-    jobs = {
+    jobs: dict[str, dict[str, Any]] = {
         "synth": dict(model=model, component="synth", adapters=specs, streaming=True, force=force),
         "content": dict(model=hubert_path, component="content", version=voice.version),
     }

@@ -17,6 +17,7 @@ from rvclora.cli.main import export_main
 from rvclora.export.live_manifest import LiveSetError, read_live_set
 from rvclora.realtime.block_converter import load_rvc_source
 from rvclora.realtime.settings import EngineSettings
+from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.onnx_stages import OnnxContentEncoder, OnnxRMVPE
 from rvclora.synth.pitch import RMVPEPitch
 from rvclora.synth.rmvpe import load_pitch_model
@@ -124,8 +125,6 @@ def test_onnx_live_path_matches_torch_per_block(files, speech, zero_draws):
 
 def test_onnx_stages_match_torch_on_speech(files, speech):
     """Each stage on its own: ORT content encoder and RMVPE against the torch modules."""
-    from rvclora.synth.content_encoder import load_content_encoder
-
     live = read_live_set(files["set"])
     wav = torch.from_numpy(speech[0][:16000]).unsqueeze(0)
     enc = load_content_encoder(files["hubert"], version="v1")
