@@ -126,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         f0 = pm(audio)
         ya, yb = _convert(synth, a, f0), _convert(synth, b, f0)
         ma, mb = _log_mel(ya, 40000), _log_mel(yb, 40000)
+        # For scale: how much the fp32 frames differ from their own mean (random weights make
+        # features that vary little with the input; a trained encoder's vary far more).
+        spread = torch.nn.functional.cosine_similarity(a[0], a[0].mean(0, keepdim=True), dim=-1).numpy()
         per_file[name] = {
+            "fp32_cosine_frame_to_mean_frame": round(float(spread.mean()), 5),
             "cosine_mean": round(float(cos.mean()), 5), "cosine_p1": round(float(np.percentile(cos, 1)), 5),
             "cosine_min": round(float(cos.min()), 5),
             "logmel_l1_int8_vs_fp32": round(float(np.abs(ma - mb).mean()), 4),

@@ -12,6 +12,8 @@ activations quantised per call), opt-in because it changes the features a little
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import shutil
 import tempfile
@@ -47,8 +49,12 @@ def quantize_content(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     import onnx  # noqa: PLC0415 — optional extra (onnx)
     from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415 — optional extra (onnx)
 
-    quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(QUANTIZED_OPS), weight_type=QuantType.QInt8,
-                     per_channel=True)
+    logging.disable(logging.WARNING)  # its advice to pre-process goes to the root logger, i.e. the user's terminal
+    try:
+        quantize_dynamic(str(src), str(dst), op_types_to_quantize=list(QUANTIZED_OPS), weight_type=QuantType.QInt8,
+                         per_channel=True)
+    finally:
+        logging.disable(logging.NOTSET)
     proto = onnx.load(str(dst))
     meta = {p.key: p.value for p in proto.metadata_props} | {"precision": "int8", "quantized": ",".join(QUANTIZED_OPS)}
     del proto.metadata_props[:]
@@ -121,7 +127,7 @@ def export_live_set(
         info = {
             "name": Path(model).stem, "opset": int(opset), "precision": "fp16" if fp16 else "fp32",
             "version": synth_meta["version"], "sr": int(synth_meta["sr"]), "f0": synth_meta["f0"] == "1",
-            "embedder": embedder, "base_fingerprint": synth_meta["base_fingerprint"], "adapters": synth_meta["adapters"],
+            "embedder": embedder, "base_fingerprint": synth_meta["base_fingerprint"], "adapters": json.loads(synth_meta["adapters"]),
             "sources": {
                 "voice": sha256_file(model), "content_encoder": _hash_source(hubert_path),
                 "rmvpe": sha256_file(rmvpe_path) if rmvpe_path is not None else None,
