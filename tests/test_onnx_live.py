@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from rvclora.cli.main import export_main
+from rvclora.errors import UsageError
 from rvclora.export.live_manifest import LiveSetError, read_live_set
 from rvclora.realtime.block_converter import load_rvc_source
 from rvclora.realtime.settings import EngineSettings
@@ -142,8 +143,11 @@ def test_int8_content_features_stay_close_on_speech(files, speech):
     wav = torch.from_numpy(speech[0]).unsqueeze(0)
     fp32 = OnnxContentEncoder(live.files["content"], device="cpu")(wav)[0]
     int8 = OnnxContentEncoder(live.files["content_int8"], device="cpu")(wav)[0]
-    cos = torch.nn.functional.cosine_similarity(fp32, int8, dim=-1)
-    assert float(cos.mean()) >= 0.99 and float(cos.min()) >= 0.95, (float(cos.mean()), float(cos.min()))
+    # Random weights give frames close to their mean (plain cosine ≈ 1 whatever int8 does), so
+    # compare what varies with the input: both centred on the fp32 frames' mean.
+    mean = fp32.mean(0, keepdim=True)
+    cos = torch.nn.functional.cosine_similarity(fp32 - mean, int8 - mean, dim=-1)
+    assert float(cos.mean()) >= 0.95 and float(cos.min()) >= 0.85, (float(cos.mean()), float(cos.min()))
     assert float((fp32 - int8).abs().max()) > 0  # it is a different model, not the fp32 file again
     source = load_rvc_source(files["set"], backend="onnx-int8")
     assert source.encoder.precision == "int8"
@@ -165,6 +169,14 @@ def test_refuses_a_missing_or_foreign_file(files, tmp_path):
     (broken / "live.json").write_text(json.dumps(manifest))
     with pytest.raises(LiveSetError, match="belongs to another voice"):
         load_rvc_source(broken)
+    # a set exported without --int8 cannot run the int8 encoder
+    del manifest["files"]["content_int8"]
+    manifest["base_fingerprint"] = read_live_set(files["set"]).manifest["base_fingerprint"]
+    (broken / "live.json").write_text(json.dumps(manifest))
+    (broken / "content_int8.onnx").unlink()
+    assert load_rvc_source(broken).backend == "onnx"
+    with pytest.raises(UsageError, match="no int8 content encoder; re-export it with --int8"):
+        load_rvc_source(broken, backend="onnx-int8")
 
 
 def test_export_live_refuses_in_one_line(files, tmp_path, capsys):
