@@ -157,7 +157,9 @@ def load_rvc_source(
     if is_live_set(path) or backend == "onnx-int8":  # the whole chain in ONNX Runtime
         if adapters:
             raise UsageError("a live set has its adapters merged in; export it with them: rvclora export --live --adapter …")
-        return _load_live_set(path, dev, content_int8=backend == "onnx-int8", index=index)
+        # ORT picks its own provider for `auto` (a CUDA torch does not mean a CUDA onnxruntime).
+        ort_device = "auto" if device == "auto" else dev.type
+        return _load_live_set(path, ort_device, content_int8=backend == "onnx-int8", index=index)
     if backend == "onnx" or path.suffix.lower() == ".onnx":
         source = _load_onnx_synth(path, dev, dtype)
     elif backend == "torch":
@@ -207,8 +209,8 @@ def _load_onnx_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCSo
     )
 
 
-def _load_live_set(path: Path, dev: torch.device, *, content_int8: bool, index: str | os.PathLike | None) -> RVCSource:
-    stages = load_live_stages(path, device=dev.type, content_int8=content_int8)
+def _load_live_set(path: Path, device: str, *, content_int8: bool, index: str | os.PathLike | None) -> RVCSource:
+    stages = load_live_stages(path, device=device, content_int8=content_int8)
     source = RVCSource(
         synth=stages.synth, encoder=stages.encoder, version=stages.synth.version, f0=stages.synth.f0,
         sr=stages.synth.sr, device=torch.device("cpu"), dtype=torch.float32, backend="onnx", name=stages.name,
