@@ -45,21 +45,26 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)  # ORT sessions keep their default (all cores), as the engine does
 
     with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp)
-        cfg = official_config("v2", 40000)
-        model = randomize_(Synthesizer(cfg, version="v2", f0=True, posterior=False)).eval()
-        voice = save_voice(d / "v2_40k.pth", model, config=cfg, version="v2", f0=True, info="bench")
-        hubert = write_hubert_file(d / "hubert_base.pt", HubertConfig())
-        torch.manual_seed(0)
-        torch.save(RMVPE().state_dict(), d / "rmvpe.pt")
-        t0 = time.perf_counter()
-        export_live_set(voice, d / "live", hubert=hubert, rmvpe=d / "rmvpe.pt", int8=True, verify=False)
-        export_s = time.perf_counter() - t0
-        sources = {
-            "torch": load_rvc_source(voice, hubert=hubert, rmvpe=d / "rmvpe.pt", device="cpu", precision="fp32"),
-            "onnx_fp32": load_rvc_source(d / "live", device="cpu"),
-            "onnx_int8": load_rvc_source(d / "live", device="cpu", backend="onnx-int8"),
-        }
+        print(json.dumps(_run(Path(tmp), args), indent=2))
+    return 0
+
+
+def _run(d: Path, args: argparse.Namespace) -> dict:
+    """Everything loads lazily from the files in ``d`` (the pitch model at the first block)."""
+    cfg = official_config("v2", 40000)
+    model = randomize_(Synthesizer(cfg, version="v2", f0=True, posterior=False)).eval()
+    voice = save_voice(d / "v2_40k.pth", model, config=cfg, version="v2", f0=True, info="bench")
+    hubert = write_hubert_file(d / "hubert_base.pt", HubertConfig())
+    torch.manual_seed(0)
+    torch.save(RMVPE().state_dict(), d / "rmvpe.pt")
+    t0 = time.perf_counter()
+    export_live_set(voice, d / "live", hubert=hubert, rmvpe=d / "rmvpe.pt", int8=True, verify=False)
+    export_s = time.perf_counter() - t0
+    sources = {
+        "torch": load_rvc_source(voice, hubert=hubert, rmvpe=d / "rmvpe.pt", device="cpu", precision="fp32"),
+        "onnx_fp32": load_rvc_source(d / "live", device="cpu"),
+        "onnx_int8": load_rvc_source(d / "live", device="cpu", backend="onnx-int8"),
+    }
     settings = EngineSettings(f0_method="rmvpe", noise_scale=0.0)
     converters = {k: s.make_converter(settings) for k, s in sources.items()}
     audio, sr = sf.read(str(speech_path()), dtype="float32")
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 times[k].append((time.perf_counter() - t) * 1000)
     med = {k: statistics.median(v) for k, v in times.items()}
     p95 = {k: float(np.percentile(v, 95)) for k, v in times.items()}
-    print(json.dumps({
+    return {
         "voice": "v2 40k f0 full size, HuBERT-base, RMVPE (random weights)", "settings": "defaults, f0 rmvpe",
         "torch": torch.__version__, "onnxruntime": __import__("onnxruntime").__version__,
         "block_ms": settings.block_ms, "context_ms": settings.context_ms, "threads": args.threads,
@@ -83,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "median_ms": {k: round(v, 1) for k, v in med.items()}, "p95_ms": {k: round(v, 1) for k, v in p95.items()},
         "ratio_torch_over_onnx_fp32": round(med["torch"] / med["onnx_fp32"], 3),
         "ratio_torch_over_onnx_int8": round(med["torch"] / med["onnx_int8"], 3),
-    }, indent=2))
-    return 0
+    }
 
 
 if __name__ == "__main__":
