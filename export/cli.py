@@ -2,6 +2,7 @@
 or an official RVC .pth.
 
     rvclora export --model BASE.pth [--adapter A.safetensors[:WEIGHT]]… --out FILE.onnx|FILE.pth
+    rvclora export --live --model VOICE.pth [--hubert H] [--rmvpe R] [--int8] --out FOLDER
 
 The output path is checked before anything is loaded. `--adapter` and `--force` come from
 the front door's shared option groups.
@@ -18,7 +19,9 @@ DESCRIPTION = (
     "Merge LoRA adapters into an RVC voice and export it: FILE.onnx writes an ONNX model "
     "(RVC's input/output contract, time axis dynamic) for ONNX Runtime and other RVC tools; "
     "FILE.pth writes an official-format RVC voice with the adapters merged in. Each ONNX "
-    "export runs in a fresh process and is verified against PyTorch unless --no-verify."
+    "export runs in a fresh process and is verified against PyTorch unless --no-verify. --live writes the "
+    "voice's whole live chain (streaming synthesizer, content encoder, RMVPE) into a folder with a manifest; "
+    "`rvclora run --model FOLDER` runs it in ONNX Runtime."
 )
 
 
@@ -50,6 +53,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="content encoder the voice was trained with, recorded in the ONNX metadata (default hubert_base)")
     p.add_argument("--version", choices=("v1", "v2"), default="v2",
                    help="--component content only: export v1 (256-d, layer 9 + final_proj) or v2 (768-d, layer 12) features")
+    p.add_argument("--live", action="store_true",
+                   help="write the live set into the folder --out: synth.onnx (streaming, with formant), content.onnx, "
+                        "pitch.onnx and live.json (names, opset, hashes); run it with `rvclora run --model FOLDER`")
+    p.add_argument("--hubert", default=None, metavar="PATH",
+                   help="--live: the content encoder (default: the one the voice names, from the home folder)")
+    p.add_argument("--rmvpe", default=None, metavar="PATH",
+                   help="--live: rmvpe.pt (default: the home folder's, if there; without one the set has no pitch.onnx "
+                        "and the engine uses pm)")
+    p.add_argument("--int8", action="store_true",
+                   help="--live: also write content_int8.onnx, the content encoder with int8 linear layers (faster on "
+                        "CPU, features change slightly); run it with `rvclora run --backend onnx-int8`")
     p.add_argument("--info", default=None, metavar="TEXT", help=".pth only: the voice's info string (default: base info + adapters)")
     p.set_defaults(func=run)
 
@@ -116,10 +130,35 @@ def _export_onnx(args, adapters: list[tuple[str, float]]) -> str:
     return line
 
 
+def _export_live(args, adapters: list[tuple[str, float]]) -> str:
+    from .live_set import export_live_set
+    from .onnx_export import ExportError
+
+    if args.component != "synth" or args.streaming or Path(args.out).suffix.lower() in (".onnx", ".pth"):
+        raise ExportError("--live writes a folder (--out FOLDER) with every component; drop --component/--streaming")
+    result = export_live_set(
+        args.model, args.out, hubert=args.hubert, rmvpe=args.rmvpe, adapters=adapters, int8=args.int8,
+        fp16=args.fp16, opset=args.opset, verify=args.verify, overwrite=args.overwrite, force=args.force,
+    )
+    parts = ", ".join(entry["file"] for entry in result.manifest["files"].values())
+    line = f"wrote live set {result.folder} ({parts}, opset {args.opset}, {result.seconds:.1f} s)"
+    diffs = [r.max_abs_diff for r in result.results.values() if r.max_abs_diff is not None]
+    if diffs:
+        line += f"; verified: ONNX Runtime vs PyTorch max abs diff {max(diffs):.2e}"
+    return line
+
+
 def run(args: argparse.Namespace) -> int:
     from ..synth.output_file import check_output_path
     from ..synth.voice_adapters import parse_adapter_spec
 
+    if args.live:
+        print(_export_live(args, [parse_adapter_spec(s) for s in args.adapter]))
+        return 0
+    if args.hubert or args.rmvpe or args.int8:
+        from .onnx_export import ExportError
+
+        raise ExportError("--hubert, --rmvpe and --int8 go with --live")
     check_output_path(args.out, overwrite=args.overwrite, suffixes=(".onnx", ".pth"))  # before any loading
     adapters = [parse_adapter_spec(s) for s in args.adapter]
     if Path(args.out).suffix.lower() == ".pth":

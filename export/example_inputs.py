@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..synth.constants import NOISE_SCALE
-from ..synth.onnx_contract import DEC_NOISE, EMBEDDER_LAYERS
+from ..synth.onnx_contract import DEC_NOISE, EMBEDDER_LAYERS, FORMANT_INPUT
 from ..synth.synthesizer import Synthesizer
 
 
@@ -18,11 +18,12 @@ def synth_inputs(
     frames: int,
     *,
     seed: int = 0,
-    streaming: tuple[int, int] | None = None,
+    streaming: tuple[int, ...] | None = None,
     dec_noise: float = 0.0,
 ) -> dict[str, Tensor]:
     """Random inputs of the contract for ``frames`` frames (speech-like pitch with unvoiced
-    gaps); with ``streaming=(skip_head, return_length)`` the two offsets too."""
+    gaps); with ``streaming=(skip_head, return_length[, return_length2])`` the offsets too
+    (``return_length2`` defaults to ``return_length``: no formant stretch)."""
     if isinstance(model_or_meta, Mapping):  # an export's metadata
         version, f0, inter = model_or_meta["version"], model_or_meta["f0"] == "1", int(model_or_meta["inter_channels"])
     else:
@@ -47,5 +48,6 @@ def synth_inputs(
         del out["pitch"], out["pitchf"]
     if streaming is not None:
         out["skip_head"], out["return_length"] = torch.tensor([streaming[0]]), torch.tensor([streaming[1]])
+        out[FORMANT_INPUT] = torch.tensor([streaming[2] if len(streaming) > 2 else streaming[1]])
     out[DEC_NOISE] = torch.tensor([float(dec_noise)])
     return out

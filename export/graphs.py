@@ -8,6 +8,11 @@ encoder and RMVPE, each adjusted only where tracing needs it.
   initializer): tools that feed only RVC's six inputs get RVC's behaviour, and
   verification feeds 0 to make the graph deterministic, against a torch model
   given ``dec_noise=0`` the same way.
+- **Formant stretch as an input.**  Streaming graphs take ``return_length2``: the
+  decoder always resizes its latent (and the NSF source) to that many frames.  A
+  linear resize to the same length is the identity, so its stored default 0 (read
+  as ``return_length``) gives the unstretched decoder torch runs without a formant
+  shift, and callers that feed only ``skip_head``/``return_length`` work as before.
 - **A portable sine source.**  RVC's SineGen finds phase wraps with exact float
   comparisons of a linearly interpolated phase and then cumsums over every output
   sample; ONNX Runtime's Resize rounds differently, finds spurious wraps in
@@ -19,11 +24,14 @@ encoder and RMVPE, each adjusted only where tracing needs it.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..synth.onnx_contract import DEC_NOISE, STREAM_INPUTS, SYNTH_INPUTS
+from ..synth.generator import LRELU_SLOPE
+from ..synth.onnx_contract import DEC_NOISE, FORMANT_INPUT, STREAM_INPUTS, SYNTH_INPUTS
 from ..synth.synthesizer import FLOW_CONTEXT, Synthesizer
 
 
@@ -87,7 +95,7 @@ class SynthesizerGraph(nn.Module):
     @property
     def input_names(self) -> tuple[str, ...]:
         names = SYNTH_INPUTS if self.model.f0 else tuple(n for n in SYNTH_INPUTS if n not in ("pitch", "pitchf"))
-        return names + (STREAM_INPUTS if self.streaming else ()) + (DEC_NOISE,)
+        return names + (STREAM_INPUTS + (FORMANT_INPUT,) if self.streaming else ()) + (DEC_NOISE,)
 
     def forward(self, *inputs: Tensor) -> Tensor:
         x = dict(zip(self.input_names, inputs))
@@ -100,10 +108,11 @@ class SynthesizerGraph(nn.Module):
             # rnd is already scaled (RVC's contract): noise_scale 1 inside the graph.
             audio = m.infer(phone, lengths, pitch, pitchf, ds, noise=rnd, noise_scale=1.0, dec_noise=gain)
         else:
-            audio = self._streaming(phone, lengths, pitch, pitchf, ds, rnd, x["skip_head"], x["return_length"], gain)
+            offsets = (x["skip_head"], x["return_length"], x[FORMANT_INPUT])
+            audio = self._streaming(phone, lengths, pitch, pitchf, ds, rnd, *offsets, gain)
         return audio.float()
 
-    def _streaming(self, phone, lengths, pitch, pitchf, ds, rnd, skip_head, return_length, gain) -> Tensor:
+    def _streaming(self, phone, lengths, pitch, pitchf, ds, rnd, skip_head, return_length, return_length2, gain) -> Tensor:
         # Synthesizer.infer's skip_head/return_length path with tensor offsets, so the
         # offsets stay graph inputs (infer turns them into Python ints, which tracing
         # would freeze).  Attention sees all T frames; the flow runs from
@@ -120,7 +129,27 @@ class SynthesizerGraph(nn.Module):
         z, x_mask = z.index_select(2, dec), x_mask.index_select(2, dec)
         if pitchf is not None:
             pitchf = pitchf.index_select(1, torch.arange(head, head + length, device=pitchf.device))
-        return m._decode(z * x_mask, pitchf, g, dec_noise=gain)
+        # return_length2 ≤ 0 (its stored default): no stretch, the decoder's own length.
+        stretch = return_length2.reshape(())
+        stretch = torch.where(stretch > 0, stretch, length)
+        return stretched_decode(m.dec, z * x_mask, pitchf, g, stretch, gain)
+
+
+def stretched_decode(dec: Any, z: Tensor, pitchf: Tensor | None, g: Tensor, n_res: Tensor, gain: Tensor) -> Tensor:
+    """``Generator(NSF).forward`` with the formant stretch to ``n_res`` frames always in the graph.
+
+    torch skips the resize when ``n_res`` equals the frames; here it is a traced op
+    (the identity then), since a Python comparison would freeze one branch."""
+    if pitchf is not None:
+        source = dec.m_source(pitchf, dec.upp, gain).transpose(1, 2)  # [B, 1, T·upp]
+        source = F.interpolate(source, size=[n_res * dec.upp], mode="linear")
+    x = dec._head(F.interpolate(z, size=[n_res], mode="linear"), g)  # type: ignore[list-item]  # traced size
+    for i in range(dec.num_upsamples):
+        x = dec.ups[i](F.leaky_relu(x, LRELU_SLOPE))
+        if pitchf is not None:
+            x = x + dec.noise_convs[i](source)
+        x = dec._stage(i, x)
+    return dec._tail(x)
 
 
 class _FixedWidthNormBlock(nn.Module):

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from ..lora import apply_adapters, bake
 from ..synth.constants import HOP_16K, SR_16K
 from ..synth.content_encoder import load_content_encoder
-from ..synth.onnx_contract import DEC_NOISE, EMBEDDER_LAYERS
+from ..synth.onnx_contract import DEC_NOISE, EMBEDDER_LAYERS, FORMANT_INPUT
 from ..synth.rmvpe import load_pitch_model
 from ..synth.rmvpe_mel import N_MELS
 from ..synth.rmvpe_net import TIME_MULTIPLE
@@ -91,6 +91,7 @@ def synth_metadata(voice: Voice, merge_info: Mapping[str, str], *, streaming: bo
         "inter_channels": str(cfg.inter_channels),
         "n_speakers": str(voice.n_speakers),
         "streaming": "1" if streaming else "0",
+        "formant": "1" if streaming else "0",  # streaming graphs take return_length2
         "precision": "fp16" if fp16 else "fp32",
         "opset": str(opset),
         "dec_noise": f"input '{DEC_NOISE}' (default 1) scales the decoder's random draws; 0 = deterministic",
@@ -161,7 +162,7 @@ def export_synth(job: ExportJob) -> ExportOutcome:
         input_names=names, output_names=["audio"], dynamic_axes=time_axes | {"audio": {2: "samples"}}, opset=job.opset,
     )
     meta = synth_metadata(voice, merge_info, streaming=job.streaming, fp16=job.fp16, opset=job.opset, embedder=job.embedder)
-    _finish_model(path, meta, {DEC_NOISE: torch.ones(1)})
+    _finish_model(path, meta, {DEC_NOISE: torch.ones(1), FORMANT_INPUT: torch.zeros(1, dtype=torch.long)})
     report = verify_synth(path, reference, fp16=job.fp16) if job.verify and reference is not None else None
     return _outcome(meta, report)
 

@@ -21,15 +21,16 @@ import torch
 from torch import Tensor, nn
 
 from ..synth.onnx_backend import make_session
-from ..synth.onnx_contract import DEC_NOISE, read_metadata
+from ..synth.onnx_contract import DEC_NOISE, FORMANT_INPUT, read_metadata
 from ..synth.voice_adapters import load_voice_with_adapters
 from .example_inputs import synth_inputs
 
 FP32_TOLERANCE = 1e-4  # ORT vs torch in fp32: the exported graph computes the same function
 FP16_TOLERANCE = 5e-2  # fp16 weights and activations vs the fp32 reference: a sanity bound
-# (frames, (skip_head, return_length)): two lengths prove T dynamic; the streaming
-# cases cover a flow head inside the window (101 - 45 frames) and one clamped at 0.
-SYNTH_CASES = ((37, (6, 20)), (101, (40, 45)))
+# (frames, (skip_head, return_length, return_length2)): two lengths prove T dynamic; the
+# streaming cases cover a flow head inside the window (101 - 45 frames) and one clamped
+# at 0, without and with a formant stretch.
+SYNTH_CASES = ((37, (6, 20, 20)), (101, (40, 45, 52)))
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,13 @@ def torch_synth(model: nn.Module, inputs: Mapping[str, Tensor]) -> Tensor:
     """Synthesizer.infer on ONNX-contract inputs (rnd already scaled; decoder noise off)."""
     skip = inputs.get("skip_head")
     length = inputs.get("return_length")
+    stretch = inputs.get(FORMANT_INPUT)
     with torch.no_grad():
         return model.infer(
             inputs["phone"], inputs["phone_lengths"], inputs.get("pitch"), inputs.get("pitchf"), inputs["ds"],
             noise=inputs["rnd"], noise_scale=1.0, dec_noise=0.0,
             skip_head=None if skip is None else int(skip), return_length=None if length is None else int(length),
+            return_length2=None if stretch is None else int(stretch),
         ).float()
 
 
@@ -86,7 +89,7 @@ def verify_synth(
     reference: nn.Module,
     *,
     fp16: bool = False,
-    cases: Sequence[tuple[int, tuple[int, int]]] = SYNTH_CASES,
+    cases: Sequence[tuple[int, tuple[int, int, int]]] = SYNTH_CASES,
 ) -> VerifyReport:
     """Max |ORT − torch| of an exported synthesizer over ``cases`` (two lengths by default).
 

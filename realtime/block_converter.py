@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import FileFormatError, MissingAssetError, UsageError
+from ..export.live_manifest import is_live_set
 from ..library.embedders import content_encoder_path
 from ..library.home import Home
 from ..lora import apply_adapters, remove_adapters
@@ -34,6 +35,7 @@ from ..synth.voice_adapters import base_info, load_adapters_for
 from ..synth.voice_file import load_voice
 from .builtin_voices import make_builtin_voice
 from .denoise_models import check_available
+from .onnx_source import load_live_stages
 from .rvc_converter import BlockShape, RVCBlockConverter, f0_tail_length
 from .settings import EngineSettings
 from .voice_source import BlockConverter, VoiceSource
@@ -79,8 +81,9 @@ class RVCSource:
 
     def check_settings(self, settings: EngineSettings) -> None:
         """Refuse settings this voice cannot honour (one-line ValueError)."""
-        if self.backend == "onnx" and settings.formant:
-            raise UsageError("formant shift needs the torch backend (ONNX exports have no return_length2 input)")
+        if self.backend == "onnx" and settings.formant and not getattr(self.synth, "formant", False):
+            raise UsageError("formant shift needs the torch backend or an ONNX export with a return_length2 input "
+                             "(rvclora export --live)")
         if settings.speaker >= self.n_speakers:
             raise UsageError(f"speaker {settings.speaker}: this voice has speakers 0–{self.n_speakers - 1}")
         check_denoise(settings)
@@ -151,6 +154,12 @@ def load_rvc_source(
         raise MissingAssetError(f"content encoder not found at {hubert_path}; run `rvclora assets download` or pass --hubert")
     rmvpe_path = Path(rmvpe) if rmvpe is not None else home.rmvpe
     path = Path(model)
+    if is_live_set(path) or backend == "onnx-int8":  # the whole chain in ONNX Runtime
+        if adapters:
+            raise UsageError("a live set has its adapters merged in; export it with them: rvclora export --live --adapter …")
+        # ORT picks its own provider for `auto` (a CUDA torch does not mean a CUDA onnxruntime).
+        ort_device = "auto" if device == "auto" else dev.type
+        return _load_live_set(path, ort_device, content_int8=backend == "onnx-int8", index=index)
     if backend == "onnx" or path.suffix.lower() == ".onnx":
         source = _load_onnx_synth(path, dev, dtype)
     elif backend == "torch":
@@ -198,6 +207,21 @@ def _load_onnx_synth(path: Path, dev: torch.device, dtype: torch.dtype) -> RVCSo
         synth=synth, encoder=None, version=synth.version, f0=bool(synth.f0), sr=int(synth.sr),
         device=dev, dtype=torch.float32, backend="onnx", name=path.stem,
     )
+
+
+def _load_live_set(path: Path, device: str, *, content_int8: bool, index: str | os.PathLike | None) -> RVCSource:
+    stages = load_live_stages(path, device=device, content_int8=content_int8)
+    source = RVCSource(
+        synth=stages.synth, encoder=stages.encoder, version=stages.synth.version, f0=stages.synth.f0,
+        sr=stages.synth.sr, device=torch.device("cpu"), dtype=torch.float32, backend="onnx", name=stages.name,
+        n_speakers=stages.n_speakers, embedder=stages.embedder, rmvpe_path=stages.pitch_path,
+    )
+    if stages.rmvpe is not None:  # `auto` resolves to rmvpe since pitch_path is a file
+        source._estimators["rmvpe"] = stages.rmvpe
+    if index is not None:
+        source.index = FeatureIndex.load(index)
+        source.index.check_dim(stages.encoder.out_dim)
+    return source
 
 
 def load_checked_adapters(

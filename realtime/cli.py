@@ -41,7 +41,7 @@ def _add_voice_options(p: argparse.ArgumentParser, *, random_model: bool = False
     if random_model:
         choice.add_argument("--random-model", action="store_true", help="a generated full-size v2 40k voice and HuBERT-base with random weights (same cost as real ones)")
     g.add_argument("--index", type=Path, help="feature index of the voice (added_*.index), used with --index-rate")
-    g.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="inference backend (an .onnx model implies onnx)")
+    g.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default="torch", help="inference backend (an .onnx model or a live-set folder from `rvclora export --live` implies onnx; onnx-int8: the set's int8 content encoder)")
 
 
 def _add_settings_options(p: argparse.ArgumentParser) -> None:

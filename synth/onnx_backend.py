@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .. import errors
 from .constants import NOISE_SCALE
-from .onnx_contract import DEC_NOISE
+from .onnx_contract import DEC_NOISE, FORMANT_INPUT
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
@@ -90,7 +90,9 @@ class OnnxSynthesizer:
 
     Reads the model's metadata (sample rate, version, f0, hop, streaming).  Inputs
     and output are torch tensors (CPU); batches run item by item (the ONNX contract
-    is batch 1).  ``skip_head``/``return_length`` need a ``--streaming`` export.
+    is batch 1).  ``skip_head``/``return_length`` need a ``--streaming`` export;
+    ``return_length2`` (formant shift) a streaming export that has that input
+    (``formant``; exports made before it lack it).
     """
 
     def __init__(self, path: str | os.PathLike, *, device: str = "auto", threads: int | None = None) -> None:
@@ -108,6 +110,7 @@ class OnnxSynthesizer:
         self.streaming = meta.get("streaming") == "1"
         self._inputs = {i.name for i in self.session.get_inputs()}
         self._optional = {i.name for i in self.session.get_overridable_initializers()}
+        self.formant = FORMANT_INPUT in self._inputs | self._optional
 
     @property
     def device(self) -> str:
@@ -133,8 +136,9 @@ class OnnxSynthesizer:
         ``noise`` is standard normal [B, inter, T] (drawn when None) and scaled by
         ``noise_scale`` here, as the graph takes it scaled.  ``dec_noise`` scales
         the NSF source's random draws inside the graph (0: deterministic)."""
-        if return_length2 is not None:
-            raise BackendError("formant shift (return_length2) is not supported by the ONNX backend")
+        if return_length2 is not None and not self.formant:
+            raise BackendError(f"{self.path.name} has no return_length2 input, so no formant shift; re-export it: "
+                               "rvclora export --live (or --streaming)")
         if (skip_head is not None or return_length is not None) and not self.streaming:
             raise BackendError(f"{self.path.name} was exported without --streaming; it cannot take skip_head/return_length")
         if self.f0 and (pitch is None or pitchf is None):
@@ -158,6 +162,9 @@ class OnnxSynthesizer:
                 length = int(return_length) if return_length is not None else t - head
                 feed["skip_head"] = np.array([head], dtype=np.int64)
                 feed["return_length"] = np.array([length], dtype=np.int64)
+                if self.formant:
+                    stretch = int(return_length2) if return_length2 is not None else length
+                    feed[FORMANT_INPUT] = np.array([stretch], dtype=np.int64)
             if DEC_NOISE in self._optional or DEC_NOISE in self._inputs:
                 feed[DEC_NOISE] = np.array([dec_noise], dtype=np.float32)
             outs.append(torch.from_numpy(self.session.run(None, feed)[0]))
