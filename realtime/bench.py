@@ -22,6 +22,7 @@ import torch
 from ..lora import BaseInfo, model_fingerprint
 from ..synth.configs import official_config
 from ..synth.content_encoder import ContentEncoder
+from ..synth.device import compute_label
 from ..synth.hubert import Hubert, HubertConfig
 from ..synth.pitch import RMVPEPitch
 from ..synth.rmvpe_net import RMVPE
@@ -136,6 +137,7 @@ def run_bench(
         "backend": getattr(source, "backend", "dsp"),
         "device": str(device),
         "dtype": str(getattr(source, "dtype", "float32")).removeprefix("torch."),
+        "runs_on": compute_label(device, getattr(source, "dtype", torch.float32)),
         "model_sr": proc.output_sr,
         "block_ms": settings.block_ms,
         "crossfade_ms": settings.crossfade_ms,

@@ -143,3 +143,10 @@ def resolve_compute(device: str = "auto", precision: str = "auto") -> tuple[torc
 def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     """`auto` is fp16 on CUDA/ROCm GPUs that run it fast, fp32 elsewhere (see the module docstring)."""
     return choose_compute(probe(str(device)), precision).dtype
+
+
+def compute_label(device: torch.device, dtype: torch.dtype) -> str:
+    """What runs, for the panel and `rvclora run`: e.g. "CUDA fp16 (NVIDIA GeForce RTX 3060)", "CPU fp32"."""
+    precision = {v: k for k, v in DTYPES.items()}.get(dtype, str(dtype).removeprefix("torch."))
+    info = probe(str(device))
+    return Compute(info.backend, precision, name=info.name).label
