@@ -34,6 +34,7 @@ import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import numpy as np
 import soxr
 import torch
+from transformers import HubertConfig, HubertModel
 
 from rvclora.realtime.bench import speechlike
 from rvclora.realtime.block_converter import load_rvc_source
@@ -83,8 +84,6 @@ for line in sys.stdin:
 
 def write_hubert_folder(folder: Path, seed: int = 0) -> Path:
     """HuBERT-base (+ final_proj) with random weights in the Hugging Face folder format both tools read."""
-    from transformers import HubertConfig, HubertModel
-
     torch.manual_seed(seed)
     config = HubertConfig(classifier_proj_size=256)
     model = HubertModel(config)
