@@ -22,7 +22,6 @@ import torch
 from ..lora import BaseInfo, model_fingerprint
 from ..synth.configs import official_config
 from ..synth.content_encoder import ContentEncoder
-from ..synth.device import compute_label
 from ..synth.hubert import Hubert, HubertConfig
 from ..synth.pitch import RMVPEPitch
 from ..synth.rmvpe_net import RMVPE
@@ -30,6 +29,7 @@ from ..synth.synthesizer import Synthesizer
 from .block_converter import BlockShape, RVCSource
 from .block_processor import BlockProcessor
 from .settings import EngineSettings
+from .voice_source import runs_on
 
 
 def speechlike(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
@@ -137,7 +137,7 @@ def run_bench(
         "backend": getattr(source, "backend", "dsp"),
         "device": str(device),
         "dtype": str(getattr(source, "dtype", "float32")).removeprefix("torch."),
-        "runs_on": compute_label(device, getattr(source, "dtype", torch.float32)),
+        "runs_on": runs_on(source),
         "model_sr": proc.output_sr,
         "block_ms": settings.block_ms,
         "crossfade_ms": settings.crossfade_ms,

@@ -113,3 +113,24 @@ def test_named_provider_and_missing_build() -> None:
         choose_providers("cuda", [CPU], "linux")
     with pytest.raises(BackendError, match="unknown device 'npu'"):
         choose_providers("npu", [CPU], "linux")
+
+
+def test_run_and_panel_say_what_runs(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from rvclora.gui.engine_link import EngineLink
+    from rvclora.realtime.voice_pool import PoolConfig, VoiceSpec
+    from rvclora.realtime.voice_source import runs_on
+
+    fake_machine(monkeypatch, gpu="NVIDIA GeForce RTX 3060", cap=(8, 6))
+    voice = SimpleNamespace(device=torch.device("cuda"), dtype=torch.float16, backend="torch")
+    assert runs_on(voice) == "CUDA fp16 (NVIDIA GeForce RTX 3060)"
+    assert runs_on(SimpleNamespace(**{**vars(voice), "backend": "onnx", "dtype": torch.float32})) == \
+        "CUDA fp32 (NVIDIA GeForce RTX 3060), ONNX Runtime"
+    assert runs_on(SimpleNamespace(voice_name="deep")) == "CPU (built-in voice)"
+    link = EngineLink(engine_factory=lambda *a: None, pool=PoolConfig(precision="fp32"))
+    assert link.compute_label(VoiceSpec(model="voice.pth")) == "CUDA fp32 (NVIDIA GeForce RTX 3060)"
+    fake_machine(monkeypatch, gpu="NVIDIA GeForce GTX 1660 Ti", cap=(7, 5))
+    assert EngineLink(engine_factory=lambda *a: None).compute_label(VoiceSpec(model="v.pth")) == \
+        "CUDA fp32 (NVIDIA GeForce GTX 1660 Ti)"
+    assert link.compute_label(VoiceSpec(builtin="deep")) == "CPU (built-in voice)"
