@@ -57,7 +57,7 @@ class StageClock:
 
         return timed
 
-    def hook(self, name: str, module: torch.nn.Module) -> None:
+    def hook(self, name: str, module: Any) -> None:
         module.register_forward_pre_hook(lambda *_: self.start(name))
         module.register_forward_hook(lambda *_: self.stop(name))
 
@@ -68,16 +68,16 @@ class StageClock:
 
 def instrument(proc: BlockProcessor, clock: StageClock) -> None:
     """Time the stages of `proc`'s converter (an RVC voice; a built-in voice has only SOLA/other)."""
-    conv = proc.converter
+    conv: Any = proc.converter  # an RVCBlockConverter's steps, by name
     source = getattr(conv, "source", None)
     if source is not None:
         if isinstance(source.encoder, torch.nn.Module):
             clock.hook("content encoder", source.encoder)
         if source.f0:
-            conv._pitch = clock.wrap("pitch", conv._pitch)  # type: ignore[method-assign]
+            conv._pitch = clock.wrap("pitch", conv._pitch)
         if source.index is not None:
             source.index.search_blend = clock.wrap("index", source.index.search_blend)
-        synth = source.synth
+        synth: Any = source.synth
         if isinstance(synth, torch.nn.Module):
             for name, part in (("text encoder", synth.enc_p), ("flow", synth.flow), ("decoder", synth.dec)):
                 clock.hook(name, part)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from rvclora.errors import BackendError
+from rvclora.gui.engine_link import EngineLink
+from rvclora.realtime.voice_pool import PoolConfig, VoiceSpec
+from rvclora.realtime.voice_source import runs_on
 from rvclora.synth import device as device_mod
 from rvclora.synth.device import DeviceError, DeviceInfo, choose_compute, resolve_compute, resolve_dtype
 from rvclora.synth.ort_providers import COREML, CPU, CUDA, DML, ROCM, choose_providers
@@ -116,12 +121,6 @@ def test_named_provider_and_missing_build() -> None:
 
 
 def test_run_and_panel_say_what_runs(monkeypatch) -> None:
-    from types import SimpleNamespace
-
-    from rvclora.gui.engine_link import EngineLink
-    from rvclora.realtime.voice_pool import PoolConfig, VoiceSpec
-    from rvclora.realtime.voice_source import runs_on
-
     fake_machine(monkeypatch, gpu="NVIDIA GeForce RTX 3060", cap=(8, 6))
     voice = SimpleNamespace(device=torch.device("cuda"), dtype=torch.float16, backend="torch")
     assert runs_on(voice) == "CUDA fp16 (NVIDIA GeForce RTX 3060)"
