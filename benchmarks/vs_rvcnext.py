@@ -13,8 +13,9 @@ blocks go through the engine's `StreamResampler`s around `BlockProcessor.process
 Pitch: rmvpe in both; no index; loudness matching off in both (rms_mix_rate 1);
 gate off. rvc-next's SOLA search is fixed at 10 ms and its crossfade at most 40 ms
 (min(crossfade, 4 frames)), so rvclora runs crossfade 40 where rvc-next is asked 50.
-Rounds alternate between the two, so machine load hits both alike; medians and the
-ratio are from this one run.
+Blocks alternate between the two, so machine load hits both alike; medians, the
+ratio and each tool's per-stage medians (forward hooks on the same modules in both)
+are from this one run.
 
     python -m venv /tmp/rvcnext-venv
     /tmp/rvcnext-venv/bin/pip install torch==2.13.0 /tmp/rvcnext/rvc_next-0.2.16-py3-none-any.whl
@@ -41,6 +42,7 @@ from rvclora.realtime.block_converter import load_rvc_source
 from rvclora.realtime.block_processor import BlockProcessor
 from rvclora.realtime.resample import StreamResampler
 from rvclora.realtime.settings import EngineSettings
+from rvclora.realtime.stage_profile import StageClock, instrument
 from rvclora.synth.configs import official_config
 from rvclora.synth.rmvpe_net import RMVPE
 from tests.rvc_fixtures import make_voice_file
@@ -61,7 +63,31 @@ torch.set_num_threads(threads)
 runtime = Runtime(assets, device="cpu", precision="fp32")
 voice = runtime.voice(voice_path)
 params = VoiceParams(f0_method="rmvpe", rms_mix_rate=1.0, index_rate=0.0)
-engines = {}
+stages, started = {}, {}
+
+def start(name):
+    started[name] = time.perf_counter()
+
+def stop(name):
+    stages[name] = stages.get(name, 0.0) + time.perf_counter() - started.pop(name)
+
+def hook(name, module):
+    module.register_forward_pre_hook(lambda *_: start(name))
+    module.register_forward_hook(lambda *_: stop(name))
+
+hook("content encoder", runtime.hubert(voice.embedder))
+for name, part in (("text encoder", voice.net_g.enc_p), ("flow", voice.net_g.flow), ("decoder", voice.net_g.dec)):
+    hook(name, part)
+rmvpe = runtime.f0("rmvpe").model
+infer = rmvpe.infer_from_audio
+def timed_pitch(*a, **k):
+    start("pitch")
+    try:
+        return infer(*a, **k)
+    finally:
+        stop("pitch")
+rmvpe.infer_from_audio = timed_pitch
+engines, signals = {}, {}
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
     req = json.loads(line)
@@ -69,16 +95,13 @@ for line in sys.stdin:
     if key not in engines:
         stream = StreamParams(block_ms=key[0], crossfade_ms=key[1], context_ms=key[2])
         engines[key] = StreamEngine(runtime, voice, params, stream, 48000)
-    eng = engines[key]
-    signal = np.load(req["signal"])
-    n = eng.block_size
-    times = []
-    for k in range(req["warmup"] + req["blocks"]):
-        t0 = time.perf_counter()
-        eng.process(signal[k * n:(k + 1) * n])
-        if k >= req["warmup"]:
-            times.append(1000.0 * (time.perf_counter() - t0))
-    print(json.dumps({"ms": times, "block_size": n}), flush=True)
+        signals[key] = np.load(req["signal"])
+    eng, k, n = engines[key], req["k"], engines[key].block_size
+    stages.clear()
+    t0 = time.perf_counter()
+    eng.process(signals[key][k * n:(k + 1) * n])
+    print(json.dumps({"ms": 1000.0 * (time.perf_counter() - t0),
+                      "stages": {s: 1000.0 * v for s, v in stages.items()}}), flush=True)
 """
 
 
@@ -103,30 +126,37 @@ def write_assets(root: Path) -> tuple[Path, Path, Path]:
     return voice, hubert, rmvpe
 
 
-def time_rvclora(source, settings: EngineSettings, sig48: np.ndarray, sig16: np.ndarray,
-                 blocks: int, warmup: int) -> list[float]:
-    """Milliseconds per block: device-rate input resampled, the block chain, the output resampled."""
-    proc = BlockProcessor(source, settings)
-    to_conv = StreamResampler(DEVICE_SR, proc.input_sr)
-    to_device = StreamResampler(proc.output_sr, DEVICE_SR)
-    n48, n16 = settings.block_ms * DEVICE_SR // 1000, proc.block_in
-    times = []
-    with torch.inference_mode():
-        for k in range(warmup + blocks):
+class Rvclora:
+    """rvclora's chain for one setting, one block per call: device-rate input resampled, the block
+    chain, the output resampled (as the engine's pipeline does); stages timed by `stage_profile`."""
+
+    def __init__(self, source, settings: EngineSettings, sig48: np.ndarray, sig16: np.ndarray) -> None:
+        self.proc = BlockProcessor(source, settings)
+        self.clock = StageClock(torch.device("cpu"))
+        instrument(self.proc, self.clock)
+        self.to_conv = StreamResampler(DEVICE_SR, self.proc.input_sr)
+        self.to_device = StreamResampler(self.proc.output_sr, DEVICE_SR)
+        self.n48, self.n16 = settings.block_ms * DEVICE_SR // 1000, self.proc.block_in
+        self.sig48, self.sig16 = sig48, sig16
+
+    def block(self, k: int) -> tuple[float, dict[str, float]]:
+        with torch.inference_mode():
             t0 = time.perf_counter()
-            to_conv.process(sig48[k * n48 : (k + 1) * n48])
-            out = proc.process(sig16[k * n16 : (k + 1) * n16])
-            to_device.process(out)
-            if k >= warmup:
-                times.append(1000.0 * (time.perf_counter() - t0))
-    return times
+            self.to_conv.process(self.sig48[k * self.n48 : (k + 1) * self.n48])
+            out = self.proc.process(self.sig16[k * self.n16 : (k + 1) * self.n16])
+            self.to_device.process(out)
+            ms = 1000.0 * (time.perf_counter() - t0)
+        return ms, {name: 1000.0 * v for name, v in self.clock.take().items()}
+
+
+def _p50(values: list[float]) -> float:
+    return round(float(np.median(values)), 1)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rvcnext-python", default="/tmp/rvcnext-venv/bin/python")
-    ap.add_argument("--blocks", type=int, default=8, help="timed blocks per round (default 8)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per tool (default 3)")
+    ap.add_argument("--blocks", type=int, default=20, help="timed blocks per tool and setting (default 20)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="torch threads in both (default 1)")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
@@ -154,22 +184,31 @@ def main() -> int:
                 np.save(root / "signal.npy", sig48)
                 settings = EngineSettings(block_ms=block, crossfade_ms=cf_ours, search_ms=search, context_ms=context,
                                           f0_method="rmvpe")
-                ours: list[float] = []
-                theirs: list[float] = []
-                for _ in range(args.rounds):
-                    ours += time_rvclora(source, settings, sig48, sig16, args.blocks, args.warmup)
-                    req = dict(block_ms=block, crossfade_ms=cf_next, context_ms=context, blocks=args.blocks,
-                               warmup=args.warmup, signal=str(root / "signal.npy"))
+                ours = Rvclora(source, settings, sig48, sig16)
+                times: dict[str, list[float]] = {"rvclora": [], "rvc-next": []}
+                stage_ms: dict[str, dict[str, list[float]]] = {"rvclora": {}, "rvc-next": {}}
+                for k in range(n):  # block by block, alternating: load on the machine hits both alike
+                    ms, st = ours.block(k)
+                    req = dict(block_ms=block, crossfade_ms=cf_next, context_ms=context, k=k,
+                               signal=str(root / "signal.npy"))
                     child.stdin.write(json.dumps(req) + "\n")
                     child.stdin.flush()
-                    theirs += json.loads(child.stdout.readline())["ms"]
+                    reply = json.loads(child.stdout.readline())
+                    if k < args.warmup:
+                        continue
+                    for tool, total, stages in (("rvclora", ms, st), ("rvc-next", reply["ms"], reply["stages"])):
+                        times[tool].append(total)
+                        for stage, v in stages.items():
+                            stage_ms[tool].setdefault(stage, []).append(v)
+                ours_ms, theirs = times["rvclora"], times["rvc-next"]
                 row = {
                     "block_ms": block, "crossfade_ms": {"rvclora": cf_ours, "rvc-next": cf_next}, "search_ms": search,
-                    "context_ms": context, "blocks_each": len(ours),
-                    "rvclora_ms": {"p50": round(float(np.median(ours)), 1), "p95": round(float(np.percentile(ours, 95)), 1)},
+                    "context_ms": context, "blocks_each": len(ours_ms),
+                    "rvclora_ms": {"p50": _p50(ours_ms), "p95": round(float(np.percentile(ours_ms, 95)), 1)},
                     "rvcnext_ms": {"p50": round(float(np.median(theirs)), 1), "p95": round(float(np.percentile(theirs, 95)), 1)},
                 }
                 row["rvcnext_over_rvclora"] = round(row["rvcnext_ms"]["p50"] / row["rvclora_ms"]["p50"], 2)
+                row["stages_p50_ms"] = {tool: {stage: _p50(v) for stage, v in st.items()} for tool, st in stage_ms.items()}
                 results[name] = row
                 print(f"{name:<18} block {block} ms: rvclora p50 {row['rvclora_ms']['p50']} ms "
                       f"(p95 {row['rvclora_ms']['p95']}), rvc-next p50 {row['rvcnext_ms']['p50']} ms "
