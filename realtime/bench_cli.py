@@ -34,20 +34,18 @@ def add_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stages", action="store_true",
                    help="also time each stage (input resample, content encoder, pitch, index, text encoder, flow, "
                    "decoder, SOLA, output resample) over --blocks more blocks: JSON under \"stages\", a table on stderr")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: as `rvclora run`, half the cores, at most 4)")
     p.add_argument("--input-file", type=Path, help="time on this recording instead of the generated signal")
     p.add_argument("--out", type=Path, help="also write the JSON to this file")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import torch
-
+    from ..synth.device import set_live_threads
     from .bench import run_bench, speechlike
     from .stage_profile import run_stages, stage_table
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_live_threads(args.threads)  # as `rvclora run` does, so the figures are the live engine's
     if args.blocks < 1:
         raise UsageError("--blocks must be at least 1")
     settings = EngineSettings(

@@ -170,8 +170,8 @@ def add_run(p: argparse.ArgumentParser) -> None:
         help="device buffer size: low, high or seconds; auto = high on Linux/ALSA (low starves there), low elsewhere",
     )
     g.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
-    g.add_argument("--threads", type=int, help="torch CPU threads for inference (default: torch's choice; 1 is often "
-                   "steadier on a busy CPU, where idle threads spin-waiting make every small op slow)")
+    g.add_argument("--threads", type=int, help="torch CPU threads for inference (default: half the cores, at most 4: "
+                   "on a busy CPU more threads spin-wait and make every small op slow)")
     g = p.add_argument_group("files instead of devices")
     g.add_argument("--input-file", type=Path, help="read the input from this audio file")
     g.add_argument("--output-file", type=Path, help="write the converted audio here (.wav, .flac, .ogg)")
@@ -193,10 +193,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = PresetStore.for_home()
     voice = args.builtin or args.model
     settings, preset = settings_for_run(_settings_from(args), voice, args.preset, store)
-    if args.threads:
-        import torch
+    from ..synth.device import set_live_threads
 
-        torch.set_num_threads(args.threads)
+    set_live_threads(args.threads)
     if (args.input_file is None) != (args.output_file is None):
         raise UsageError("--input-file and --output-file go together")
     if args.input_file is not None:

@@ -12,7 +12,15 @@ from rvclora.gui.engine_link import EngineLink
 from rvclora.realtime.voice_pool import PoolConfig, VoiceSpec
 from rvclora.realtime.voice_source import runs_on
 from rvclora.synth import device as device_mod
-from rvclora.synth.device import DeviceError, DeviceInfo, choose_compute, resolve_compute, resolve_dtype
+from rvclora.synth.device import (
+    DeviceError,
+    DeviceInfo,
+    choose_compute,
+    live_cpu_threads,
+    resolve_compute,
+    resolve_dtype,
+    set_live_threads,
+)
 from rvclora.synth.ort_providers import COREML, CPU, CUDA, DML, ROCM, choose_providers
 
 
@@ -133,3 +141,18 @@ def test_run_and_panel_say_what_runs(monkeypatch) -> None:
     assert EngineLink(engine_factory=lambda *a: None).compute_label(VoiceSpec(model="v.pth")) == \
         "CUDA fp32 (NVIDIA GeForce GTX 1660 Ti)"
     assert link.compute_label(VoiceSpec(builtin="deep")) == "CPU (built-in voice)"
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(None, 1), (1, 1), (2, 1), (4, 2), (8, 4), (32, 4)])
+def test_live_threads_leave_half_the_cores(cores, threads) -> None:
+    assert live_cpu_threads(cores) == threads
+
+
+def test_run_and_bench_set_the_live_threads(monkeypatch) -> None:
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(device_mod.os, "cpu_count", lambda: 8)
+        assert set_live_threads() == 4 == torch.get_num_threads()
+        assert set_live_threads(3) == 3 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
