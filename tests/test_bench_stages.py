@@ -44,9 +44,11 @@ def test_slow_stage_is_named(source) -> None:
     source.encoder.forward = slow
     slowed = run_stages(source, SETTINGS, signal, blocks=6, warmup=1)
     extra = {name: slowed["stages"][name]["p50"] - fast["stages"][name]["p50"] for name in fast["stages"]}
-    assert extra["content encoder"] >= 29.0
+    assert slowed["stages"]["content encoder"]["p50"] >= 30.0  # the sleep itself, whatever the load
+    assert extra["content encoder"] >= 20.0, extra  # 10 ms of margin for a busy machine
+    # A misplaced sleep would add 30 ms to one other stage (or to "other"); load moves their medians less.
     others = {k: v for k, v in extra.items() if k != "content encoder"}
-    assert max(others.values()) < 15.0, others  # loose: a busy machine moves the small stages a little
+    assert max(others.values()) < 25.0, others
 
 
 def test_stages_add_up_to_the_block(source) -> None:
