@@ -31,7 +31,7 @@ COMMANDS: dict[str, Command] = {
     "run": Command("rvclora.realtime.cli", "add_run", "convert your microphone live (or a file through the live engine)",
                    _VOICE_PARENTS),
     "devices": Command("rvclora.realtime.cli", "add_devices", "list audio inputs and outputs"),
-    "bench": Command("rvclora.realtime.cli", "add_bench", "measure per-block compute (JSON)", _VOICE_PARENTS),
+    "bench": Command("rvclora.realtime.bench_cli", "add_bench", "measure per-block compute (JSON)", _VOICE_PARENTS),
     "latency": Command("rvclora.realtime.latency_cli", "add_arguments",
                        "measure true end-to-end latency through the live engine"),
     "virtual-mic": Command("rvclora.realtime.cli", "add_virtual_mic",

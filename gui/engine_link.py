@@ -33,6 +33,7 @@ from ..realtime.engine_process import EngineProcess
 from ..realtime.session_recorder import switch_recording
 from ..realtime.settings import EngineSettings
 from ..realtime.voice_pool import PoolConfig, VoiceSpec, load_voice
+from ..synth.device import resolve_compute
 from .voice_choice import VoiceChoice
 
 # --------------------------------------------------------------------------- devices
@@ -214,6 +215,14 @@ class EngineLink:
                 self._process = EngineProcess(self._pool)
             self._process.start(spec, settings, _engine_devices(devices))
             self._engine = self._process
+
+    def compute_label(self, spec: VoiceSpec) -> str:
+        """What the voice runs on, as the engine will choose it: "CUDA fp16 (…)", "CPU fp32"."""
+        if spec.builtin is not None:
+            return "CPU (built-in voice)"
+        pool = self._pool or PoolConfig()
+        label = resolve_compute(pool.device, pool.precision)[1].label
+        return f"{label}, ONNX Runtime" if pool.backend == "onnx" else label
 
     def stop(self) -> None:
         with self._lock:

@@ -51,8 +51,9 @@ class EngineActions:
         voice, entry, settings, devices = self.voice, self.entry, self.settings, self.devices.choice()
 
         def start() -> str:
-            self.link.start(engine_link.voice_spec(voice, entry), settings, devices)
-            return display_name(voice)
+            spec = engine_link.voice_spec(voice, entry)
+            self.link.start(spec, settings, devices)
+            return f"\u201c{display_name(voice)}\u201d on {self.link.compute_label(spec)}"
 
         self.workers.submit(start, on_done=self._started, on_failed=self._start_failed)
 
@@ -63,6 +64,7 @@ class EngineActions:
         self.start_engine()
 
     def _started(self, name: str) -> None:
+        """`name`: the voice and what it runs on, from the start job."""
         if self._restart_pending:
             self._restart_pending = False
             self.start_engine()
@@ -81,7 +83,7 @@ class EngineActions:
             except Exception as e:  # noqa: BLE001 — the engine refused the change: shown as one line, the panel stays up
                 self.show_error(one_line(e))
         output = self.devices.choice().output or "the system's default output"
-        self.show_message(f"Running: \u201c{name}\u201d \u2192 {output}", topic=ENGINE)
+        self.show_message(f"Running: {name} \u2192 {output}", topic=ENGINE)
 
     def _start_failed(self, message: str) -> None:
         self._restart_pending = False

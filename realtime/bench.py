@@ -29,6 +29,7 @@ from ..synth.synthesizer import Synthesizer
 from .block_converter import BlockShape, RVCSource
 from .block_processor import BlockProcessor
 from .settings import EngineSettings
+from .voice_source import runs_on
 
 
 def speechlike(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
@@ -136,6 +137,7 @@ def run_bench(
         "backend": getattr(source, "backend", "dsp"),
         "device": str(device),
         "dtype": str(getattr(source, "dtype", "float32")).removeprefix("torch."),
+        "runs_on": runs_on(source),
         "model_sr": proc.output_sr,
         "block_ms": settings.block_ms,
         "crossfade_ms": settings.crossfade_ms,

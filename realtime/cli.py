@@ -1,4 +1,4 @@
-"""The live subcommands of `rvclora`: run, devices, bench, virtual-mic (latency: `latency_cli`).
+"""The live subcommands of `rvclora`: run, devices, virtual-mic (bench: `bench_cli`, latency: `latency_cli`).
 
 Each `add_<command>(parser)` adds its options; `run` and `bench` also take the front door's
 shared --adapter/--force, --device/--precision and --hubert/--rmvpe groups. Errors are
@@ -170,8 +170,8 @@ def add_run(p: argparse.ArgumentParser) -> None:
         help="device buffer size: low, high or seconds; auto = high on Linux/ALSA (low starves there), low elsewhere",
     )
     g.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
-    g.add_argument("--threads", type=int, help="torch CPU threads for inference (default: torch's choice; 1 is often "
-                   "steadier on a busy CPU, where idle threads spin-waiting make every small op slow)")
+    g.add_argument("--threads", type=int, help="torch CPU threads for inference (default: half the cores, at most 4: "
+                   "on a busy CPU more threads spin-wait and make every small op slow)")
     g = p.add_argument_group("files instead of devices")
     g.add_argument("--input-file", type=Path, help="read the input from this audio file")
     g.add_argument("--output-file", type=Path, help="write the converted audio here (.wav, .flac, .ogg)")
@@ -193,10 +193,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = PresetStore.for_home()
     voice = args.builtin or args.model
     settings, preset = settings_for_run(_settings_from(args), voice, args.preset, store)
-    if args.threads:
-        import torch
+    from ..synth.device import set_live_threads
 
-        torch.set_num_threads(args.threads)
+    set_live_threads(args.threads)
     if (args.input_file is None) != (args.output_file is None):
         raise UsageError("--input-file and --output-file go together")
     if args.input_file is not None:
@@ -206,6 +205,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_audio_output(args.output_file, overwrite=True)
         check_input_length(args.input_file)  # before the voice loads and the file is decoded whole
     source = _load_source(args)
+    from .voice_source import runs_on
+
+    print(f"{getattr(source, 'name', voice)} runs on {runs_on(source)}", file=sys.stderr)
 
     def load_voice(name: str):
         return _load_source(argparse.Namespace(**{**vars(args), "builtin": None, "model": name, "adapter": []})
@@ -305,59 +307,6 @@ def cmd_devices(args: argparse.Namespace) -> int:
     for d in devices:
         flag = f"  [virtual: {d.virtual}]" if d.virtual else ""
         print(f"{d.index:>3}  {d.max_input_channels:>3} {d.max_output_channels:>3}  {d.default_samplerate:>6.0f}  {d.hostapi[:22]:<22} {d.name}{flag}")
-    return 0
-
-
-# --------------------------------------------------------------------------- bench
-
-
-def add_bench(p: argparse.ArgumentParser) -> None:
-    """The options of `rvclora bench`; its one-line help is in the front door's command table."""
-    p.description = (
-        "Run the live chain on a generated voice-like signal without devices and print JSON: "
-        "per-block compute p50/p95/p99, real-time factor, algorithmic latency, overruns, and the cost of a "
-        "naive full-window pass for comparison."
-    )
-    _add_voice_options(p, random_model=True)
-    for name in ("block_ms", "crossfade_ms", "search_ms", "context_ms"):
-        flag = "--" + name.replace("_", "-")
-        p.add_argument(flag, type=int, default=getattr(_D, name), help=f"(default {getattr(_D, name)})")
-    p.add_argument("--f0-method", choices=F0_METHODS, default="auto", help="pitch estimator (random models: pm, or rmvpe with random weights)")
-    p.add_argument("--pitch", type=float, default=0.0, help="transpose in semitones (default 0)")
-    p.add_argument("--formant", type=float, default=0.0, help="formant shift in semitones (default 0)")
-    p.add_argument("--index-rate", type=float, default=0.0, help="index blend rate, with --index (default 0)")
-    p.add_argument("--blocks", type=int, default=30, help="timed blocks (default 30)")
-    p.add_argument("--naive-blocks", type=int, default=8, help="timed blocks of the naive full-window pass; 0 skips it (default 8)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--input-file", type=Path, help="time on this recording instead of the generated signal")
-    p.add_argument("--out", type=Path, help="also write the JSON to this file")
-    p.set_defaults(func=cmd_bench)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    import torch
-
-    from .bench import run_bench
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.blocks < 1:
-        raise UsageError("--blocks must be at least 1")
-    settings = EngineSettings(
-        block_ms=args.block_ms, crossfade_ms=args.crossfade_ms, search_ms=args.search_ms, context_ms=args.context_ms,
-        f0_method=args.f0_method, pitch=args.pitch, formant=args.formant, index_rate=args.index_rate,
-    )
-    source = _load_source(args)
-    signal = None
-    if args.input_file is not None:
-        from ..synth.audio_io import load_mono
-
-        signal = load_mono(args.input_file, source.make_converter(settings).input_sr)
-    result = run_bench(source, settings, blocks=args.blocks, naive_blocks=args.naive_blocks, signal=signal)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
     return 0
 
 

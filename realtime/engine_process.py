@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EngineError
+from ..synth.device import set_live_threads
 from .engine import Engine, EngineDevices, EngineEvent, EngineStats
 from .exit_reason import exit_reason
 from .library_log import library_noise_to
@@ -124,6 +125,7 @@ class _Host:
 
 def _child_main(commands: Any, reports: Any, pool_config: PoolConfig) -> None:
     """Entry point of the engine process (a top-level function: `spawn` imports it)."""
+    set_live_threads()  # the panel's engine: half the cores (torch's all-cores default starves a busy CPU)
     with library_noise_to():  # ALSA/PortAudio lines go to the log for the life of the process
         _serve(commands, reports, pool_config)
 

@@ -19,13 +19,16 @@ def _adapters(p: argparse.ArgumentParser) -> None:
 
 def _device(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     g = p.add_argument_group("compute")
-    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda (NVIDIA, or AMD with a ROCm build of torch) or mps (Apple); "
+                   "auto = the GPU when one is usable, else the CPU (default auto)")
     return g
 
 
 def _compute(p: argparse.ArgumentParser) -> None:
     g = _device(p)
-    g.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="auto = fp16 on CUDA, fp32 on CPU")
+    g.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                   help="auto = fp16 on GPUs that run it fast, fp32 on GTX 10xx/16xx (compute capability 6.1), "
+                   "Apple MPS and the CPU; bf16 on request (compute capability 8.0+ or ROCm)")
 
 
 def _assets(p: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ really runs on (ORT silently falls back to CPU when the CUDA libraries fail).
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import errors
 from .constants import NOISE_SCALE
 from .onnx_contract import DEC_NOISE, FORMANT_INPUT
+from .ort_providers import CPU, CUDA, DML, ORT_DEVICES, BackendError, choose_providers
 
-DEVICES = ("auto", "cpu", "cuda")
-CUDA = "CUDAExecutionProvider"
-CPU = "CPUExecutionProvider"
-
-
-class BackendError(errors.BackendError):
-    """The ONNX backend cannot run as asked; the one-line message says why."""
+DEVICES = ORT_DEVICES
 
 
 def _ort():
@@ -55,7 +50,7 @@ def make_session(
     initializer that doubles as an optional input.
     """
     if device not in DEVICES:
-        raise BackendError(f"unknown device {device!r}; choose auto, cpu or cuda")
+        choose_providers(device, [], sys.platform)  # the one-line error naming the choices
     ort = _ort()
     if not Path(path).is_file():
         raise BackendError(f"{path}: ONNX model not found")
@@ -63,11 +58,10 @@ def make_session(
     opts.log_severity_level = log_level
     if threads:
         opts.intra_op_num_threads = int(threads)
-    compiled = ort.get_available_providers()
-    want_cuda = device in ("auto", "cuda") and CUDA in compiled
-    if device == "cuda" and not want_cuda:
-        raise BackendError("CUDA requested but this onnxruntime has no CUDA provider; install rvclora[gpu] (onnxruntime-gpu)")
-    providers = [CUDA, CPU] if want_cuda else [CPU]
+    providers = choose_providers(device, ort.get_available_providers(), sys.platform)
+    if DML in providers:  # DirectML runs without memory patterns and parallel execution
+        opts.enable_mem_pattern = False
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     try:
         with warnings.catch_warnings():
             # "Specified provider ... not in available provider names": checked just below.
@@ -77,10 +71,10 @@ def make_session(
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BackendError(f"{path}: ONNX Runtime cannot load it ({msg})") from None
     in_use = list(session.get_providers())
-    if device == "cuda" and CUDA not in in_use:
+    if device not in ("auto", "cpu", "mps") and providers[0] not in in_use:
         raise BackendError(
-            "CUDA requested but ONNX Runtime fell back to CPU (no GPU, or CUDA/cuDNN libraries "
-            "missing for onnxruntime-gpu); use --device cpu or install the CUDA runtime"
+            f"{device} requested but ONNX Runtime fell back to CPU (no GPU, or its libraries missing, "
+            "e.g. CUDA/cuDNN for onnxruntime-gpu); use --device cpu or install the GPU runtime"
         )
     return session, in_use
 

@@ -151,6 +151,7 @@ def test_pick_voice_and_slider_changes_engine_setting(qtbot, home, voice_files, 
     wait_state(qtbot, window, "running")
     engine = window.link.engine
     assert engine.source == ("source", "Alto") and engine.settings.pitch == 12
+    assert "\u201cAlto\u201d on CPU fp32" in window.status_label.text()  # what runs
 
     window.pitch.slider.setValue(window.pitch.spec.position(-3))  # as a user's drag would
     window.block.slider.setValue(window.block.spec.position(120))
