@@ -9,8 +9,8 @@ drift corrector and the primed/starved state, behind two calls.
   margin are in; then it plays the ring through the drift corrector (single samples
   dropped or repeated at the flattest point of the period); a ring that runs dry
   fades out over a few milliseconds and fades back in when it is primed again; a
-  backlog far above the settled level (the device stalled) is cut back with a short
-  crossfade, never a hard cut.
+  backlog far above the target level (the device stalled), or any excess when the
+  stream has just settled, is cut back with a short crossfade, never a hard cut.
 - Everything written passes the true-peak limiter (`synth.limiter`, on by default at
   the settings' ceiling): no peak above the ceiling reaches the device, and a block
   with NaN/inf becomes silence (counted in `limiter.state.silenced_blocks`). It
@@ -214,7 +214,11 @@ class OutputPort:
             self._play_gap(out)
             return
         self._check_backlog(n)
+        settling = not self.drift.settled
         k = self.drift.plan(self.level(), n)
+        if settling and self.drift.settled and self.drift.excess > self.drift.start_band():
+            # What the first seconds left above the target (see drift.py): cut at the next period.
+            self._pending_trim += int(self.drift.excess)
         if n < FADE:  # a tiny period (some drivers' odd callbacks): no edit in it
             k = 0
         take = n + k
@@ -276,7 +280,9 @@ class OutputPort:
         self.played += n
 
     def _check_backlog(self, n: int) -> None:
-        """Cut a backlog far above the settled level back to it, crossfading across the cut."""
+        """Cut a backlog back to the target level, crossfading across the cut: at once when it is far
+        above (a device stall), and when the smoothed level stays above it by more than the margin
+        (a shorter stall: left to the drift corrector's single samples it would take seconds)."""
         target = self.drift.target
         if target is None or not self.drift.settled:
             self._above = 0
@@ -288,6 +294,8 @@ class OutputPort:
         if self._above >= _TRIM_AFTER:
             excess += int(self.available - target - self.block // 2)
             self._above = 0
+        elif self.drift.excess > max(self.margin, self.period):
+            excess += int(self.drift.excess)
         if excess <= 0:
             return
         excess = min(excess, self.ring.available - 2 * FADE - n)
