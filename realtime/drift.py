@@ -14,7 +14,8 @@ that keeps whatever the first seconds left in the ring (a sound server starting
 capture late, a stalled first period; measured on PulseAudio under load: 70 ms to
 760 ms above what the margin asks) in the delay for good, a different delay on every
 start. On settling the port cuts an excess over the target at once (a faded trim)
-and the corrector closes a shortfall to within `stop`; after that, when the smoothed
+and the corrector closes a shortfall to within `stop` at a faster rate (one edit per
+2 ms, a 1 % change of speed, for up to a second); after that, when the smoothed
 level leaves the target by more than `start` it asks the output port to drop (too
 full) or repeat (too empty) single samples until it is back within `stop`
 (hysteresis: no hunting around the target). The port does the edit at the flattest
@@ -47,6 +48,7 @@ class DriftConfig:
     start_frac: float = 0.125  # start correcting beyond this share of a block (or a quarter of the margin)
     stop_frac: float = 0.25  # stop within this share of the start distance
     spacing_s: float = 0.005  # at most one dropped/repeated sample per this long of output
+    catch_up_spacing_s: float = 0.002  # … while closing in on the target right after settling
 
 
 class DriftCorrector:
@@ -80,6 +82,7 @@ class DriftCorrector:
         self._sum = 0.0
         self._count = 0
         self._settled = False
+        self._catching_up = False
         self.active = 0
 
     def _close_stretch(self) -> None:
@@ -130,9 +133,11 @@ class DriftCorrector:
                 if self.target is None:
                     self.target = float(self.margin + self.period + self.block)
                 self._settled = True
-                # Settled off target (the port has cut an excess by now): close in to within `stop`.
+                # Settled off target (the port has cut an excess by now): close in to within `stop`, at
+                # the faster rate, so that the delay kept is reached within a second of settling.
                 if self.enabled and abs(mean - self.target) > c.stop_frac * self.start_band():
                     self.active = 1 if mean > self.target else -1
+                    self._catching_up = True
             return 0
         a = min(frames / (c.smooth_s * self.sr), 1.0)
         self.level += a * (fill - self.level)
@@ -140,14 +145,20 @@ class DriftCorrector:
         start = self.start_band()
         if not self.enabled or self.held:
             self.active = 0
-            return 0
-        if self.active == 0 and abs(err) > start:
+        elif self.active == 0 and abs(err) > start:
             self.active = 1 if err > 0 else -1
         elif self.active and (abs(err) < c.stop_frac * start or err * self.active < 0):
             self.active = 0
         if not self.active:
+            self._catching_up = False
             return 0
-        return self.active * max(1, int(frames / (c.spacing_s * self.sr)))
+        spacing = c.catch_up_spacing_s if self._catching_up else c.spacing_s
+        return self.active * max(1, int(frames / (spacing * self.sr)))
+
+    @property
+    def closing_in(self) -> bool:
+        """Settled, and still closing in on the target (the delay is not yet the one kept)."""
+        return self._catching_up
 
     def start_band(self) -> float:
         """The distance from the target (samples) beyond which correcting starts."""
@@ -169,3 +180,6 @@ class DriftCorrector:
             self._read += read
             self._net += net
             self.corrections += abs(net)
+            # The ring holds `net` more samples from now on: the smoothed level takes that at once
+            # (else it lags its own edits by `smooth_s` and overshoots the target).
+            self.level += net

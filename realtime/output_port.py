@@ -281,8 +281,9 @@ class OutputPort:
 
     def _check_backlog(self, n: int) -> None:
         """Cut a backlog back to the target level, crossfading across the cut: at once when it is far
-        above (a device stall), and when the smoothed level stays above it by more than the margin
-        (a shorter stall: left to the drift corrector's single samples it would take seconds)."""
+        above (a device stall), and when the smoothed level is above it by more than twice the drift
+        corrector's start distance or a period (a shorter stall, which the corrector's single samples
+        would take seconds to undo; drift alone never gets there, the corrector acts at half of it)."""
         target = self.drift.target
         if target is None or not self.drift.settled:
             self._above = 0
@@ -294,7 +295,7 @@ class OutputPort:
         if self._above >= _TRIM_AFTER:
             excess += int(self.available - target - self.block // 2)
             self._above = 0
-        elif self.drift.excess > max(self.margin, self.period):
+        elif self.drift.excess > max(2.0 * self.drift.start_band(), self.period):
             excess += int(self.drift.excess)
         if excess <= 0:
             return
