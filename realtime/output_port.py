@@ -34,6 +34,7 @@ from .ring_buffer import RingBuffer
 
 FADE = 64  # samples of fade on underflow, re-priming and trims
 _TRIM_AFTER = 3  # periods in a row above the trim level before cutting
+_STAYS_OVER_S = 1.0  # a smaller excess is cut when it stays this long
 
 
 def _ramp(n: int) -> np.ndarray:
@@ -85,6 +86,7 @@ class OutputPort:
         self._in_gap = False
         self._fade_in = False
         self._above = 0
+        self._over = 0  # samples played in a row with the smoothed level above the trim level
         self._pending_trim = 0
         self._ramp = _ramp(FADE)
         self._buf = np.zeros(self.sr, dtype=np.float32)
@@ -282,8 +284,8 @@ class OutputPort:
     def _check_backlog(self, n: int) -> None:
         """Cut a backlog back to the target level, crossfading across the cut: at once when it is far
         above (a device stall), and when the smoothed level is above it by more than twice the drift
-        corrector's start distance or a period (a shorter stall, which the corrector's single samples
-        would take seconds to undo; drift alone never gets there, the corrector acts at half of it)."""
+        corrector's start distance or a period for a second (a shorter stall, which the corrector's single
+        samples would take seconds to undo; drift alone never gets there, the corrector acts at half of it)."""
         target = self.drift.target
         if target is None or not self.drift.settled:
             self._above = 0
@@ -296,7 +298,12 @@ class OutputPort:
             excess += int(self.available - target - self.block // 2)
             self._above = 0
         elif self.drift.excess > max(2.0 * self.drift.start_band(), self.period):
-            excess += int(self.drift.excess)
+            self._over += n
+            if self._over >= _STAYS_OVER_S * self.sr:  # a backlog that stays, not a burst of input passing
+                excess += int(self.drift.excess)
+                self._over = 0
+        else:
+            self._over = 0
         if excess <= 0:
             return
         excess = min(excess, self.ring.available - 2 * FADE - n)
