@@ -4,9 +4,18 @@ Two sound cards never run at exactly the same rate: an output clock 100 ppm fast
 than the input's drains its ring by ~5 samples a second at 48 kHz, so over half an
 hour the delay would creep by ~180 ms and then click. The corrector watches the
 ring's fill level, smoothed (the worker writes whole blocks, the device reads small
-periods: the raw level is a sawtooth), against a target taken as the average level
-over a settling window once the stream runs (the phase between the two clocks is
-unknowable in advance, so the target is measured, not computed). When the smoothed
+periods: the raw level is a sawtooth), against a target: a block on top of one device
+period on top of the safety margin (or of a second period, if that is larger), so
+that when a block arrives the ring still holds the margin beyond the next period. A
+clean start settles within one period below that, depending on where the device's
+periods fall; the device period is known once the stream runs, so the target is set
+when it has settled. The target is not the level the stream happens to settle at:
+that keeps whatever the first seconds left in the ring (a sound server starting
+capture late, a stalled first period; measured on PulseAudio under load: 70 ms to
+760 ms above what the margin asks) in the delay for good, a different delay on every
+start. On settling the port cuts an excess over the target at once (a faded trim)
+and the corrector closes a shortfall to within `stop` at a faster rate (one edit per
+2 ms, a 1 % change of speed, for up to a second); after that, when the smoothed
 level leaves the target by more than `start` it asks the output port to drop (too
 full) or repeat (too empty) single samples until it is back within `stop`
 (hysteresis: no hunting around the target). The port does the edit at the flattest
@@ -33,11 +42,13 @@ MIN_STRETCH_S = 10.0
 @dataclass(frozen=True)
 class DriftConfig:
     settle_skip_s: float = 0.5  # after (re)priming: ignore this long (start-up transients)
-    settle_s: float = 1.5  # then average the level over this long: that is the target
+    settle_s: float = 1.5  # then average the level over this long before correcting
+    resettle_s: float = 0.5  # after a gap, with the target known: average this long, no skip
     smooth_s: float = 0.5  # time constant of the smoothed level
     start_frac: float = 0.125  # start correcting beyond this share of a block (or a quarter of the margin)
     stop_frac: float = 0.25  # stop within this share of the start distance
     spacing_s: float = 0.005  # at most one dropped/repeated sample per this long of output
+    catch_up_spacing_s: float = 0.002  # … while closing in on the target right after settling
 
 
 class DriftCorrector:
@@ -48,10 +59,11 @@ class DriftCorrector:
         self.block = max(int(block), 1)
         self.margin = int(margin)  # the safety margin: a drift larger than it underflows, so act well before
         self.config = config
-        self.target: float | None = None  # settled fill level (samples)
+        self.target: float | None = None  # fill level to hold (samples), set when the stream has settled
         self.level = 0.0  # smoothed fill level
         self.active = 0  # +1 dropping, −1 repeating, 0 idle
         self.enabled = True  # False: one clock (a duplex stream): only watch and report
+        self.period = 0  # largest device period seen (samples)
         self.held = False  # True while the latency probe runs: no edits, so its bursts keep their spacing
         self.corrections = 0  # samples dropped + repeated, all told
         # Clock books: closed stretches plus the open one.
@@ -70,6 +82,7 @@ class DriftCorrector:
         self._sum = 0.0
         self._count = 0
         self._settled = False
+        self._catching_up = False
         self.active = 0
 
     def _close_stretch(self) -> None:
@@ -106,36 +119,60 @@ class DriftCorrector:
         """Before a device period of `frames`: samples to drop (> 0) or repeat (< 0) in it."""
         c = self.config
         self._elapsed += frames
-        skip = c.settle_skip_s * self.sr
+        self.period = max(self.period, frames)
+        first = self.target is None
+        skip = c.settle_skip_s * self.sr if first else 0.0
         if not self._settled:
             if self._elapsed > skip:
                 self._sum += fill * frames
                 self._count += frames
-            if self._elapsed >= skip + c.settle_s * self.sr and self._count:
+            if self._elapsed >= skip + (c.settle_s if first else c.resettle_s) * self.sr and self._count:
                 mean = self._sum / self._count
                 self.level = mean
                 self._base = mean
                 if self.target is None:
-                    self.target = mean
+                    self.target = float(self.margin + self.period + self.block)
                 self._settled = True
+                # Settled off target (the port has cut an excess by now): close in to within `stop`, at
+                # the faster rate, so that the delay kept is reached within a second of settling.
+                if self.enabled and abs(mean - self.target) > c.stop_frac * self.start_band():
+                    self.active = 1 if mean > self.target else -1
+                    self._catching_up = True
             return 0
         a = min(frames / (c.smooth_s * self.sr), 1.0)
         self.level += a * (fill - self.level)
         err = self.level - self.target
-        start = c.start_frac * self.block
-        if self.margin > 0:
-            start = min(start, 0.25 * self.margin)
-        start = max(start, 2.0)
+        start = self.start_band()
         if not self.enabled or self.held:
             self.active = 0
-            return 0
-        if self.active == 0 and abs(err) > start:
+        elif self.active == 0 and abs(err) > start:
             self.active = 1 if err > 0 else -1
         elif self.active and (abs(err) < c.stop_frac * start or err * self.active < 0):
             self.active = 0
         if not self.active:
+            self._catching_up = False
             return 0
-        return self.active * max(1, int(frames / (c.spacing_s * self.sr)))
+        spacing = c.catch_up_spacing_s if self._catching_up else c.spacing_s
+        return self.active * max(1, int(frames / (spacing * self.sr)))
+
+    @property
+    def closing_in(self) -> bool:
+        """Settled, and still closing in on the target (the delay is not yet the one kept)."""
+        return self._catching_up
+
+    def start_band(self) -> float:
+        """The distance from the target (samples) beyond which correcting starts."""
+        start = self.config.start_frac * self.block
+        if self.margin > 0:
+            start = min(start, 0.25 * self.margin)
+        return max(start, 2.0)
+
+    @property
+    def excess(self) -> float:
+        """Settled level above the target (samples; 0 before settling): what a trim may cut."""
+        if not self._settled or self.target is None:
+            return 0.0
+        return self.level - self.target
 
     def done(self, read: int, net: int) -> None:
         """After the period: `read` samples came from the ring, `net` = repeats − drops."""
@@ -143,3 +180,6 @@ class DriftCorrector:
             self._read += read
             self._net += net
             self.corrections += abs(net)
+            # The ring holds `net` more samples from now on: the smoothed level takes that at once
+            # (else it lags its own edits by `smooth_s` and overshoots the target).
+            self.level += net

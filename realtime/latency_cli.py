@@ -63,7 +63,6 @@ def cmd_latency(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + 10.0
         while engine.stats.state == "running" and engine.pipeline.out.played == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(1.0)  # let the output settle before the first burst
         # A try is invalid when audio was skipped or starved meanwhile (a busy machine): up to three more.
         results: list[Any] = []  # LatencyMeasurement (the engine module loads only when the command runs)
         while sum(m.valid for m in results) < args.tries and len(results) < args.tries + 3:

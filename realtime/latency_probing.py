@@ -31,10 +31,16 @@ class LatencyProbing:
     def measure_latency(self, timeout: float = 10.0) -> LatencyMeasurement:
         """Play probe bursts through the running engine's own path and time their return.
 
-        The output must reach the input (a loopback, or a virtual sink's monitor). The
-        voice is off for the ~3 s it takes. Raises RuntimeError when the engine is not
-        running. (`begin_latency_probe` / `end_latency_probe` are the same in two steps,
-        for drivers that pump the engine themselves.)"""
+        The output must reach the input (a loopback, or a virtual sink's monitor). Right
+        after a start the output first settles (≈2–3 s: until then its ring holds whatever
+        the start left, which is then brought to the level it keeps), so this waits for that
+        (at most `timeout`) and measures the delay the engine keeps. The voice is off for
+        the ~3 s the bursts take. Raises EngineError when the engine is not running.
+        (`begin_latency_probe` / `end_latency_probe` are the same in two steps, for drivers
+        that pump the engine themselves.)"""
+        deadline = time.monotonic() + timeout
+        while not self._output_settled() and time.monotonic() < deadline and self._running:
+            time.sleep(0.02)
         probe = self.begin_latency_probe()
         deadline = time.monotonic() + timeout
         while not probe.done and time.monotonic() < deadline and self._running:
@@ -63,6 +69,10 @@ class LatencyProbing:
         return m
 
     _probe_start = 0
+
+    def _output_settled(self) -> bool:
+        p = self.pipeline
+        return p is not None and p.out.primed and p.out.drift.settled and not p.out.drift.closing_in
 
     def _disturbances(self) -> int:
         p = self.pipeline

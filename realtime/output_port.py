@@ -9,8 +9,8 @@ drift corrector and the primed/starved state, behind two calls.
   margin are in; then it plays the ring through the drift corrector (single samples
   dropped or repeated at the flattest point of the period); a ring that runs dry
   fades out over a few milliseconds and fades back in when it is primed again; a
-  backlog far above the settled level (the device stalled) is cut back with a short
-  crossfade, never a hard cut.
+  backlog far above the target level (the device stalled), or any excess when the
+  stream has just settled, is cut back with a short crossfade, never a hard cut.
 - Everything written passes the true-peak limiter (`synth.limiter`, on by default at
   the settings' ceiling): no peak above the ceiling reaches the device, and a block
   with NaN/inf becomes silence (counted in `limiter.state.silenced_blocks`). It
@@ -34,6 +34,7 @@ from .ring_buffer import RingBuffer
 
 FADE = 64  # samples of fade on underflow, re-priming and trims
 _TRIM_AFTER = 3  # periods in a row above the trim level before cutting
+_STAYS_OVER_S = 1.0  # a smaller excess is cut when it stays this long
 
 
 def _ramp(n: int) -> np.ndarray:
@@ -85,6 +86,7 @@ class OutputPort:
         self._in_gap = False
         self._fade_in = False
         self._above = 0
+        self._over = 0  # samples played in a row with the smoothed level above the trim level
         self._pending_trim = 0
         self._ramp = _ramp(FADE)
         self._buf = np.zeros(self.sr, dtype=np.float32)
@@ -214,7 +216,11 @@ class OutputPort:
             self._play_gap(out)
             return
         self._check_backlog(n)
+        settling = not self.drift.settled
         k = self.drift.plan(self.level(), n)
+        if settling and self.drift.settled and self.drift.excess > self.drift.start_band():
+            # What the first seconds left above the target (see drift.py): cut at the next period.
+            self._pending_trim += int(self.drift.excess)
         if n < FADE:  # a tiny period (some drivers' odd callbacks): no edit in it
             k = 0
         take = n + k
@@ -276,7 +282,10 @@ class OutputPort:
         self.played += n
 
     def _check_backlog(self, n: int) -> None:
-        """Cut a backlog far above the settled level back to it, crossfading across the cut."""
+        """Cut a backlog back to the target level, crossfading across the cut: at once when it is far
+        above (a device stall), and when the smoothed level is above it by more than twice the drift
+        corrector's start distance or a period for a second (a shorter stall, which the corrector's single
+        samples would take seconds to undo; drift alone never gets there, the corrector acts at half of it)."""
         target = self.drift.target
         if target is None or not self.drift.settled:
             self._above = 0
@@ -288,6 +297,13 @@ class OutputPort:
         if self._above >= _TRIM_AFTER:
             excess += int(self.available - target - self.block // 2)
             self._above = 0
+        elif self.drift.excess > max(2.0 * self.drift.start_band(), self.period):
+            self._over += n
+            if self._over >= _STAYS_OVER_S * self.sr:  # a backlog that stays, not a burst of input passing
+                excess += int(self.drift.excess)
+                self._over = 0
+        else:
+            self._over = 0
         if excess <= 0:
             return
         excess = min(excess, self.ring.available - 2 * FADE - n)

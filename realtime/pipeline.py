@@ -116,7 +116,10 @@ class Pipeline:
             self.stage.clear()
             self._block = np.zeros(self.proc.block_in, dtype=np.float32)
             for port in self.ports:
-                port.block = settings.block_ms * port.sr // 1000
+                block = settings.block_ms * port.sr // 1000
+                if port.drift.target is not None:  # the target holds one block on top of the margin
+                    port.drift.target += block - port.block
+                port.block = block
                 port.drift.block = max(port.block, 1)
             self.fresh = FRESH_BLOCKS
         if settings.ceiling_db != old.ceiling_db:

@@ -5,6 +5,16 @@ open as ONE duplex stream: one callback, one clock, no drift between them. Other
 (and always for the monitor) each output is its own stream and its `OutputPort`'s
 drift corrector keeps the delay where it settled.
 
+Except through a sound server (PulseAudio/PipeWire behind ALSA's "pulse" plugin):
+there a duplex stream's callback runs only as fast as the playback side asks, so
+capture that arrives late (the server starts capture up to a second after playback,
+a loaded machine stalls the callback) stays queued in the plugin for good. Measured
+on the test server under load: a duplex stream's input delay grew from 0.4 s to
+2.2 s in 12 s and the engine's delay moved by hundreds of ms between two starts,
+while separate streams drained the same backlog within a second and held 5–15 ms.
+Both directions run on the server's one clock anyway, so the drift corrector has
+nothing to correct there.
+
 A device that refuses to open gets a one-line reason and what to try (busy, rate,
 channels, permission, missing) instead of PortAudio's error code.
 """
@@ -31,7 +41,7 @@ class EngineDevices:
     monitor: int | str | None = None  # a second output to hear yourself; None = none
     samplerate: int | None = None  # force one rate on every stream; None = each device's own
     latency: str | float = "auto"  # PortAudio's suggested latency: "auto", "low", "high" or seconds
-    duplex: bool = True  # one duplex stream when input and output share host API and rate
+    duplex: bool = True  # one duplex stream when input and output share host API and rate (not through a sound server)
 
 
 def stream_latency(latency: str | float, hostapi: str) -> str | float:
@@ -44,6 +54,21 @@ def stream_latency(latency: str | float, hostapi: str) -> str | float:
     if latency != "auto":
         return latency
     return "high" if "ALSA" in hostapi else "low"
+
+
+_SOUND_SERVER_ALSA_NAMES = ("pulse", "pipewire", "default")  # ALSA PCMs a desktop routes to its sound server
+
+
+def through_sound_server(dev: AudioDevice) -> bool:
+    """A Pulse/PipeWire node, or an ALSA PCM that desktops route to one ("default" there is the
+    server; on a machine without one, separate streams only cost the one-clock shortcut)."""
+    return dev.pulse is not None or ("ALSA" in dev.hostapi and dev.name.lower() in _SOUND_SERVER_ALSA_NAMES)
+
+
+def one_clock(devices: EngineDevices, inp: AudioDevice, out: AudioDevice, sr_in: int, sr_out: int) -> bool:
+    """Open input and main output as one duplex stream? (See the module docstring.)"""
+    same = inp.hostapi == out.hostapi and sr_in == sr_out
+    return devices.duplex and same and not (through_sound_server(inp) or through_sound_server(out))
 
 
 _REASONS = (
@@ -134,7 +159,7 @@ def open_streams(
     sr_in = int(d.samplerate or inp.default_samplerate)
     sr_out = int(d.samplerate or out.default_samplerate)
     sr_mon = int(d.samplerate or mon.default_samplerate) if mon is not None else 0
-    duplex = d.duplex and inp.hostapi == out.hostapi and sr_in == sr_out
+    duplex = one_clock(d, inp, out, sr_in, sr_out)
     streams: list[Any] = []
     current = inp
     # Streams of this process already there (a test's own player) are not the engine's to guard.

@@ -193,8 +193,12 @@ class Sim:
             if not self.engine.pump():
                 self.clock.next()
 
-    def delays(self, o: Output) -> list[tuple[float, float]]:
-        """(time, delay in seconds) for each recorded window that holds signal (not silence)."""
+    def delays(self, o: Output, near: float | None = None, span: float = 0.5) -> list[tuple[float, float]]:
+        """(time, delay in seconds) for each recorded window that holds signal (not silence).
+
+        With `near`, only delays within `span` seconds of it are considered: a window in
+        which a drift corrector repeated or dropped samples at its highest rate correlates
+        with the table at only ~0.35, and over the table's 7 s a chance peak can beat that."""
         table = self.table
         L = len(table)
         F = np.fft.rfft(table)
@@ -205,6 +209,10 @@ class Sim:
             pad = np.zeros(L, np.float32)
             pad[: len(w)] = w
             corr = np.fft.irfft(F * np.conj(np.fft.rfft(pad)), L)  # corr[n] = Σ table[n+i]·w[i]
+            if near is not None:  # lags whose delay lies within span of `near`
+                expect = int(round((t0 - near) * SR))
+                far = np.abs((np.arange(L) - expect + L // 2) % L - L // 2) > span * SR
+                corr[far] = -np.inf
             n0 = int(np.argmax(corr))
             # Input sample n0 (mod L) was captured at n0/SR; pick the copy just before t0.
             cycles = np.floor((t0 - n0 / SR) / (L / SR))

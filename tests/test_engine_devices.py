@@ -14,7 +14,7 @@ from rvclora.realtime.block_converter import BuiltinSource
 from rvclora.realtime.devices import AudioDevice
 from rvclora.realtime.engine import Engine, EngineDevices
 from rvclora.realtime.settings import EngineSettings
-from rvclora.realtime.streams import refusal
+from rvclora.realtime.streams import one_clock, refusal
 from tests.pulse_audio import _reinit_portaudio
 
 
@@ -86,7 +86,9 @@ def test_latency_is_measured_through_the_engine_path(pulse):
     for m in (first, second):
         assert m.bursts >= 3 and m.jitter_ms < 3.0, m
     assert abs(second.measured_ms - first.measured_ms - 50.0) <= 5.0, (first, second)
-    assert st.duplex and st.measured_latency_ms == pairs[-1][1].measured_ms
+    # Pulse nodes open as separate streams (a duplex stream through the pulse plugin keeps a growing
+    # capture backlog); both run on the server's one clock.
+    assert not st.duplex and st.measured_latency_ms == pairs[-1][1].measured_ms
 
 
 def test_lost_output_comes_back_without_reloading_the_voice(pulse):
@@ -144,3 +146,24 @@ def test_refusals_name_the_reason_and_what_to_try(error, reason):
     dev = AudioDevice(3, "USB Mic", "ALSA", 1, 0, 48000.0, None)
     message = str(refusal(dev, OSError(error)))
     assert f"({reason}:" in message and "USB Mic" in message and ";" in message and "\n" not in message
+
+
+def test_one_duplex_stream_only_where_it_keeps_one_clock_without_a_backlog():
+    """Same host API and rate: one duplex stream, except through a sound server (a Pulse node, or
+    ALSA's pulse/default PCMs), where a duplex stream's capture backlog never drains."""
+    card_in = AudioDevice(2, "USB Audio: Mic (hw:1,0)", "ALSA", 1, 0, 48000.0, None)
+    card_out = AudioDevice(2, "USB Audio: Out (hw:1,0)", "ALSA", 0, 2, 48000.0, None)
+    node_in = AudioDevice(0, "VirtualMic [vmic]", D.PULSE_HOSTAPI, 32, 0, 48000.0, "x", pulse="vmic")
+    node_out = AudioDevice(0, "VirtualSink [vsink]", D.PULSE_HOSTAPI, 0, 32, 48000.0, "x", pulse="vsink")
+    default = AudioDevice(5, "default", "ALSA", 32, 32, 44100.0, None)
+    wasapi_in = AudioDevice(7, "Mic", "Windows WASAPI", 1, 0, 48000.0, None)
+    wasapi_out = AudioDevice(8, "Speakers", "Windows WASAPI", 0, 2, 48000.0, None)
+    want = EngineDevices()
+    assert one_clock(want, card_in, card_out, 48000, 48000)
+    assert one_clock(want, wasapi_in, wasapi_out, 48000, 48000)
+    assert not one_clock(want, card_in, card_out, 48000, 44100)
+    assert not one_clock(want, wasapi_in, card_out, 48000, 48000)
+    assert not one_clock(EngineDevices(duplex=False), card_in, card_out, 48000, 48000)
+    assert not one_clock(want, node_in, node_out, 48000, 48000)
+    assert not one_clock(want, default, default, 44100, 44100)
+    assert not one_clock(want, card_in, node_out, 48000, 48000)

@@ -27,6 +27,8 @@ def test_drift_over_half_an_hour_keeps_the_delay_without_clicks(out_ppm, mon_ppm
     for o, port in zip(sim.outputs, sim.pipe.ports):
         delays = sim.delays(o)
         assert len(delays) > 80, port.name
+        # Near the typical delay: a window caught mid-correction is found less surely (see Sim.delays).
+        delays = sim.delays(o, near=float(np.median([d for _, d in delays])))
         settled = [d for t, d in delays if t >= 5.0]
         ref = settled[0]
         worst = max(abs(d - ref) for d in settled)
@@ -89,6 +91,28 @@ def test_output_stall_backlog_is_trimmed_with_a_fade():
     steady = float(np.median([d for t, d in delays if 5.0 <= t <= 9.5]))
     after = [d for t, d in delays if t > 10.0 + 2.5]
     assert after and max(abs(d - steady) for d in after) <= BLOCK_S, (steady, after[:3])
+
+
+def test_every_start_settles_at_the_same_delay():
+    """What the first second does (here the output device not asking for 0.25 s or 0.6 s just
+    after it starts, as a sound server does under load) is not kept in the delay: every start
+    settles where a clean one does, within a device period (where the periods fall against
+    the blocks differs per start), and the excess is cut once, counted as trimmed."""
+    def settled(hold_s: float) -> tuple[float, int]:
+        sim = Sim(SETTINGS, out_ppm=0, period=160, window_every_s=0.25)
+        sim.run(0.4)
+        if hold_s:
+            sim.hold_output(sim.outputs[0], hold_s)
+        sim.run(7.6)
+        late = [d for t, d in sim.delays(sim.outputs[0]) if t > 5.0]
+        return float(np.median(late)), sim.pipe.out.trimmed
+
+    clean, clean_trimmed = settled(0.0)
+    assert clean_trimmed == 0
+    for hold_s in (0.25, 0.6):
+        delay, trimmed = settled(hold_s)
+        assert abs(delay - clean) <= 160 / SR + 0.001, (hold_s, delay, clean)
+        assert trimmed > 0, hold_s
 
 
 def _probe(sim: Sim):
