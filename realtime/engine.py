@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .background import lower_thread_priority
 from .block_processor import BlockProcessor
 from .device_delay import DeviceDelay
 from .drift import DriftConfig
@@ -59,6 +60,7 @@ class Engine(DeviceWatch, LatencyProbing):
         self._lock = threading.Lock()  # start/stop only
         self._stop_flag = threading.Event()
         self._wake = threading.Event()
+        self._block_done = threading.Event()  # the worker finished a block (background preparation's cue)
         self._worker: threading.Thread | None = None
         self._proc: BlockProcessor | None = None
         self.pipeline: Pipeline | None = None
@@ -103,7 +105,7 @@ class Engine(DeviceWatch, LatencyProbing):
             self._proc = proc
             self.pipeline = Pipeline(proc, sr_in=opened.sr_in, sr_out=opened.sr_out, sr_mon=opened.sr_mon,
                                      drift=self.drift_config)
-            self.pipeline.between_blocks = self._apply_commands
+            self.pipeline.between_blocks = self._between_blocks
             self.pipeline.recorder = self.recorder
             self._open = opened
             self.delays.clear()
@@ -127,7 +129,7 @@ class Engine(DeviceWatch, LatencyProbing):
             self._proc = proc
             self.pipeline = Pipeline(proc, sr_in=sr_in, sr_out=sr_out or proc.output_sr, sr_mon=sr_mon,
                                      drift=self.drift_config, clock=clock)
-            self.pipeline.between_blocks = self._apply_commands
+            self.pipeline.between_blocks = self._between_blocks
             self.pipeline.recorder = self.recorder
             self._launch(threaded=threaded)
             return self.pipeline
@@ -178,6 +180,7 @@ class Engine(DeviceWatch, LatencyProbing):
             source = self.source
 
             def load() -> None:
+                lower_thread_priority()
                 try:
                     source.prepare(new)
                 except Exception as e:  # noqa: BLE001 — a missing model file: say so, keep the old method running
@@ -200,11 +203,16 @@ class Engine(DeviceWatch, LatencyProbing):
         else:
             self.source.apply_adapters(loaded)
 
-    def switch_voice(self, source: VoiceSource) -> None:
-        """Play `source` from the next block on: loaded and warmed here (the old voice keeps
-        converting meanwhile), swapped in by the worker between two blocks."""
+    def switch_voice(self, source: VoiceSource, *, warm: bool = True) -> None:
+        """Play `source` from the next block on: prepared here (the old voice keeps converting
+        meanwhile), swapped in by the worker between two blocks.
+
+        While the worker runs, the warm-up goes one block at a time in the worker's idle
+        time, each right after one of the worker's blocks: run flat out beside it, it would
+        take the worker's CPU and starve the output. `warm=False` skips it, for a copy of the
+        playing voice with other adapters: same shapes and code paths, already warm."""
         source.check_settings(self._settings)
-        proc = self._prepared_processor(source, self._settings)
+        proc = self._prepared_processor(source, self._settings, warm=warm, pace=self._after_next_block)
         if self._running:
             self._commands.put(("voice", (source, proc)))
         else:
@@ -229,16 +237,38 @@ class Engine(DeviceWatch, LatencyProbing):
 
     # -- setup -----------------------------------------------------------------------------
 
-    def _prepared_processor(self, source: VoiceSource, settings: EngineSettings) -> BlockProcessor:
+    def _prepared_processor(self, source: VoiceSource, settings: EngineSettings, *, warm: bool = True,
+                            pace: Callable[[], None] | None = None) -> BlockProcessor:
         source.prepare(settings)
         proc = BlockProcessor(source, settings)
+        if not warm:
+            return proc
         try:
-            proc.warm_up()
+            proc.warm_up(pace=pace)
         except Exception as e:  # noqa: BLE001 — a broken model fails here, before any device opens: one line
             message = f"the voice failed while warming up: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             self._post("error", message.rstrip(": "))
             raise RuntimeError(message.rstrip(": ")) from None
         return proc
+
+    def _after_next_block(self) -> None:
+        """Background work's turn: wait until the worker has finished its next block (its idle
+        time follows). Returns at once without a worker thread or a clock to keep (a file fed
+        ahead of real time), and after two blocks' time when the worker is not converting
+        (passthrough, a lost device, no input)."""
+        worker, p = self._worker, self.pipeline
+        if worker is None or not worker.is_alive() or worker is threading.current_thread() or p is None or not p.skip_stale:
+            return
+        self._block_done.clear()
+        period = self._settings.block_ms / 1000.0
+        deadline = time.monotonic() + 2.0 * period
+        while not self._block_done.wait(period) and worker.is_alive():
+            if not self._busy and time.monotonic() > deadline:
+                return
+
+    def _between_blocks(self) -> None:
+        self._block_done.set()
+        self._apply_commands()
 
     def _open_streams(self) -> OpenStreams:
         return open_streams(self.devices, on_input=self._on_input, on_output=self._on_output,
