@@ -114,6 +114,11 @@ class BlockProcessor:
             if mine is not None and (den.sr, den.block) == (mine.sr, mine.block):
                 self._denoisers[where] = den
 
+    def future(self) -> np.ndarray:
+        """The voice's next samples beyond its last block, at `output_sr` (SOLA's tail; empty without
+        SOLA), before the output gain: what a switch to a voice of another rate fades out."""
+        return self._sola.future() if self._sola is not None else np.zeros(0, np.float32)
+
     @property
     def extra_latency_s(self) -> float:
         """Delay beyond block, crossfade and search: the converter's look-ahead and the denoisers'."""

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from .background import lower_thread_priority
 from .block_processor import BlockProcessor
 from .device_delay import DeviceDelay
 from .drift import DriftConfig
@@ -180,7 +179,6 @@ class Engine(DeviceWatch, LatencyProbing):
             source = self.source
 
             def load() -> None:
-                lower_thread_priority()
                 try:
                     source.prepare(new)
                 except Exception as e:  # noqa: BLE001 — a missing model file: say so, keep the old method running
@@ -254,8 +252,8 @@ class Engine(DeviceWatch, LatencyProbing):
     def _after_next_block(self) -> None:
         """Background work's turn: wait until the worker has finished its next block (its idle
         time follows). Returns at once without a worker thread or a clock to keep (a file fed
-        ahead of real time), and after two blocks' time when the worker is not converting
-        (passthrough, a lost device, no input)."""
+        ahead of real time), and after two blocks' time when the worker converts nothing
+        (passthrough, a lost device, no input for a block's time)."""
         worker, p = self._worker, self.pipeline
         if worker is None or not worker.is_alive() or worker is threading.current_thread() or p is None or not p.skip_stale:
             return
@@ -263,7 +261,8 @@ class Engine(DeviceWatch, LatencyProbing):
         period = self._settings.block_ms / 1000.0
         deadline = time.monotonic() + 2.0 * period
         while not self._block_done.wait(period) and worker.is_alive():
-            if not self._busy and time.monotonic() > deadline:
+            converting = self._busy or (not p.proc.settings.passthrough and time.monotonic() - p.last_input < period)
+            if not converting and time.monotonic() > deadline:
                 return
 
     def _between_blocks(self) -> None:

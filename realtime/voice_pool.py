@@ -33,7 +33,6 @@ from typing import Any
 from ..errors import LibraryError, UsageError
 from ..synth.content_encoder import load_content_encoder
 from ..synth.device import resolve_device, resolve_dtype
-from .background import lower_thread_priority
 from .block_converter import (
     BuiltinSource,
     RVCSource,
@@ -255,7 +254,6 @@ class VoiceSwitcher:
         self._thread.start()
 
     def _run(self, engine: Any, label: str, make: Callable[[], Any], generation: int, warm: bool) -> None:
-        lower_thread_priority()  # loading, merging and warming up take what the worker leaves
         with self._loading:
             if generation != self._generation:
                 return  # a newer switch came while this one waited

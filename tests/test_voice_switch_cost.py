@@ -4,14 +4,12 @@ The engine runs threaded on a tiny RVC voice, fed in real time. Every conversion
 the worker's blocks and any warm-up alike, calls the content encoder that all voices
 share, so wrapping it shows who converted what, and when. An adapter switch runs no
 conversion outside the worker; a base switch's warm-up takes the worker's idle time,
-one block after each of the worker's, at a lower priority. Run flat out beside
+one block after each of the worker's. Run flat out beside
 the worker, that background work starved the output on a loaded 2-core machine.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 
@@ -49,13 +47,13 @@ def _spec(files, model, *adapters):
 
 class Running:
     """An engine on a real-time feed (noise, 10 ms periods), its encoder calls recorded as
-    (thread name, thread's nice value, worker conversions so far)."""
+    (thread name, worker conversions so far)."""
 
     def __init__(self, files, spec):
         self.pool = VoicePool(PoolConfig(hubert=str(files["hubert"]), rmvpe=str(files["hubert"].parent / "absent.pt")))
         source = self.pool.source(spec)
         self.engine = Engine(source, SETTINGS)
-        self.calls: list[tuple[str, int, int]] = []
+        self.calls: list[tuple[str, int]] = []
         self.worker_calls = 0
         encoder = source.encoder  # one object, shared by every voice on this content encoder
         forward = encoder.forward
@@ -64,8 +62,7 @@ class Running:
             name = threading.current_thread().name
             if name == WORKER:
                 self.worker_calls += 1
-            nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-            self.calls.append((name, nice, self.worker_calls))
+            self.calls.append((name, self.worker_calls))
             return forward(*args, **kwargs)
 
         encoder.forward = recorded
@@ -138,7 +135,7 @@ def test_adapter_switches_convert_nothing_beside_the_worker(files, running):
 
 def test_base_switch_warms_up_in_the_workers_idle_time(files, running):
     """Another base loads and warms up in the background, one warm-up block after each of the
-    worker's blocks (never back to back), at a lower priority; the old voice plays meanwhile."""
+    worker's blocks (never back to back); the old voice plays meanwhile."""
     run = running(_spec(files, "base", "a1"))
     run.wait_blocks(3)
     start = len(run.calls)
@@ -146,11 +143,9 @@ def test_base_switch_warms_up_in_the_workers_idle_time(files, running):
     run.wait_for_voice("other")
     background = [c for c in run.calls[start:] if c[0] != WORKER]
     assert len(background) >= 7, background  # the new voice's warm-up: every path the settings can take
-    # Worker conversions between consecutive warm-up blocks: at least one, almost always (a
-    # loaded machine may leave the worker without input for two blocks, and the warm-up goes on).
-    between = np.diff([c[2] for c in background])
-    assert np.sum(between == 0) <= 2, f"warm-up blocks back to back: worker blocks between them {between.tolist()}"
-    assert background[-1][2] - background[0][2] >= len(background) - 3  # the old voice kept converting
-    if sys.platform.startswith("linux"):
-        assert all(nice >= 10 for _, nice, _ in background), background
+    # Worker conversions between consecutive warm-up blocks: at least one (the warm-up goes on
+    # without one only when no input came for two blocks' time: allow one such stretch).
+    between = np.diff([c[1] for c in background])
+    assert np.sum(between == 0) <= 1, f"warm-up blocks back to back: worker blocks between them {between.tolist()}"
+    assert background[-1][1] - background[0][1] >= len(background) - 3  # the old voice kept converting
     assert not run.events
