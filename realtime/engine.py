@@ -18,6 +18,7 @@ pipeline's `on_input` / port `read` calls, the same path the callbacks take.
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import threading
@@ -59,7 +60,7 @@ class Engine(DeviceWatch, LatencyProbing):
         self._lock = threading.Lock()  # start/stop only
         self._stop_flag = threading.Event()
         self._wake = threading.Event()
-        self._block_done = threading.Event()  # the worker finished a block (background preparation's cue)
+        self._block_done = threading.Event()  # the worker converted and now idles (background preparation's cue)
         self._worker: threading.Thread | None = None
         self._proc: BlockProcessor | None = None
         self.pipeline: Pipeline | None = None
@@ -104,7 +105,7 @@ class Engine(DeviceWatch, LatencyProbing):
             self._proc = proc
             self.pipeline = Pipeline(proc, sr_in=opened.sr_in, sr_out=opened.sr_out, sr_mon=opened.sr_mon,
                                      drift=self.drift_config)
-            self.pipeline.between_blocks = self._between_blocks
+            self.pipeline.between_blocks = self._apply_commands
             self.pipeline.recorder = self.recorder
             self._open = opened
             self.delays.clear()
@@ -128,7 +129,7 @@ class Engine(DeviceWatch, LatencyProbing):
             self._proc = proc
             self.pipeline = Pipeline(proc, sr_in=sr_in, sr_out=sr_out or proc.output_sr, sr_mon=sr_mon,
                                      drift=self.drift_config, clock=clock)
-            self.pipeline.between_blocks = self._between_blocks
+            self.pipeline.between_blocks = self._apply_commands
             self.pipeline.recorder = self.recorder
             self._launch(threaded=threaded)
             return self.pipeline
@@ -239,21 +240,25 @@ class Engine(DeviceWatch, LatencyProbing):
                             pace: Callable[[], None] | None = None) -> BlockProcessor:
         source.prepare(settings)
         proc = BlockProcessor(source, settings)
-        if not warm:
-            return proc
-        try:
-            proc.warm_up(pace=pace)
-        except Exception as e:  # noqa: BLE001 — a broken model fails here, before any device opens: one line
-            message = f"the voice failed while warming up: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            self._post("error", message.rstrip(": "))
-            raise RuntimeError(message.rstrip(": ")) from None
+        if warm:
+            try:
+                proc.warm_up(pace=pace)
+            except Exception as e:  # noqa: BLE001 — a broken model fails here, before any device opens: one line
+                message = f"the voice failed while warming up: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                self._post("error", message.rstrip(": "))
+                raise RuntimeError(message.rstrip(": ")) from None
+        # A loaded voice or adapter copy allocates enough to start a full garbage-collector pass over
+        # the models' ~240k objects: 100–350 ms holding the interpreter lock, in whichever thread allocates
+        # next (often the worker): the output starved. Frozen, they stay out of every pass (their
+        # cyclic garbage is never collected: a few dozen objects per base voice the pool drops).
+        gc.freeze()
         return proc
 
     def _after_next_block(self) -> None:
-        """Background work's turn: wait until the worker has finished its next block (its idle
-        time follows). Returns at once without a worker thread or a clock to keep (a file fed
-        ahead of real time), and after two blocks' time when the worker converts nothing
-        (passthrough, a lost device, no input for a block's time)."""
+        """Background work's turn: wait until the worker has converted what came in and idles.
+        Returns at once without a worker thread or a clock to keep (a file fed ahead of real
+        time), and after two blocks' time when the worker converts nothing (passthrough, a lost
+        device, no input for a block's time)."""
         worker, p = self._worker, self.pipeline
         if worker is None or not worker.is_alive() or worker is threading.current_thread() or p is None or not p.skip_stale:
             return
@@ -264,10 +269,6 @@ class Engine(DeviceWatch, LatencyProbing):
             converting = self._busy or (not p.proc.settings.passthrough and time.monotonic() - p.last_input < period)
             if not converting and time.monotonic() > deadline:
                 return
-
-    def _between_blocks(self) -> None:
-        self._block_done.set()
-        self._apply_commands()
 
     def _open_streams(self) -> OpenStreams:
         return open_streams(self.devices, on_input=self._on_input, on_output=self._on_output,
@@ -324,10 +325,13 @@ class Engine(DeviceWatch, LatencyProbing):
                     self._reconnect()
                     continue
                 self._busy = True
+                blocks = self.pipeline.blocks
                 try:
                     worked = self.pipeline.step()
                 finally:
                     self._busy = False
+                if self.pipeline.blocks != blocks:
+                    self._block_done.set()  # blocks done, the worker idles until more input: background's turn
                 self._say_silenced()
                 if not worked:
                     self._wake.wait(0.02)

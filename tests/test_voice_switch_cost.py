@@ -10,6 +10,7 @@ the worker, that background work starved the output on a loaded 2-core machine.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -131,6 +132,11 @@ def test_adapter_switches_convert_nothing_beside_the_worker(files, running):
     outside = [c for c in run.calls[start:] if c[0] != WORKER]
     assert not outside, f"{len(outside)} conversions outside the worker during adapter switches: {outside[:3]}"
     assert not run.events
+    # The voices' objects are frozen out of the garbage collector's passes: a full pass over them
+    # (100–350 ms holding the interpreter lock) in the worker starved the output after a switch.
+    tracked = {id(o) for o in gc.get_objects()}
+    playing = run.engine.source.synth
+    assert id(playing) not in tracked and not any(id(m) in tracked for m in playing.modules())
 
 
 def test_base_switch_warms_up_in_the_workers_idle_time(files, running):
@@ -143,9 +149,9 @@ def test_base_switch_warms_up_in_the_workers_idle_time(files, running):
     run.wait_for_voice("other")
     background = [c for c in run.calls[start:] if c[0] != WORKER]
     assert len(background) >= 7, background  # the new voice's warm-up: every path the settings can take
-    # Worker conversions between consecutive warm-up blocks: at least one (the warm-up goes on
-    # without one only when no input came for two blocks' time: allow one such stretch).
+    # Each warm-up block waits for a worker step that converted, so the worker converted about as
+    # many blocks as the warm-up took (a warm-up block may still overlap a worker block on a loaded
+    # machine: count the blocks, not their order). Run flat out, the warm-up takes a few blocks' time.
     between = np.diff([c[1] for c in background])
-    assert np.sum(between == 0) <= 1, f"warm-up blocks back to back: worker blocks between them {between.tolist()}"
-    assert background[-1][1] - background[0][1] >= len(background) - 3  # the old voice kept converting
+    assert background[-1][1] - background[0][1] >= len(background) - 3, f"worker blocks between warm-up blocks: {between.tolist()}"
     assert not run.events
