@@ -8,6 +8,8 @@ index, rms-mix) before the first real block, so no path pays its first-call cost
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .denoise import StreamDenoiser
@@ -112,6 +114,11 @@ class BlockProcessor:
             if mine is not None and (den.sr, den.block) == (mine.sr, mine.block):
                 self._denoisers[where] = den
 
+    def future(self) -> np.ndarray:
+        """The voice's next samples beyond its last block, at `output_sr` (SOLA's tail; empty without
+        SOLA), before the output gain: what a switch to a voice of another rate fades out."""
+        return self._sola.future() if self._sola is not None else np.zeros(0, np.float32)
+
     @property
     def extra_latency_s(self) -> float:
         """Delay beyond block, crossfade and search: the converter's look-ahead and the denoisers'."""
@@ -164,13 +171,16 @@ class BlockProcessor:
             return np.zeros(self.block_out, dtype=np.float32)
         return np.asarray(out, dtype=np.float32)[: self.block_out]
 
-    def warm_up(self, blocks_per_path: int = 2) -> None:
-        """Run low noise through every path (see `warmup_variants`), then reset the state."""
+    def warm_up(self, blocks_per_path: int = 2, pace: Callable[[], None] | None = None) -> None:
+        """Run low noise through every path (see `warmup_variants`), then reset the state.
+        `pace` is called before each block (a live switch waits there for the worker's idle time)."""
         rng = np.random.default_rng(0)
         settings = self.settings
         for variant in warmup_variants(self.source, settings):
             self.update(variant)
             for _ in range(blocks_per_path):
+                if pace is not None:
+                    pace()
                 self.process((0.05 * rng.standard_normal(self.block_in)).astype(np.float32))
         self.update(settings)
         self.nonfinite = 0

@@ -18,6 +18,7 @@ pipeline's `on_input` / port `read` calls, the same path the callbacks take.
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import threading
@@ -59,6 +60,7 @@ class Engine(DeviceWatch, LatencyProbing):
         self._lock = threading.Lock()  # start/stop only
         self._stop_flag = threading.Event()
         self._wake = threading.Event()
+        self._block_done = threading.Event()  # the worker converted and now idles (background preparation's cue)
         self._worker: threading.Thread | None = None
         self._proc: BlockProcessor | None = None
         self.pipeline: Pipeline | None = None
@@ -200,11 +202,16 @@ class Engine(DeviceWatch, LatencyProbing):
         else:
             self.source.apply_adapters(loaded)
 
-    def switch_voice(self, source: VoiceSource) -> None:
-        """Play `source` from the next block on: loaded and warmed here (the old voice keeps
-        converting meanwhile), swapped in by the worker between two blocks."""
+    def switch_voice(self, source: VoiceSource, *, warm: bool = True) -> None:
+        """Play `source` from the next block on: prepared here (the old voice keeps converting
+        meanwhile), swapped in by the worker between two blocks.
+
+        While the worker runs, the warm-up goes one block at a time in the worker's idle
+        time, each right after one of the worker's blocks: run flat out beside it, it would
+        take the worker's CPU and starve the output. `warm=False` skips it, for a copy of the
+        playing voice with other adapters: same shapes and code paths, already warm."""
         source.check_settings(self._settings)
-        proc = self._prepared_processor(source, self._settings)
+        proc = self._prepared_processor(source, self._settings, warm=warm, pace=self._after_next_block)
         if self._running:
             self._commands.put(("voice", (source, proc)))
         else:
@@ -229,16 +236,39 @@ class Engine(DeviceWatch, LatencyProbing):
 
     # -- setup -----------------------------------------------------------------------------
 
-    def _prepared_processor(self, source: VoiceSource, settings: EngineSettings) -> BlockProcessor:
+    def _prepared_processor(self, source: VoiceSource, settings: EngineSettings, *, warm: bool = True,
+                            pace: Callable[[], None] | None = None) -> BlockProcessor:
         source.prepare(settings)
         proc = BlockProcessor(source, settings)
-        try:
-            proc.warm_up()
-        except Exception as e:  # noqa: BLE001 — a broken model fails here, before any device opens: one line
-            message = f"the voice failed while warming up: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            self._post("error", message.rstrip(": "))
-            raise RuntimeError(message.rstrip(": ")) from None
+        if warm:
+            try:
+                proc.warm_up(pace=pace)
+            except Exception as e:  # noqa: BLE001 — a broken model fails here, before any device opens: one line
+                message = f"the voice failed while warming up: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                self._post("error", message.rstrip(": "))
+                raise RuntimeError(message.rstrip(": ")) from None
+        # A loaded voice or adapter copy allocates enough to start a full garbage-collector pass over
+        # the models' ~240k objects: 100–350 ms holding the interpreter lock, in whichever thread allocates
+        # next (often the worker): the output starved. Frozen, they stay out of every pass (their
+        # cyclic garbage is never collected: a few dozen objects per base voice the pool drops).
+        gc.freeze()
         return proc
+
+    def _after_next_block(self) -> None:
+        """Background work's turn: wait until the worker has converted what came in and idles.
+        Returns at once without a worker thread or a clock to keep (a file fed ahead of real
+        time), and after two blocks' time when the worker converts nothing (passthrough, a lost
+        device, no input for a block's time)."""
+        worker, p = self._worker, self.pipeline
+        if worker is None or not worker.is_alive() or worker is threading.current_thread() or p is None or not p.skip_stale:
+            return
+        self._block_done.clear()
+        period = self._settings.block_ms / 1000.0
+        deadline = time.monotonic() + 2.0 * period
+        while not self._block_done.wait(period) and worker.is_alive():
+            converting = self._busy or (not p.proc.settings.passthrough and time.monotonic() - p.last_input < period)
+            if not converting and time.monotonic() > deadline:
+                return
 
     def _open_streams(self) -> OpenStreams:
         return open_streams(self.devices, on_input=self._on_input, on_output=self._on_output,
@@ -295,10 +325,13 @@ class Engine(DeviceWatch, LatencyProbing):
                     self._reconnect()
                     continue
                 self._busy = True
+                blocks = self.pipeline.blocks
                 try:
                     worked = self.pipeline.step()
                 finally:
                     self._busy = False
+                if self.pipeline.blocks != blocks:
+                    self._block_done.set()  # blocks done, the worker idles until more input: background's turn
                 self._say_silenced()
                 if not worked:
                     self._wake.wait(0.02)

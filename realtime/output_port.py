@@ -31,6 +31,7 @@ from ..synth.limiter import Limiter, LimiterConfig
 from .drift import DriftConfig, DriftCorrector
 from .resample import StreamResampler
 from .ring_buffer import RingBuffer
+from .sola import fade_windows
 
 FADE = 64  # samples of fade on underflow, re-priming and trims
 _TRIM_AFTER = 3  # periods in a row above the trim level before cutting
@@ -98,7 +99,39 @@ class OutputPort:
     # -- worker side -----------------------------------------------------------------------
 
     def emit(self, audio: np.ndarray) -> None:
-        self._write(self.from_model.process(audio))
+        out = self.from_model.process(audio)
+        if len(self._fade_from):
+            out = self._fade_in_over(out)
+        self._write(out)
+
+    def change_model_rate(self, model_sr: int, future: np.ndarray) -> None:
+        """Worker side, between blocks: the voice's rate changes (another voice). The old resampler
+        plays out what it holds, then `future` (the old voice's next samples, at its rate) is
+        crossfaded into the new voice's first samples, as SOLA does at a same-rate switch."""
+        old = self.from_model
+        self.from_model = StreamResampler(model_sr, self.sr)
+        if not len(future):
+            return
+        tail = np.concatenate([old.process(future), old.flush()])
+        n = min(len(tail), int(round(len(future) * self.sr / old.sr_in)))
+        self._write(tail[: len(tail) - n])  # the old voice up to the switch
+        self._fade_from = tail[len(tail) - n :].astype(np.float32)
+        self._fade_at = 0
+
+    _fade_from = np.zeros(0, np.float32)
+    _fade_at = 0
+
+    def _fade_in_over(self, audio: np.ndarray) -> np.ndarray:
+        """The new voice fades in over the old one's future (across writes, if the first is short)."""
+        fade, at = self._fade_from, self._fade_at
+        fade_in, fade_out = fade_windows(len(fade))
+        k = min(len(audio), len(fade) - at)
+        out = np.array(audio, dtype=np.float32)
+        out[:k] = out[:k] * fade_in[at : at + k] + fade[at : at + k] * fade_out[at : at + k]
+        self._fade_at = at + k
+        if self._fade_at >= len(fade):
+            self._fade_from = np.zeros(0, np.float32)
+        return out
 
     def emit_input(self, audio: np.ndarray) -> None:
         self._write(self.from_input.process(audio))

@@ -139,8 +139,11 @@ class Pipeline:
             self.stage = RingBuffer(4 * proc.input_sr + 2 * proc.block_in)
             self._block = np.zeros(proc.block_in, dtype=np.float32)
         if proc.output_sr != old.output_sr:
-            for port in self.ports:
-                port.from_model = StreamResampler(proc.output_sr, port.sr)
+            # Another rate: each port fades the old voice's future into the new voice's first samples.
+            future, s = old.future(), old.settings
+            self.out.change_model_rate(proc.output_sr, future * gain(s.output_gain_db))
+            if self.mon is not None:
+                self.mon.change_model_rate(proc.output_sr, future * gain(s.monitor_gain_db))
         self.fresh = FRESH_BLOCKS
 
     def step(self) -> bool:

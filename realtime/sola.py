@@ -74,6 +74,10 @@ class SolaCrossfader:
         self._tail[:] = 0.0
         self._has_tail = False
 
+    def future(self) -> np.ndarray:
+        """The stored tail (a copy): where the voice goes next, `crossfade` samples; empty before a block."""
+        return self._tail.copy() if self._has_tail else np.zeros(0, np.float32)
+
     def process(self, infer_wav: np.ndarray, block: int, out: np.ndarray | None = None) -> np.ndarray:
         """Return ``block`` output samples joined onto the previous call's output.
 

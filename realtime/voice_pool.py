@@ -209,9 +209,9 @@ class VoiceSwitcher:
         key = self.pool.key(spec)
         if key is not None and isinstance(current, RVCSource) and self.pool.key_of(current) == key:
             adapters = self._checked(current, spec.adapters, spec.force)
-            self._start(engine, spec.label, lambda: self._adapted(current, adapters, spec.label, key))
+            self._start(engine, spec.label, lambda: self._adapted(current, adapters, spec.label, key), warm=False)
             return "adapters"
-        self._start(engine, spec.label, lambda: self._loaded(spec))
+        self._start(engine, spec.label, lambda: self._loaded(spec), warm=True)
         return "loading"
 
     def set_adapters(self, engine: Any, adapters: Sequence[tuple[str, float]], force: bool = False) -> None:
@@ -221,7 +221,7 @@ class VoiceSwitcher:
             raise UsageError("built-in voices take no adapters")
         loaded = self._checked(current, adapters, force)
         key = self.pool.key_of(current)
-        self._start(engine, current.name, lambda: self._adapted(current, loaded, current.name, key))
+        self._start(engine, current.name, lambda: self._adapted(current, loaded, current.name, key), warm=False)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the background job (tests, shutdown)."""
@@ -244,16 +244,16 @@ class VoiceSwitcher:
     def _loaded(self, spec: VoiceSpec) -> Any:
         return self.pool.source(spec)  # the engine's switch_voice prepares and warms it, off the worker
 
-    def _start(self, engine: Any, label: str, make: Callable[[], Any]) -> None:
+    def _start(self, engine: Any, label: str, make: Callable[[], Any], *, warm: bool) -> None:
         with self._lock:
             self._generation += 1
             generation = self._generation
         self._thread = threading.Thread(
-            target=self._run, args=(engine, label, make, generation), name="rvclora-voice-switch", daemon=True
+            target=self._run, args=(engine, label, make, generation, warm), name="rvclora-voice-switch", daemon=True
         )
         self._thread.start()
 
-    def _run(self, engine: Any, label: str, make: Callable[[], Any], generation: int) -> None:
+    def _run(self, engine: Any, label: str, make: Callable[[], Any], generation: int, warm: bool) -> None:
         with self._loading:
             if generation != self._generation:
                 return  # a newer switch came while this one waited
@@ -268,7 +268,10 @@ class VoiceSwitcher:
                 if generation != self._generation or not engine.running:
                     return
                 self.current = source
-                engine.switch_voice(source)
+            # Outside the lock, so a newer switch is not kept waiting for this one's warm-up (`_loading`
+            # keeps the jobs in order). An adapter copy runs the playing voice's shapes and code
+            # paths, already warm: a warm-up would only compete with the worker.
+            engine.switch_voice(source, warm=warm)
 
 
 __all__ = ["PoolConfig", "VoicePool", "VoiceSpec", "VoiceSwitcher", "file_digest", "load_voice"]
