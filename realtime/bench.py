@@ -22,6 +22,7 @@ import torch
 from ..lora import BaseInfo, model_fingerprint
 from ..synth.configs import official_config
 from ..synth.content_encoder import ContentEncoder
+from ..synth.device import runs_on
 from ..synth.hubert import Hubert, HubertConfig
 from ..synth.pitch import RMVPEPitch
 from ..synth.rmvpe_net import RMVPE
@@ -29,7 +30,6 @@ from ..synth.synthesizer import Synthesizer
 from .block_converter import BlockShape, RVCSource
 from .block_processor import BlockProcessor
 from .settings import EngineSettings
-from .voice_source import runs_on
 
 
 def speechlike(seconds: float, sr: int, seed: int = 0) -> np.ndarray:

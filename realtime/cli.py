@@ -205,7 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_audio_output(args.output_file, overwrite=True)
         check_input_length(args.input_file)  # before the voice loads and the file is decoded whole
     source = _load_source(args)
-    from .voice_source import runs_on
+    from ..synth.device import runs_on
 
     print(f"{getattr(source, 'name', voice)} runs on {runs_on(source)}", file=sys.stderr)
 

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..synth.device import compute_label
 from .settings import EngineSettings
 
 
@@ -66,11 +65,3 @@ class VoiceSource(Protocol):
     def apply_adapters(self, adapters: Sequence[tuple[Any, float]]) -> None:
         """Swap adapters in (already checked). Called between two blocks."""
         ...
-
-
-def runs_on(source: Any) -> str:
-    """What a loaded voice runs on, for the run's first line: "CPU fp32", "CUDA fp16 (…)", "… , ONNX Runtime"."""
-    if not hasattr(source, "device"):
-        return "CPU (built-in voice)"
-    label = compute_label(source.device, source.dtype)
-    return f"{label}, ONNX Runtime" if getattr(source, "backend", "torch") == "onnx" else label

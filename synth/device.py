@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -168,3 +169,11 @@ def set_live_threads(threads: int | None = None) -> int:
     n = threads or live_cpu_threads(os.cpu_count())
     torch.set_num_threads(n)
     return n
+
+
+def runs_on(source: Any) -> str:
+    """What a loaded voice runs on, for the run's first line: "CPU fp32", "CUDA fp16 (…)", "… , ONNX Runtime"."""
+    if not hasattr(source, "device"):
+        return "CPU (built-in voice)"
+    label = compute_label(source.device, source.dtype)
+    return f"{label}, ONNX Runtime" if getattr(source, "backend", "torch") == "onnx" else label

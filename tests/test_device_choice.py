@@ -10,7 +10,6 @@ import torch
 from rvclora.errors import BackendError
 from rvclora.gui.engine_link import EngineLink
 from rvclora.realtime.voice_pool import PoolConfig, VoiceSpec
-from rvclora.realtime.voice_source import runs_on
 from rvclora.synth import device as device_mod
 from rvclora.synth.device import (
     DeviceError,
@@ -19,6 +18,7 @@ from rvclora.synth.device import (
     live_cpu_threads,
     resolve_compute,
     resolve_dtype,
+    runs_on,
     set_live_threads,
 )
 from rvclora.synth.ort_providers import COREML, CPU, CUDA, DML, ROCM, choose_providers
