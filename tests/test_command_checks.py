@@ -16,6 +16,7 @@ import soundfile as sf
 from rvclora.cli.main import export_main, train_main
 from rvclora.cli.main import main as rvclora_main
 from rvclora.realtime.settings import EngineSettings, SettingsError
+from rvclora.synth import audio_io, voice_file
 from rvclora.synth.pitch_options import PITCH_SHIFT_RANGE
 from rvclora.synth.voice_file import load_voice
 from tests.conftest import speech_path
@@ -80,8 +81,16 @@ def no_work(monkeypatch):
     def started(*a, **k):
         raise AssertionError("the command started working before checking its output")
 
-    monkeypatch.setattr("rvclora.synth.audio_io.load_mono", started)
-    monkeypatch.setattr("rvclora.synth.voice_file.load_voice", started)
+    originals = {"load_mono": audio_io.load_mono, "load_voice": voice_file.load_voice}
+    monkeypatch.setattr(audio_io, "load_mono", started)
+    monkeypatch.setattr(voice_file, "load_voice", started)
+    yield
+    # A module first imported during the test bound the stand-in by name (`from … import load_voice`);
+    # put the real function back there too, or later tests in this process would meet the stand-in.
+    for module in list(sys.modules.values()):
+        for name, real in originals.items():
+            if getattr(module, name, None) is started:
+                setattr(module, name, real)
 
 
 # --------------------------------------------------------------------------- convert: output and options first
@@ -179,8 +188,9 @@ def test_run_applies_a_fingerprintless_adapter_only_with_force(models, tmp_path,
     one_line(rc, err, "no base_fingerprint", "--force")
     rc, out, err = rvclora(capsys, *args, "--output-file", tmp_path / "forced.wav", "--force")
     assert rc == 0, err
-    # besides the control-socket line every run prints, exactly the one warning
-    assert [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("control: ")] == [
+    # besides the two lines every run prints (what it runs on, the control socket), exactly the one warning
+    assert [ln for ln in err.splitlines()
+            if ln.strip() and not ln.startswith("control: ") and " runs on " not in ln] == [
         "rvclora: warning: other-tool.safetensors: no base fingerprint, applied unverified because of --force"
     ]
     assert sf.info(tmp_path / "forced.wav").duration == pytest.approx(1.0, abs=0.02)
