@@ -70,7 +70,17 @@ class Clock:
         fn()
 
 
-class SlowIdentity:
+class VoiceStub:
+    """The voice protocol's bookkeeping, doing nothing: simulated voices only convert."""
+
+    def check_settings(self, settings): pass
+    def prepare(self, settings): pass
+    def prepared(self, settings): return True
+    def load_adapters(self, specs, *, force=False): return []
+    def apply_adapters(self, adapters): pass
+
+
+class SlowIdentity(VoiceStub):
     """A voice that returns its input, taking `compute(k)` virtual seconds for block k."""
 
     name = "identity"
@@ -78,11 +88,6 @@ class SlowIdentity:
     def __init__(self, clock: Clock, compute) -> None:
         self.clock, self.compute, self.blocks, self.live = clock, compute, 0, False
 
-    def check_settings(self, settings): pass
-    def prepare(self, settings): pass
-    def prepared(self, settings): return True
-    def load_adapters(self, specs, *, force=False): return []
-    def apply_adapters(self, adapters): pass
 
     def make_converter(self, settings, *, naive=False):
         outer = self

@@ -16,13 +16,14 @@ import pytest
 
 from rvclora.realtime.engine import Engine
 from rvclora.realtime.settings import EngineSettings
+from tests.engine_sim import VoiceStub
 
 SR_IN, SR_OUT = 16000, 48000
 SETTINGS = EngineSettings(block_ms=60, crossfade_ms=20, search_ms=10, buffer_ms=60)
 TONE_HZ = 50.0  # whole periods per block: the old voice is at phase 0 at every block edge
 
 
-class Tone:
+class Tone(VoiceStub):
     """A voice whose output is `0.5·sin(2π f t + phase)` at its own rate (t from its first block)."""
 
     def __init__(self, sr: int, phase: float) -> None:
@@ -32,11 +33,6 @@ class Tone:
     def name(self) -> str:
         return f"tone {self.sr}"
 
-    def check_settings(self, settings): pass
-    def prepare(self, settings): pass
-    def prepared(self, settings): return True
-    def load_adapters(self, specs, *, force=False): return []
-    def apply_adapters(self, adapters): pass
 
     def make_converter(self, settings, *, naive=False):
         voice = self
