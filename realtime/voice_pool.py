@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LibraryError, UsageError
+from ..export.live_manifest import MANIFEST, is_live_set
 from ..synth.content_encoder import load_content_encoder
 from ..synth.device import resolve_device, resolve_dtype
 from .block_converter import (
@@ -103,6 +104,9 @@ class VoicePool:
         if spec.model is None:
             return None
         path = Path(spec.model)
+        if is_live_set(path):
+            # A live set is a folder; its manifest holds the hash of every file in it.
+            path = path / MANIFEST if path.is_dir() else path
         try:
             st = path.stat()
         except OSError:

@@ -276,3 +276,19 @@ def test_spec_is_one_kind_of_voice():
     with pytest.raises(ValueError):
         VoiceSpec(builtin="deep", model="x.pth")
     assert voice_pool.load_voice(VoiceSpec(builtin="deep")).name == "deep"
+
+
+def test_live_set_folders_are_keyed_by_their_manifest(files, tmp_path):
+    # An exported live set is a folder: the pool keys it by its manifest (which holds every
+    # file's hash), so two copies of one set are one voice and a changed set is another.
+    manifest = '{"name": "v", "files": {"synth": {"sha256": "%s"}}}'
+    a, b, c = (tmp_path / n for n in "abc")
+    for folder, digest in ((a, "1" * 64), (b, "1" * 64), (c, "2" * 64)):
+        folder.mkdir()
+        (folder / "live.json").write_text(manifest % digest)
+    pool = _pool(files)
+    key = pool.key(VoiceSpec(model=str(a)))
+    assert key is not None
+    assert pool.key(VoiceSpec(model=str(b))) == key
+    assert pool.key(VoiceSpec(model=str(a / "live.json"))) == key
+    assert pool.key(VoiceSpec(model=str(c))) != key
