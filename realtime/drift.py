@@ -24,19 +24,28 @@ point of the period, where it is inaudible.
 Hand-written because no maintained library does adaptive drop/repeat on a live
 ring; the arithmetic is a few lines and is tested against simulated clocks.
 
-The clock ratio follows from the books: of `read` samples taken from the ring the
-device played `read + net` (net = repeats − drops) while the ring's level moved by
-`Δ`; input-clock samples written were `read + Δ`, so the output clock runs
-`(net − Δ) / (read + Δ)` faster than the input's. Stretches broken by underflows or
-trims are closed and summed separately, so a gap does not distort the estimate.
+The level followed is the whole delay, not the output ring alone: the ring plus the
+input still waiting upstream (captured, queued, or in the block being converted). A
+block that takes longer than the last moves samples from one to the other and leaves
+the sum alone, so compute jitter, a stall or a burst of capture is not taken for drift;
+only the clocks (and gaps, trims and skips, which the port and the pipeline handle)
+move it. The target adds the worker's lag (the whole level less the ring's own: compute time,
+wake-up, capture bursts), a high percentile of it while settling: a steady voice keeps
+the delay it always had, a voice whose blocks take 20 to 60 ms gets the room its slower
+blocks need instead of an underflow for each.
+
+The clock estimate in ppm comes from the devices' own frame counts (`ClockBooks`), not
+from the corrector's edits: it stays true whatever the worker, the ring or the
+corrector do.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-MIN_BOOKS_S = 20.0
-MIN_STRETCH_S = 10.0
+import numpy as np
+
+from .clock_books import ClockBooks
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class DriftConfig:
     stop_frac: float = 0.25  # stop within this share of the start distance
     spacing_s: float = 0.005  # at most one dropped/repeated sample per this long of output
     catch_up_spacing_s: float = 0.002  # … while closing in on the target right after settling
+    lag_quantile: float = 90.0  # the worker's lag kept in the target: this percentile of what settling saw
 
 
 class DriftCorrector:
@@ -66,57 +76,39 @@ class DriftCorrector:
         self.period = 0  # largest device period seen (samples)
         self.held = False  # True while the latency probe runs: no edits, so its bursts keep their spacing
         self.corrections = 0  # samples dropped + repeated, all told
-        # Clock books: closed stretches plus the open one.
-        self._closed_num = 0.0
-        self._closed_den = 0.0
-        self._net = 0
-        self._read = 0
-        self._base = 0.0
+        self.books: ClockBooks | None = None  # the devices' frame counts, where the port keeps them
+        self.lag = 0.0  # the worker's lag in the level while settling (samples), part of the target
         self._settled = False
         self.restart()
 
     def restart(self) -> None:
-        """The stream (re)primed after a gap: settle again, keep the target and the books."""
-        self._close_stretch()
+        """The stream (re)primed after a gap: settle again, keep the target."""
         self._elapsed = 0
         self._sum = 0.0
+        self._lags = np.zeros(4096)  # the worker's lag at each period while settling (first settling only)
+        self._nlags = 0
         self._count = 0
         self._settled = False
         self._catching_up = False
         self.active = 0
 
-    def _close_stretch(self) -> None:
-        # Stretches shorter than MIN_STRETCH_S (a stream that keeps starving) say more about the
-        # gaps than about the clocks: left out of the books.
-        if self._settled and self._read > MIN_STRETCH_S * self.sr:
-            delta = self.level - self._base
-            self._closed_num += self._net - delta
-            self._closed_den += self._read + delta
-        self._net = 0
-        self._read = 0
-
     @property
     def ppm(self) -> float:
-        """Output clock relative to the input's, parts per million (+ = output faster); 0 until
-        MIN_BOOKS_S of settled playback (before that the level's jitter outweighs the drift)."""
-        num, den = self._closed_num, self._closed_den
-        if self._settled and self._read > 0:
-            delta = self.level - self._base
-            num += self._net - delta
-            den += self._read + delta
-        return 1e6 * num / den if den > MIN_BOOKS_S * self.sr else 0.0
+        """Output clock relative to the input's, parts per million (+ = output faster), from the
+        devices' frame counts; 0 until enough time is counted."""
+        return self.books.ppm if self.books is not None else 0.0
 
     @property
     def settled(self) -> bool:
         return self._settled
 
     def shift(self, samples: int) -> None:
-        """The port removed (−) or inserted (+) samples on purpose (a trim): not drift."""
+        """The port removed (−) or inserted (+) samples on purpose (a trim): the level moves at once."""
         self.level += samples
-        self._base += samples
 
-    def plan(self, fill: float, frames: int) -> int:
-        """Before a device period of `frames`: samples to drop (> 0) or repeat (< 0) in it."""
+    def plan(self, fill: float, frames: int, lag: float = 0.0) -> int:
+        """Before a device period of `frames`: samples to drop (> 0) or repeat (< 0) in it. `lag`: how
+        far `fill` is above the ring's own level (the worker's lag; averaged into the target)."""
         c = self.config
         self._elapsed += frames
         self.period = max(self.period, frames)
@@ -125,13 +117,18 @@ class DriftCorrector:
         if not self._settled:
             if self._elapsed > skip:
                 self._sum += fill * frames
+                if self._nlags < len(self._lags):
+                    self._lags[self._nlags] = lag
+                    self._nlags += 1
                 self._count += frames
             if self._elapsed >= skip + (c.settle_s if first else c.resettle_s) * self.sr and self._count:
                 mean = self._sum / self._count
                 self.level = mean
-                self._base = mean
                 if self.target is None:
-                    self.target = float(self.margin + self.period + self.block)
+                    # A high percentile, not the mean: the ring must bridge the slower blocks and the
+                    # later capture bursts too, not only the typical ones.
+                    self.lag = float(np.percentile(self._lags[: self._nlags], c.lag_quantile)) if self._nlags else 0.0
+                    self.target = float(self.margin + self.period + self.block) + self.lag
                 self._settled = True
                 # Settled off target (the port has cut an excess by now): close in to within `stop`, at
                 # the faster rate, so that the delay kept is reached within a second of settling.
@@ -177,8 +174,6 @@ class DriftCorrector:
     def done(self, read: int, net: int) -> None:
         """After the period: `read` samples came from the ring, `net` = repeats − drops."""
         if self._settled:
-            self._read += read
-            self._net += net
             self.corrections += abs(net)
             # The ring holds `net` more samples from now on: the smoothed level takes that at once
             # (else it lags its own edits by `smooth_s` and overshoots the target).

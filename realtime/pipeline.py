@@ -23,6 +23,7 @@ import numpy as np
 
 from ..synth.levels import rms_db
 from .block_processor import BlockProcessor, gain
+from .clock_books import InputCount
 from .drift import DriftConfig
 from .output_port import OutputPort
 from .resample import StreamResampler
@@ -61,6 +62,8 @@ class Pipeline:
         self.stage = RingBuffer(4 * proc.input_sr + 2 * proc.block_in)
         self._chunk = np.zeros(self.in_ring.capacity, dtype=np.float32)
         self._block = np.zeros(proc.block_in, dtype=np.float32)
+        self.input_count = InputCount(self.sr_in, clock)
+        self._in_flight = 0  # converter-rate samples of the block being converted (read from the stage, not yet emitted)
         self.out = self._port(self.sr_out, "output")
         self.mon = self._port(self.sr_mon, "monitor") if self.sr_mon else None
         self.tap: BlockTap | None = None
@@ -88,7 +91,16 @@ class Pipeline:
         s = self.proc.settings
         return OutputPort(sr, model_sr=self.proc.output_sr, input_sr=self.sr_in, margin=s.buffer_ms * sr // 1000,
                           block=s.block_ms * sr // 1000, drift=self.drift_config, name=name, clock=self.clock,
-                          ceiling_db=s.ceiling_db)
+                          ceiling_db=s.ceiling_db, input_count=self.input_count, upstream=self.upstream_s)
+
+    def upstream_s(self) -> float:
+        """Seconds of captured input not yet in the output rings (callback side, read without locks):
+        the input ring, the block being converted, the staging ring, and what the device has
+        captured since its last buffer (so the sum does not jump with capture bursts). The input
+        resampler's hold-back is left out: it is constant, so it is part of the settled target."""
+        conv = self.proc.input_sr
+        return ((self.in_ring.available + self.input_count.pending()) / self.sr_in
+                + (self.stage.available + self._in_flight) / conv)
 
     @property
     def ports(self) -> list[OutputPort]:
@@ -98,6 +110,7 @@ class Pipeline:
 
     def on_input(self, samples: np.ndarray) -> None:
         self.in_ring.write(samples)
+        self.input_count.note(len(samples))
         self.last_input = time.monotonic()
         if len(samples) > self.max_period:
             self.max_period = len(samples)
@@ -169,6 +182,7 @@ class Pipeline:
         self.stage.write(self.to_conv.process(chunk))
         self._skip_stale()
         while self.stage.available >= self.proc.block_in:
+            self._in_flight = self.proc.block_in  # counted upstream until emitted (before the stage drops it)
             self.stage.read_into(self._block)
             self._convert(self._block)
             self._skip_stale()
@@ -208,9 +222,11 @@ class Pipeline:
         if self.recorder is not None:
             self.recorder.add(block, proc.input_sr, out, proc.output_sr,
                               (proc.algorithmic_latency_ms - s.block_ms) / 1000.0)
+        mon = out * gain(s.monitor_gain_db - s.output_gain_db) if self.tap is None else out * 0.0
         self.out.emit(out)
         if self.mon is not None:
-            self.mon.emit(out * gain(s.monitor_gain_db - s.output_gain_db) if self.tap is None else out * 0.0)
+            self.mon.emit(mon)
+        self._in_flight = 0
 
     def percentiles(self) -> tuple[float, float, float]:
         n = min(self.timed, STATS_WINDOW)
