@@ -43,22 +43,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from .clock_books import ClockBooks
+
+LAG_WINDOWS = 10  # the target keeps the second-highest of these windows' peaks: one window with a stall
+# in it does not move it, two slower windows raise it within 5 s, faster ones lower it after 22.5 s
 
 
 @dataclass(frozen=True)
 class DriftConfig:
     settle_skip_s: float = 0.5  # after (re)priming: ignore this long (start-up transients)
-    settle_s: float = 1.5  # then average the level over this long before correcting
+    settle_s: float = 1.4  # then average the level over this long before correcting (2 s after priming in all, less a period)
     resettle_s: float = 0.5  # after a gap, with the target known: average this long, no skip
     smooth_s: float = 0.5  # time constant of the smoothed level
     start_frac: float = 0.125  # start correcting beyond this share of a block (or a quarter of the margin)
     stop_frac: float = 0.25  # stop within this share of the start distance
     spacing_s: float = 0.005  # at most one dropped/repeated sample per this long of output
     catch_up_spacing_s: float = 0.002  # … while closing in on the target right after settling
-    lag_quantile: float = 90.0  # the worker's lag kept in the target: this percentile of what settling saw
+    lag_window_s: float = 2.5  # the upstream queue's peak over each window this long (see LAG_WINDOWS)
 
 
 class DriftCorrector:
@@ -77,7 +78,10 @@ class DriftCorrector:
         self.held = False  # True while the latency probe runs: no edits, so its bursts keep their spacing
         self.corrections = 0  # samples dropped + repeated, all told
         self.books: ClockBooks | None = None  # the devices' frame counts, where the port keeps them
-        self.lag = 0.0  # the worker's lag in the level while settling (samples), part of the target
+        self.lag = 0.0  # the upstream queue's peak kept in the target (samples)
+        self._peak = 0.0  # the upstream queue's peak while settling or over the current window
+        self._windows = [0.0] * LAG_WINDOWS  # its peaks over the last windows
+        self._window_at = 0  # samples played in the current window
         self._settled = False
         self.restart()
 
@@ -85,8 +89,6 @@ class DriftCorrector:
         """The stream (re)primed after a gap: settle again, keep the target."""
         self._elapsed = 0
         self._sum = 0.0
-        self._lags = np.zeros(4096)  # the worker's lag at each period while settling (first settling only)
-        self._nlags = 0
         self._count = 0
         self._settled = False
         self._catching_up = False
@@ -106,9 +108,22 @@ class DriftCorrector:
         """The port removed (−) or inserted (+) samples on purpose (a trim): the level moves at once."""
         self.level += samples
 
-    def plan(self, fill: float, frames: int, lag: float = 0.0) -> int:
-        """Before a device period of `frames`: samples to drop (> 0) or repeat (< 0) in it. `lag`: how
-        far `fill` is above the ring's own level (the worker's lag; averaged into the target)."""
+    def watch(self, upstream: float | None, frames: int) -> None:
+        """Every device period, primed or not (the slowest blocks are those during which the ring runs
+        dry): the part of the level not yet in the ring. None: the level is the ring's own, made
+        continuous, and the target holds a block for the worker's queue."""
+        # More than the pipeline's skip level (a block converting, two waiting and a period) is skipped,
+        # not played late: the ring never has to bridge more.
+        up = float(self.block) if upstream is None else min(upstream, 3.0 * self.block + self.period)
+        if self.target is None:
+            if self._elapsed > self.config.settle_skip_s * self.sr:
+                self._peak = max(self._peak, up)
+            return
+        self._follow_lag(up, frames)
+
+    def plan(self, fill: float, frames: int) -> int:
+        """Before a device period of `frames`: samples to drop (> 0) or repeat (< 0) in it. `fill` is the
+        whole level (see `watch`)."""
         c = self.config
         self._elapsed += frames
         self.period = max(self.period, frames)
@@ -117,18 +132,17 @@ class DriftCorrector:
         if not self._settled:
             if self._elapsed > skip:
                 self._sum += fill * frames
-                if self._nlags < len(self._lags):
-                    self._lags[self._nlags] = lag
-                    self._nlags += 1
                 self._count += frames
             if self._elapsed >= skip + (c.settle_s if first else c.resettle_s) * self.sr and self._count:
                 mean = self._sum / self._count
                 self.level = mean
                 if self.target is None:
-                    # A high percentile, not the mean: the ring must bridge the slower blocks and the
-                    # later capture bursts too, not only the typical ones.
-                    self.lag = float(np.percentile(self._lags[: self._nlags], c.lag_quantile)) if self._nlags else 0.0
-                    self.target = float(self.margin + self.period + self.block) + self.lag
+                    # The peak, not the mean: the ring must bridge the slowest blocks and the latest
+                    # capture bursts too, not only the typical ones.
+                    self.lag = self._peak
+                    self._windows = [self.lag] * LAG_WINDOWS
+                    self.target = float(self.margin + self.period) + self.lag
+                    self._peak = 0.0
                 self._settled = True
                 # Settled off target (the port has cut an excess by now): close in to within `stop`, at
                 # the faster rate, so that the delay kept is reached within a second of settling.
@@ -151,6 +165,31 @@ class DriftCorrector:
             return 0
         spacing = c.catch_up_spacing_s if self._catching_up else c.spacing_s
         return self.active * max(1, int(frames / (spacing * self.sr)))
+
+    def _follow_lag(self, upstream: float, frames: int) -> None:
+        """A voice that gets slower (another voice, another pitch estimator, a busier machine) needs more
+        room, a faster one less: each window's peak joins the last ones, and the second-highest of them
+        moves the target when it has moved by more than the start distance (never for one stall)."""
+        self._peak = max(self._peak, upstream)
+        self._window_at += frames
+        if self._window_at < self.config.lag_window_s * self.sr or self.target is None:
+            return
+        self._windows = self._windows[1:] + [self._peak]
+        self._peak = 0.0
+        self._window_at = 0
+        new = sorted(self._windows)[-2]
+        if abs(new - self.lag) > self.start_band():
+            self.target += new - self.lag
+            self.lag = new
+
+    def reshape(self, block: int) -> None:
+        """A new block length (between blocks): the upstream queue and so the target move by the difference."""
+        diff = max(int(block), 1) - self.block
+        self.block += diff
+        if self.target is not None:
+            self.target += diff
+            self.lag += diff
+            self._windows = [w + diff for w in self._windows]
 
     @property
     def closing_in(self) -> bool:

@@ -162,23 +162,21 @@ class OutputPort:
             self._write_t = self.clock()
             self._wrote = True
 
-    def level(self) -> tuple[float, float]:
-        """(The level the drift corrector follows, the worker's lag in it), samples.
+    def level(self) -> tuple[float, float | None]:
+        """(The level the drift corrector follows, its upstream part), samples.
 
-        The ring's own level, made continuous: its content plus what the input has produced
-        since the last write (at most that write's size), so that it does not jump by whole
-        blocks and the corrector does not chase where the device's periods fall. With the
-        pipeline's queue known, the level is the whole delay instead: the ring plus the input
-        waiting upstream of it (captured, queued or being converted). A slow block moves
-        samples from one to the other and leaves the sum alone, so the corrector follows the
-        delay, not the worker's compute time; the lag is how far the sum is above the ring's
-        continuous level (the worker's compute and wake-up time)."""
+        With the pipeline's queue known, the level is the whole delay: the ring plus the input
+        waiting upstream of it (captured, queued or being converted; see drift.py). A slow block
+        moves samples from one to the other and leaves the sum alone, so the corrector follows the
+        delay, not the worker's compute time. Otherwise (no upstream part): the ring's content plus
+        what the input has produced since the last write (at most that write's size). Both are
+        continuous: they do not jump by whole blocks or bursts, so the corrector does not chase
+        where the device's periods fall."""
+        if self.upstream is not None:
+            up = self.sr * self.upstream()
+            return self.available + up, up
         since = self.sr * (self.clock() - self._write_t)
-        ring = self.available + min(max(since, 0.0), float(self._write_n))
-        if self.upstream is None:
-            return ring, 0.0
-        whole = self.available + self.sr * self.upstream()
-        return whole, whole - ring
+        return self.available + min(max(since, 0.0), float(self._write_n)), None
 
     def set_margin(self, margin: int) -> None:
         """A new safety margin (worker side): the difference is inserted as faded silence or trimmed."""
@@ -245,6 +243,8 @@ class OutputPort:
         ring = self.ring
         if self.books is not None:
             self.books.note(n)
+        fill, upstream = self.level()
+        self.drift.watch(upstream, n)
         if self._wrote and self.primed:
             self.wait_s += 0.1 * (self.clock() - self._write_t - self.wait_s)
         self._wrote = False
@@ -266,8 +266,7 @@ class OutputPort:
             return
         self._check_backlog(n)
         settling = not self.drift.settled
-        fill, lag = self.level()
-        k = self.drift.plan(fill, n, lag)
+        k = self.drift.plan(fill, n)
         if settling and self.drift.settled and self.drift.excess > self.drift.start_band():
             # What the first seconds left above the target (see drift.py): cut at the next period.
             self._pending_trim += int(self.drift.excess)

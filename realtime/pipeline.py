@@ -129,11 +129,8 @@ class Pipeline:
             self.stage.clear()
             self._block = np.zeros(self.proc.block_in, dtype=np.float32)
             for port in self.ports:
-                block = settings.block_ms * port.sr // 1000
-                if port.drift.target is not None:  # the target holds one block on top of the margin
-                    port.drift.target += block - port.block
-                port.block = block
-                port.drift.block = max(port.block, 1)
+                port.block = settings.block_ms * port.sr // 1000
+                port.drift.reshape(port.block)  # the target holds one block on top of the margin
             self.fresh = FRESH_BLOCKS
         if settings.ceiling_db != old.ceiling_db:
             for port in self.ports:
@@ -182,8 +179,8 @@ class Pipeline:
         self.stage.write(self.to_conv.process(chunk))
         self._skip_stale()
         while self.stage.available >= self.proc.block_in:
-            self._in_flight = self.proc.block_in  # counted upstream until emitted (before the stage drops it)
             self.stage.read_into(self._block)
+            self._in_flight = self.proc.block_in  # counted upstream until emitted
             self._convert(self._block)
             self._skip_stale()
             if self.between_blocks is not None:
