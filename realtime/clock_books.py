@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 BIN_S = 1.0  # phase averaged over this much input time before it enters the fit
-STEP_S = 0.02  # a bin this far off the line: a device lost time; start a new segment
+STEP_S = 0.005  # a bin this far off the line: a device lost time (an xrun); start a new segment
 MIN_SPAN_S = 20.0  # fitted time needed before the estimate is shown (before that jitter outweighs drift)
 
 

@@ -45,8 +45,12 @@ from dataclasses import dataclass
 
 from .clock_books import ClockBooks
 
-LAG_WINDOWS = 10  # the target keeps the second-highest of these windows' peaks: one window with a stall
-# in it does not move it, two slower windows raise it within 5 s, faster ones lower it after 22.5 s
+# The room kept for the upstream queue follows its peaks over 2.5 s windows, never for one window alone
+# (a stall): it rises to the second-highest peak of the last RAISE_WINDOWS (two slower windows in 25 s),
+# and falls only to the second-highest of the last LAG_WINDOWS (a minute without them), so the delay
+# does not swing with every slow block that comes and goes.
+LAG_WINDOWS = 24
+RAISE_WINDOWS = 10
 
 
 @dataclass(frozen=True)
@@ -168,8 +172,8 @@ class DriftCorrector:
 
     def _follow_lag(self, upstream: float, frames: int) -> None:
         """A voice that gets slower (another voice, another pitch estimator, a busier machine) needs more
-        room, a faster one less: each window's peak joins the last ones, and the second-highest of them
-        moves the target when it has moved by more than the start distance (never for one stall)."""
+        room, a faster one less (see RAISE_WINDOWS); the target moves when the room moves by more than
+        the start distance."""
         self._peak = max(self._peak, upstream)
         self._window_at += frames
         if self._window_at < self.config.lag_window_s * self.sr or self.target is None:
@@ -177,8 +181,11 @@ class DriftCorrector:
         self._windows = self._windows[1:] + [self._peak]
         self._peak = 0.0
         self._window_at = 0
-        new = sorted(self._windows)[-2]
-        if abs(new - self.lag) > self.start_band():
+        band = self.start_band()
+        new = sorted(self._windows[-RAISE_WINDOWS:])[-2]
+        if new <= self.lag + band:
+            new = sorted(self._windows)[-2]
+        if abs(new - self.lag) > band:
             self.target += new - self.lag
             self.lag = new
 
