@@ -13,7 +13,8 @@ were continuous (the last burst spread over the time until the next is due). Wha
 is jitter, averaged by 1-second bins and a least-squares slope. A device that loses time
 (an xrun, a stalled stream, a reopened device) shifts the phase for good: a bin that jumps
 from the line by more than `STEP_S` starts a new segment, and the slope is pooled over the
-segments (each its own offset), so a jump never tilts the estimate.
+segments (each its own offset), so a jump never tilts the estimate; so does an xrun the
+device reports (`lost`).
 
 Hand-written because the arithmetic is a few running sums a callback can afford; no
 library estimates a clock ratio from two live sample counters.
@@ -27,6 +28,7 @@ from collections.abc import Callable
 BIN_S = 1.0  # phase averaged over this much input time before it enters the fit
 STEP_S = 0.005  # a bin this far off the line: a device lost time (an xrun); start a new segment
 MIN_SPAN_S = 20.0  # fitted time needed before the estimate is shown (before that jitter outweighs drift)
+SKIP_S = 10.0  # input time left out at the start: a sound server sizes its buffers in the first seconds
 
 
 class InputCount:
@@ -63,16 +65,22 @@ class _Fit:
         self.u0, self.x0 = u0, x0
         self.n = 0
         self.su = self.sx = self.suu = self.sux = 0.0
-        self.last_u = u0
+        self.last_u = self.prev_u = u0
 
-    def add(self, u: float, x: float) -> None:
+    def add(self, u: float, x: float, sign: int = 1) -> None:
         du, dx = u - self.u0, x - self.x0
-        self.n += 1
-        self.su += du
-        self.sx += dx
-        self.suu += du * du
-        self.sux += du * dx
-        self.last_u = u
+        self.n += sign
+        self.su += sign * du
+        self.sx += sign * dx
+        self.suu += sign * du * du
+        self.sux += sign * du * dx
+        if sign > 0:
+            self.prev_u, self.last_u = self.last_u, u
+
+    def drop_last(self, u: float, x: float) -> None:
+        """Take back the last point added, (u, x)."""
+        self.add(u, x, -1)
+        self.last_u = self.prev_u
 
     def moments(self) -> tuple[float, float]:
         """(Σ(u−ū)(x−x̄), Σ(u−ū)²) of this segment."""
@@ -96,16 +104,21 @@ class ClockBooks:
         self._closed = (0.0, 0.0, 0.0)  # pooled moments and span of closed segments
         self._fit: _Fit | None = None
         self._bin = (0.0, 0.0, 0, 0.0)  # Σu, Σx, count, first u
-        self._prev: tuple[float, float] | None = None
+        self._prev: list[tuple[float, float]] = []  # the last two bins (u, x)
+        self._lost = False
+
+    def lost(self) -> None:
+        """The device reported an xrun (it lost time): the phase jumps here, start a new segment."""
+        self._lost = True
 
     def note(self, frames: int) -> None:
         """Output callback: the device asks for `frames` more (counted before they are added)."""
         captured = self.source.now()
         played = self.played
         self.played += int(frames)
-        if captured <= 0:  # input not running yet: nothing to compare with
-            return
         u = captured / self.source.sr
+        if u < SKIP_S:  # input not running yet, or its buffers still being sized (a slope, not a step)
+            return
         x = played / self.sr_out - u
         su, sx, k, first = self._bin
         if k == 0:
@@ -118,14 +131,19 @@ class ClockBooks:
         self._add_bin(su / k, sx / k)
 
     def _add_bin(self, u: float, x: float) -> None:
-        prev, self._prev = self._prev, (u, x)
+        prev, self._prev = self._prev, self._prev[-1:] + [(u, x)]
         fit = self._fit
-        if fit is None or prev is None:
+        lost, self._lost = self._lost, False
+        if fit is None or not prev:
             self._fit = _Fit(u, x)
             self._fit.add(u, x)
             return
-        expected = prev[1] + self.ratio * (u - prev[0])
-        if abs(x - expected) > STEP_S:
+        # Against the last bin and the one before: a jump inside a bin shows only in part in that
+        # bin, and in full one bin later.
+        r = self.ratio
+        if lost or any(abs(x - (px + r * (u - pu))) > STEP_S for pu, px in prev):
+            # The last bin may hold part of the jump: it leaves the segment it would tilt.
+            fit.drop_last(*prev[-1])
             sxy, sxx = fit.moments()
             a, b, span = self._closed
             self._closed = (a + sxy, b + sxx, span + fit.span)

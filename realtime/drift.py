@@ -3,40 +3,41 @@
 Two sound cards never run at exactly the same rate: an output clock 100 ppm faster
 than the input's drains its ring by ~5 samples a second at 48 kHz, so over half an
 hour the delay would creep by ~180 ms and then click. The corrector watches the
-ring's fill level, smoothed (the worker writes whole blocks, the device reads small
-periods: the raw level is a sawtooth), against a target: a block on top of one device
-period on top of the safety margin (or of a second period, if that is larger), so
-that when a block arrives the ring still holds the margin beyond the next period. A
-clean start settles within one period below that, depending on where the device's
-periods fall; the device period is known once the stream runs, so the target is set
-when it has settled. The target is not the level the stream happens to settle at:
-that keeps whatever the first seconds left in the ring (a sound server starting
-capture late, a stalled first period; measured on PulseAudio under load: 70 ms to
-760 ms above what the margin asks) in the delay for good, a different delay on every
-start. On settling the port cuts an excess over the target at once (a faded trim)
-and the corrector closes a shortfall to within `stop` at a faster rate (one edit per
-2 ms, a 1 % change of speed, for up to a second); after that, when the smoothed
-level leaves the target by more than `start` it asks the output port to drop (too
-full) or repeat (too empty) single samples until it is back within `stop`
-(hysteresis: no hunting around the target). The port does the edit at the flattest
-point of the period, where it is inaudible.
+level, smoothed, against a target, and asks the output port to drop (too full) or
+repeat (too empty) single samples, which the port does at the flattest point of a
+period, where it is inaudible.
+
+The level is the whole delay, not the output ring alone: the ring plus the input
+still waiting upstream of it (captured, queued, or in the block being converted),
+continuous (it does not jump with blocks or capture bursts). A block that takes
+longer than the last moves samples from one to the other and leaves the sum alone, so
+compute jitter, a stall or a burst of capture is not taken for drift (following the
+ring alone did: each slow block looked like a slow clock, each catch-up like a fast
+one, and the edits starved the ring); only the clocks move it, and the gaps, trims
+and skips that the port and the pipeline make and count.
+
+The target: the upstream queue's peak (a block plus the worker's compute time, more
+with capture bursts and slow blocks) on top of one device period on top of the safety
+margin, so that when the slowest block arrives the ring still holds the margin beyond
+the next period. The peak is watched over 2.5 s windows and the room follows it
+slowly (see LAG_WINDOWS): a steady voice keeps the delay it always had, a voice whose
+blocks take 20 to 90 ms gets the room its slower blocks need instead of an underflow
+for each, and one stall changes nothing. The target is not the level the stream
+happens to settle at: that keeps whatever the first seconds left in the ring (a sound
+server starting capture late, a stalled first period; measured on PulseAudio under
+load: 70 ms to 760 ms above what the margin asks) in the delay for good, a different
+delay on every start. On settling the port cuts an excess over the target at once (a
+faded trim) and the corrector closes a shortfall to within `stop` at a faster rate
+(one edit per 2 ms, a 1 % change of speed, for up to a second); after that, when the
+smoothed level leaves the target by more than `start` it edits until it is back
+within `stop` (hysteresis: no hunting around the target).
+
+The clock estimate in ppm comes from the devices' own frame counts (`ClockBooks`),
+not from the corrector's edits: it stays true whatever the worker, the ring or the
+corrector do.
 
 Hand-written because no maintained library does adaptive drop/repeat on a live
 ring; the arithmetic is a few lines and is tested against simulated clocks.
-
-The level followed is the whole delay, not the output ring alone: the ring plus the
-input still waiting upstream (captured, queued, or in the block being converted). A
-block that takes longer than the last moves samples from one to the other and leaves
-the sum alone, so compute jitter, a stall or a burst of capture is not taken for drift;
-only the clocks (and gaps, trims and skips, which the port and the pipeline handle)
-move it. The target adds the worker's lag (the whole level less the ring's own: compute time,
-wake-up, capture bursts), a high percentile of it while settling: a steady voice keeps
-the delay it always had, a voice whose blocks take 20 to 60 ms gets the room its slower
-blocks need instead of an underflow for each.
-
-The clock estimate in ppm comes from the devices' own frame counts (`ClockBooks`), not
-from the corrector's edits: it stays true whatever the worker, the ring or the
-corrector do.
 """
 
 from __future__ import annotations

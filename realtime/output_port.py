@@ -221,6 +221,11 @@ class OutputPort:
 
     # -- callback side ---------------------------------------------------------------------
 
+    def books_lost(self) -> None:
+        """A device reported an xrun: its clock count jumped, which is not drift."""
+        if self.books is not None:
+            self.books.lost()
+
     _front = np.zeros(0, np.float32)  # a trim's crossfade, played before the ring
 
     @property

@@ -117,6 +117,12 @@ class Pipeline:
         self._input_t = self.clock()
         self._input_n = len(samples)
 
+    def input_xrun(self) -> None:
+        """The input device reported an overflow: it lost time, so each output's clock books jump."""
+        self.input_xruns += 1
+        for port in self.ports:
+            port.books_lost()
+
     # -- worker ------------------------------------------------------------------------------
 
     def apply(self, settings: EngineSettings) -> bool:
