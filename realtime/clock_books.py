@@ -148,8 +148,9 @@ class ClockBooks:
             a, b, span = self._closed
             self._closed = (a + sxy, b + sxx, span + fit.span)
             self.segments += 1
-            self._fit = _Fit(u, x)
-        self._fit.add(u, x)
+            self._prev = [(u, x)]
+            fit = self._fit = _Fit(u, x)
+        fit.add(u, x)
 
     @property
     def ratio(self) -> float:
