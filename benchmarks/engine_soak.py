@@ -8,6 +8,10 @@ test client (one duplex stream) plays quiet noise into that sink and records its
 monitor, with a train of clicks shortly after the start and another before the end.
 So one recording holds each click and, one engine delay later, its echo through the
 engine: their distance is the delay, on one clock, with no stream offsets to calibrate.
+Each echo is looked for within ECHO_SPAN_MS of the median of its train's strongest
+echo-like peaks; a click whose own strongest peak lies farther off (an underflow's
+fade-in, the engine's output of the noise) is counted as "far" instead of widening
+the spread by seconds.
 The clicks are placed on the client's own timeline and the run waits until it has
 played and recorded them (under load a stream loses time to xruns, so clicks placed by
 the wall clock near the end were never played). After each click train the engine's

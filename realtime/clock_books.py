@@ -12,7 +12,9 @@ Capture arrives in bursts (a sound server's fragments): the input count is taken
 were continuous (the last burst spread over the time until the next is due). What is left
 is jitter, averaged by 1-second bins and a least-squares slope. A device that loses time
 (an xrun, a stalled stream, a reopened device) shifts the phase for good: a bin that jumps
-from the line by more than `STEP_S` starts a new segment, and the slope is pooled over the
+from the line (by more than 4 times the segment's scatter about it, at most `STEP_S`:
+a sound server that drops a few milliseconds of a late stream without a word does
+that too) starts a new segment, and the slope is pooled over the
 segments (each its own offset), so a jump never tilts the estimate; so does an xrun the
 device reports (`lost`).
 
@@ -27,6 +29,7 @@ from collections.abc import Callable
 
 BIN_S = 1.0  # phase averaged over this much input time before it enters the fit
 STEP_S = 0.005  # a bin this far off the line: a device lost time (an xrun); start a new segment
+MIN_STEP_S = 0.001  # … or, once the segment's own scatter is known, 4 times that scatter, down to this
 MIN_SPAN_S = 20.0  # fitted time needed before the estimate is shown (before that jitter outweighs drift)
 SKIP_S = 10.0  # input time left out at the start: a sound server sizes its buffers in the first seconds
 
@@ -64,7 +67,7 @@ class _Fit:
     def __init__(self, u0: float, x0: float) -> None:
         self.u0, self.x0 = u0, x0
         self.n = 0
-        self.su = self.sx = self.suu = self.sux = 0.0
+        self.su = self.sx = self.suu = self.sux = self.sxx = 0.0
         self.last_u = self.prev_u = u0
 
     def add(self, u: float, x: float, sign: int = 1) -> None:
@@ -74,6 +77,7 @@ class _Fit:
         self.sx += sign * dx
         self.suu += sign * du * du
         self.sux += sign * du * dx
+        self.sxx += sign * dx * dx
         if sign > 0:
             self.prev_u, self.last_u = self.last_u, u
 
@@ -92,6 +96,15 @@ class _Fit:
     def span(self) -> float:
         return self.last_u - self.u0 if self.n >= 3 else 0.0
 
+    def step(self, young: float = STEP_S) -> float:
+        """How far off its line a new point must be to be a jump: 4 × the scatter about the line once
+        there are points enough to tell, else `young` (what the last segment knew)."""
+        if self.n < 8:
+            return young
+        sxy, suu = self.moments()
+        var = (self.sxx - self.sx * self.sx / self.n - (sxy * sxy / suu if suu > 0 else 0.0)) / (self.n - 2)
+        return min(STEP_S, max(MIN_STEP_S, 4.0 * max(var, 0.0) ** 0.5))
+
 
 class ClockBooks:
     """The output clock against the input's, from device frame counts (see module docstring)."""
@@ -106,6 +119,7 @@ class ClockBooks:
         self._bin = (0.0, 0.0, 0, 0.0)  # Σu, Σx, count, first u
         self._prev: list[tuple[float, float]] = []  # the last two bins (u, x)
         self._lost = False
+        self._step = STEP_S
 
     def lost(self) -> None:
         """The device reported an xrun (it lost time): the phase jumps here, start a new segment."""
@@ -140,17 +154,26 @@ class ClockBooks:
             return
         # Against the last bin and the one before: a jump inside a bin shows only in part in that
         # bin, and in full one bin later.
-        r = self.ratio
-        if lost or any(abs(x - (px + r * (u - pu))) > STEP_S for pu, px in prev):
+        r, step = self._slope(), fit.step(self._step)
+        if lost or any(abs(x - (px + r * (u - pu))) > step for pu, px in prev):
             # The last bin may hold part of the jump: it leaves the segment it would tilt.
             fit.drop_last(*prev[-1])
             sxy, sxx = fit.moments()
             a, b, span = self._closed
             self._closed = (a + sxy, b + sxx, span + fit.span)
             self.segments += 1
+            self._step = step  # a young segment is judged by what this one knew
             self._prev = [(u, x)]
             fit = self._fit = _Fit(u, x)
         fit.add(u, x)
+
+    def _slope(self) -> float:
+        """The pooled slope so far, however little is fitted (to predict the next bin)."""
+        a, b, _ = self._closed
+        if self._fit is not None:
+            sxy, sxx = self._fit.moments()
+            a, b = a + sxy, b + sxx
+        return a / b if b > 0 else 0.0
 
     @property
     def ratio(self) -> float:

@@ -1,7 +1,7 @@
 """Simulated audio devices for the engine: callbacks paced by a virtual clock.
 
 An input device delivers `period` samples every `period / sr` seconds of virtual
-time; each output device asks for `period` samples on its own clock, `ppm` parts
+time (or, with `burst`, that many periods at once, as a sound server delivers capture); each output device asks for `period` samples on its own clock, `ppm` parts
 per million faster or slower than the input's. The engine runs unthreaded: the
 driver calls `Engine.pump()` and, whenever it has nothing to do, advances the clock
 to the next callback. The voice is an identity converter whose compute time is
