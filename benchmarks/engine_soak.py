@@ -232,9 +232,12 @@ def run_one(voice: str, seconds: float, rvc_settings: dict, duplex: bool = True)
             next_line += 60.0
             loads.append(os.getloadavg()[0])
             st = engine.stats
+            out = engine.pipeline.out
+            books = f"seg {out.books.segments} " if out.books is not None else ""
+            room = f"room {1000 * out.drift.lag / out.sr:.0f} ms | "  # the upstream queue's peak the target keeps
             print(f"[{el / 60:5.1f} min] {label:12s} shown {st.latency_ms:6.1f} ms | p50 {st.compute_ms_p50:5.1f} "
                   f"p95 {st.compute_ms_p95:5.1f} ms | underflows {st.underflows} skipped {st.skipped_input} "
-                  f"trimmed {st.trimmed_output} | ppm {st.drift_ppm:+.1f} corr {st.drift_corrections} | "
+                  f"trimmed {st.trimmed_output} | ppm {st.drift_ppm:+.1f} {books}corr {st.drift_corrections} | {room}"
                   f"xruns {st.input_xruns}/{st.output_xruns} client {client.xruns} | {st.state}"
                   f"{' duplex' if st.duplex else ''} | load {loads[-1]:.1f}", flush=True)
         last, shown_last, far_last = click_train(client, engine, 90)
