@@ -8,6 +8,10 @@ test client (one duplex stream) plays quiet noise into that sink and records its
 monitor, with a train of clicks shortly after the start and another before the end.
 So one recording holds each click and, one engine delay later, its echo through the
 engine: their distance is the delay, on one clock, with no stream offsets to calibrate.
+Each echo is looked for within ECHO_SPAN_MS of the median of its train's strongest
+echo-like peaks; a click whose own strongest peak lies farther off (an underflow's
+fade-in, the engine's output of the noise) is counted as "far" instead of widening
+the spread by seconds.
 The clicks are placed on the client's own timeline and the run waits until it has
 played and recorded them (under load a stream loses time to xruns, so clicks placed by
 the wall clock near the end were never played). After each click train the engine's
@@ -51,6 +55,7 @@ SR = 48000
 CLICKS = 10
 CLICK_EVERY_S = 2.5  # room for an echo up to 2.3 s late (a loaded machine's delay) before the next click
 WINDOW_S = CLICK_EVERY_S
+ECHO_SPAN_MS = 150  # an echo is looked for this close to the median of the train's echoes
 
 
 def burst(seed: int) -> np.ndarray:
@@ -114,10 +119,13 @@ class Client:
                 self.buf[s][a - s : z - s] = indata[a - p : z - p, 0]
         self.pos += frames
 
-    def delays_ms(self, starts: list[int]) -> list[float]:
+    def delays_ms(self, starts: list[int]) -> tuple[list[float], int]:
         """For each click: time from the click to its echo through the engine, both found in the
-        one recording of the input sink's monitor (one clock, no offsets)."""
-        out = []
+        one recording of the input sink's monitor (one clock, no offsets). Returns the delays and
+        how many clicks had their strongest echo-like peak far (over ECHO_SPAN_MS) from the others'
+        median: such a peak is something else (an underflow's fade-in, the engine's output of the
+        noise), so each echo is taken within ECHO_SPAN_MS of that median instead."""
+        found = []  # (correlation from the click on, the click's index in it)
         for s in starts:
             rec = self.buf[s].astype(np.float64)
             if not rec.any():
@@ -130,12 +138,21 @@ class Client:
             # The click itself is the strongest (its echo comes back 20 dB down); the client's own
             # capture may lag under load, so it is looked for anywhere in the window.
             direct = int(np.argmax(corr))
-            lo, hi = direct + SR // 25, len(corr)
-            if hi <= lo:
-                continue
-            echo = lo + int(np.argmax(corr[lo:hi]))
-            out.append(1000.0 * (echo - direct) / SR)
-        return out
+            if len(corr) > direct + SR // 25:
+                found.append((corr[direct:], direct))
+        free = [SR // 25 + int(np.argmax(c[SR // 25 :])) for c, _ in found]
+        if not free:
+            return [], 0
+        middle = float(np.median(free))
+        span = int(ECHO_SPAN_MS * SR / 1000)
+        out, far = [], 0
+        for (c, _), lag in zip(found, free):
+            lo, hi = max(SR // 25, int(middle) - span), min(len(c), int(middle) + span)
+            if abs(lag - middle) > span:
+                far += 1
+            if hi > lo:
+                out.append(1000.0 * (lo + int(np.argmax(c[lo:hi]))) / SR)
+        return out, far
 
 
 def probe(engine: Engine, tries: int = 3):
@@ -147,9 +164,10 @@ def probe(engine: Engine, tries: int = 3):
     return m
 
 
-def click_train(client: Client, engine: Engine, timeout: float) -> tuple[list[float], list[float]]:
+def click_train(client: Client, engine: Engine, timeout: float) -> tuple[list[float], list[float], int]:
     """CLICKS clicks from 1 s ahead on the client's timeline; returns (their echo delays, the shown
-    estimate sampled meanwhile). Empty delays when the client could not play them in `timeout`."""
+    estimate sampled meanwhile, how many echoes were far from the others). Empty delays when the
+    client could not play them in `timeout`."""
     starts = client.schedule(1.0)
     shown = []
     deadline = time.monotonic() + timeout
@@ -157,7 +175,8 @@ def click_train(client: Client, engine: Engine, timeout: float) -> tuple[list[fl
         shown.append(engine.stats.latency_ms)
         time.sleep(0.5)
     done = client.wait_past(starts, 0.1)
-    return (client.delays_ms(starts) if done else []), shown
+    delays, far = client.delays_ms(starts) if done else ([], 0)
+    return delays, shown, far
 
 
 def med(v) -> float:
@@ -198,10 +217,11 @@ def run_one(voice: str, seconds: float, rvc_settings: dict, duplex: bool = True)
         while engine.pipeline.out.played == 0 and time.monotonic() - t0 < 20:
             time.sleep(0.1)
         time.sleep(5.0)  # settle (Pulse adjusts its buffers in the first seconds)
-        first, shown_first = click_train(client, engine, 90)
+        first, shown_first, far_first = click_train(client, engine, 90)
         m0 = probe(engine)
         st0 = engine.stats
-        print(f"{label} at start: clicks {med(first):.1f} ms (spread {spread(first):.1f}, {len(first)}), shown "
+        print(f"{label} at start: clicks {med(first):.1f} ms (spread {spread(first):.1f}, {len(first)}, "
+              f"{far_first} far), shown "
               f"{med(shown_first):.1f}; probe: {m0.summary()}", flush=True)
         next_line = 60.0
         while time.monotonic() - t0 < seconds - 40:
@@ -212,12 +232,15 @@ def run_one(voice: str, seconds: float, rvc_settings: dict, duplex: bool = True)
             next_line += 60.0
             loads.append(os.getloadavg()[0])
             st = engine.stats
+            out = engine.pipeline.out
+            books = f"seg {out.books.segments} " if out.books is not None else ""
+            room = f"room {1000 * out.drift.lag / out.sr:.0f} ms | "  # the upstream queue's peak the target keeps
             print(f"[{el / 60:5.1f} min] {label:12s} shown {st.latency_ms:6.1f} ms | p50 {st.compute_ms_p50:5.1f} "
                   f"p95 {st.compute_ms_p95:5.1f} ms | underflows {st.underflows} skipped {st.skipped_input} "
-                  f"trimmed {st.trimmed_output} | ppm {st.drift_ppm:+.1f} corr {st.drift_corrections} | "
+                  f"trimmed {st.trimmed_output} | ppm {st.drift_ppm:+.1f} {books}corr {st.drift_corrections} | {room}"
                   f"xruns {st.input_xruns}/{st.output_xruns} client {client.xruns} | {st.state}"
                   f"{' duplex' if st.duplex else ''} | load {loads[-1]:.1f}", flush=True)
-        last, shown_last = click_train(client, engine, 90)
+        last, shown_last, far_last = click_train(client, engine, 90)
         m1 = probe(engine)
         st = engine.stats
         loads.append(os.getloadavg()[0])
@@ -233,8 +256,8 @@ def run_one(voice: str, seconds: float, rvc_settings: dict, duplex: bool = True)
                     else f"invalid: {m.reason}")
 
         print(f"SUMMARY {label} ({minutes:.1f} min): delay at start: clicks {med(first):.1f} ms (spread {spread(first):.1f}, "
-              f"{len(first)} clicks), probe {verdict(m0)}, shown {med(shown_first):.1f} ms during the clicks; "
-              f"at end: clicks {med(last):.1f} ms (spread {spread(last):.1f}, {len(last)} clicks), probe {verdict(m1)}, "
+              f"{len(first)} clicks, {far_first} far), probe {verdict(m0)}, shown {med(shown_first):.1f} ms during the clicks; "
+              f"at end: clicks {med(last):.1f} ms (spread {spread(last):.1f}, {len(last)} clicks, {far_last} far), probe {verdict(m1)}, "
               f"shown {med(shown_last):.1f} ms", flush=True)
         print(f"SUMMARY {label}: underflows {st.underflows}, skipped {st.skipped_input} samples "
               f"({1000 * st.skipped_input / SR:.0f} ms), trimmed {st.trimmed_output} samples, ppm {st.drift_ppm:+.1f}, "

@@ -3,52 +3,68 @@
 Two sound cards never run at exactly the same rate: an output clock 100 ppm faster
 than the input's drains its ring by ~5 samples a second at 48 kHz, so over half an
 hour the delay would creep by ~180 ms and then click. The corrector watches the
-ring's fill level, smoothed (the worker writes whole blocks, the device reads small
-periods: the raw level is a sawtooth), against a target: a block on top of one device
-period on top of the safety margin (or of a second period, if that is larger), so
-that when a block arrives the ring still holds the margin beyond the next period. A
-clean start settles within one period below that, depending on where the device's
-periods fall; the device period is known once the stream runs, so the target is set
-when it has settled. The target is not the level the stream happens to settle at:
-that keeps whatever the first seconds left in the ring (a sound server starting
-capture late, a stalled first period; measured on PulseAudio under load: 70 ms to
-760 ms above what the margin asks) in the delay for good, a different delay on every
-start. On settling the port cuts an excess over the target at once (a faded trim)
-and the corrector closes a shortfall to within `stop` at a faster rate (one edit per
-2 ms, a 1 % change of speed, for up to a second); after that, when the smoothed
-level leaves the target by more than `start` it asks the output port to drop (too
-full) or repeat (too empty) single samples until it is back within `stop`
-(hysteresis: no hunting around the target). The port does the edit at the flattest
-point of the period, where it is inaudible.
+level, smoothed, against a target, and asks the output port to drop (too full) or
+repeat (too empty) single samples, which the port does at the flattest point of a
+period, where it is inaudible.
+
+The level is the whole delay, not the output ring alone: the ring plus the input
+still waiting upstream of it (captured, queued, or in the block being converted),
+continuous (it does not jump with blocks or capture bursts). A block that takes
+longer than the last moves samples from one to the other and leaves the sum alone, so
+compute jitter, a stall or a burst of capture is not taken for drift (following the
+ring alone did: each slow block looked like a slow clock, each catch-up like a fast
+one, and the edits starved the ring); only the clocks move it, and the gaps, trims
+and skips that the port and the pipeline make and count.
+
+The target: the upstream queue's peak (a block plus the worker's compute time, more
+with capture bursts and slow blocks) on top of one device period on top of the safety
+margin, so that when the slowest block arrives the ring still holds the margin beyond
+the next period. The peak is watched over 2.5 s windows and the room follows it
+slowly (see LAG_WINDOWS): a steady voice keeps the delay it always had, a voice whose
+blocks take 20 to 90 ms gets the room its slower blocks need instead of an underflow
+for each, and one stall changes nothing. The target is not the level the stream
+happens to settle at: that keeps whatever the first seconds left in the ring (a sound
+server starting capture late, a stalled first period; measured on PulseAudio under
+load: 70 ms to 760 ms above what the margin asks) in the delay for good, a different
+delay on every start. On settling the port cuts an excess over the target at once (a
+faded trim) and the corrector closes a shortfall to within `stop` at a faster rate
+(one edit per 2 ms, a 1 % change of speed, for up to a second); after that, when the
+smoothed level leaves the target by more than `start` it edits until it is back
+within `stop` (hysteresis: no hunting around the target).
+
+The clock estimate in ppm comes from the devices' own frame counts (`ClockBooks`),
+not from the corrector's edits: it stays true whatever the worker, the ring or the
+corrector do.
 
 Hand-written because no maintained library does adaptive drop/repeat on a live
 ring; the arithmetic is a few lines and is tested against simulated clocks.
-
-The clock ratio follows from the books: of `read` samples taken from the ring the
-device played `read + net` (net = repeats − drops) while the ring's level moved by
-`Δ`; input-clock samples written were `read + Δ`, so the output clock runs
-`(net − Δ) / (read + Δ)` faster than the input's. Stretches broken by underflows or
-trims are closed and summed separately, so a gap does not distort the estimate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-MIN_BOOKS_S = 20.0
-MIN_STRETCH_S = 10.0
+from .clock_books import ClockBooks
+
+# The room kept for the upstream queue follows its peaks over 2.5 s windows, never for one window alone
+# (a stall): it rises to the second-highest peak of the last RAISE_WINDOWS (two slower windows in 25 s),
+# and falls only to the second-highest of the last LAG_WINDOWS (a minute without them), so the delay
+# does not swing with every slow block that comes and goes.
+LAG_WINDOWS = 24
+RAISE_WINDOWS = 10
 
 
 @dataclass(frozen=True)
 class DriftConfig:
     settle_skip_s: float = 0.5  # after (re)priming: ignore this long (start-up transients)
-    settle_s: float = 1.5  # then average the level over this long before correcting
+    settle_s: float = 1.4  # then average the level over this long before correcting (2 s after priming in all, less a period)
     resettle_s: float = 0.5  # after a gap, with the target known: average this long, no skip
     smooth_s: float = 0.5  # time constant of the smoothed level
     start_frac: float = 0.125  # start correcting beyond this share of a block (or a quarter of the margin)
     stop_frac: float = 0.25  # stop within this share of the start distance
     spacing_s: float = 0.005  # at most one dropped/repeated sample per this long of output
     catch_up_spacing_s: float = 0.002  # … while closing in on the target right after settling
+    lag_window_s: float = 2.5  # the upstream queue's peak over each window this long (see LAG_WINDOWS)
 
 
 class DriftCorrector:
@@ -66,18 +82,16 @@ class DriftCorrector:
         self.period = 0  # largest device period seen (samples)
         self.held = False  # True while the latency probe runs: no edits, so its bursts keep their spacing
         self.corrections = 0  # samples dropped + repeated, all told
-        # Clock books: closed stretches plus the open one.
-        self._closed_num = 0.0
-        self._closed_den = 0.0
-        self._net = 0
-        self._read = 0
-        self._base = 0.0
+        self.books: ClockBooks | None = None  # the devices' frame counts, where the port keeps them
+        self.lag = 0.0  # the upstream queue's peak kept in the target (samples)
+        self._peak = 0.0  # the upstream queue's peak while settling or over the current window
+        self._windows = [0.0] * LAG_WINDOWS  # its peaks over the last windows
+        self._window_at = 0  # samples played in the current window
         self._settled = False
         self.restart()
 
     def restart(self) -> None:
-        """The stream (re)primed after a gap: settle again, keep the target and the books."""
-        self._close_stretch()
+        """The stream (re)primed after a gap: settle again, keep the target."""
         self._elapsed = 0
         self._sum = 0.0
         self._count = 0
@@ -85,38 +99,36 @@ class DriftCorrector:
         self._catching_up = False
         self.active = 0
 
-    def _close_stretch(self) -> None:
-        # Stretches shorter than MIN_STRETCH_S (a stream that keeps starving) say more about the
-        # gaps than about the clocks: left out of the books.
-        if self._settled and self._read > MIN_STRETCH_S * self.sr:
-            delta = self.level - self._base
-            self._closed_num += self._net - delta
-            self._closed_den += self._read + delta
-        self._net = 0
-        self._read = 0
-
     @property
     def ppm(self) -> float:
-        """Output clock relative to the input's, parts per million (+ = output faster); 0 until
-        MIN_BOOKS_S of settled playback (before that the level's jitter outweighs the drift)."""
-        num, den = self._closed_num, self._closed_den
-        if self._settled and self._read > 0:
-            delta = self.level - self._base
-            num += self._net - delta
-            den += self._read + delta
-        return 1e6 * num / den if den > MIN_BOOKS_S * self.sr else 0.0
+        """Output clock relative to the input's, parts per million (+ = output faster), from the
+        devices' frame counts; 0 until enough time is counted."""
+        return self.books.ppm if self.books is not None else 0.0
 
     @property
     def settled(self) -> bool:
         return self._settled
 
     def shift(self, samples: int) -> None:
-        """The port removed (−) or inserted (+) samples on purpose (a trim): not drift."""
+        """The port removed (−) or inserted (+) samples on purpose (a trim): the level moves at once."""
         self.level += samples
-        self._base += samples
+
+    def watch(self, upstream: float | None, frames: int) -> None:
+        """Every device period, primed or not (the slowest blocks are those during which the ring runs
+        dry): the part of the level not yet in the ring. None: the level is the ring's own, made
+        continuous, and the target holds a block for the worker's queue."""
+        # More than the pipeline's skip level (a block converting, two waiting and a period) is skipped,
+        # not played late: the ring never has to bridge more.
+        up = float(self.block) if upstream is None else min(upstream, 3.0 * self.block + self.period)
+        if self.target is None:
+            if self._elapsed > self.config.settle_skip_s * self.sr:
+                self._peak = max(self._peak, up)
+            return
+        self._follow_lag(up, frames)
 
     def plan(self, fill: float, frames: int) -> int:
-        """Before a device period of `frames`: samples to drop (> 0) or repeat (< 0) in it."""
+        """Before a device period of `frames`: samples to drop (> 0) or repeat (< 0) in it. `fill` is the
+        whole level (see `watch`)."""
         c = self.config
         self._elapsed += frames
         self.period = max(self.period, frames)
@@ -129,9 +141,13 @@ class DriftCorrector:
             if self._elapsed >= skip + (c.settle_s if first else c.resettle_s) * self.sr and self._count:
                 mean = self._sum / self._count
                 self.level = mean
-                self._base = mean
                 if self.target is None:
-                    self.target = float(self.margin + self.period + self.block)
+                    # The peak, not the mean: the ring must bridge the slowest blocks and the latest
+                    # capture bursts too, not only the typical ones.
+                    self.lag = self._peak
+                    self._windows = [self.lag] * LAG_WINDOWS
+                    self.target = float(self.margin + self.period) + self.lag
+                    self._peak = 0.0
                 self._settled = True
                 # Settled off target (the port has cut an excess by now): close in to within `stop`, at
                 # the faster rate, so that the delay kept is reached within a second of settling.
@@ -155,6 +171,34 @@ class DriftCorrector:
         spacing = c.catch_up_spacing_s if self._catching_up else c.spacing_s
         return self.active * max(1, int(frames / (spacing * self.sr)))
 
+    def _follow_lag(self, upstream: float, frames: int) -> None:
+        """A voice that gets slower (another voice, another pitch estimator, a busier machine) needs more
+        room, a faster one less (see RAISE_WINDOWS); the target moves when the room moves by more than
+        the start distance."""
+        self._peak = max(self._peak, upstream)
+        self._window_at += frames
+        if self._window_at < self.config.lag_window_s * self.sr or self.target is None:
+            return
+        self._windows = self._windows[1:] + [self._peak]
+        self._peak = 0.0
+        self._window_at = 0
+        band = self.start_band()
+        new = sorted(self._windows[-RAISE_WINDOWS:])[-2]
+        if new <= self.lag + band:
+            new = sorted(self._windows)[-2]
+        if abs(new - self.lag) > band:
+            self.target += new - self.lag
+            self.lag = new
+
+    def reshape(self, block: int) -> None:
+        """A new block length (between blocks): the upstream queue and so the target move by the difference."""
+        diff = max(int(block), 1) - self.block
+        self.block += diff
+        if self.target is not None:
+            self.target += diff
+            self.lag += diff
+            self._windows = [w + diff for w in self._windows]
+
     @property
     def closing_in(self) -> bool:
         """Settled, and still closing in on the target (the delay is not yet the one kept)."""
@@ -177,8 +221,6 @@ class DriftCorrector:
     def done(self, read: int, net: int) -> None:
         """After the period: `read` samples came from the ring, `net` = repeats − drops."""
         if self._settled:
-            self._read += read
-            self._net += net
             self.corrections += abs(net)
             # The ring holds `net` more samples from now on: the smoothed level takes that at once
             # (else it lags its own edits by `smooth_s` and overshoots the target).

@@ -289,7 +289,7 @@ class Engine(DeviceWatch, LatencyProbing):
     def _on_input(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         p = self.pipeline
         if status and status.input_overflow:
-            p.input_xruns += 1
+            p.input_xrun()
         self.delays.note_input(time_info)
         p.on_input(indata[:, 0])
         self._wake.set()
@@ -297,6 +297,7 @@ class Engine(DeviceWatch, LatencyProbing):
     def _on_output(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.output_underflow:
             self._output_xruns += 1
+            self.pipeline.out.books_lost()
         self.delays.note_output(time_info)
         self.pipeline.out.read(outdata[:, 0])
         self._last_output = time.monotonic()
@@ -308,6 +309,7 @@ class Engine(DeviceWatch, LatencyProbing):
     def _on_monitor(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.output_underflow:
             self.pipeline.mon.xruns += 1
+            self.pipeline.mon.books_lost()
         self.pipeline.mon.read(outdata[:, 0])
 
     def _on_finished(self) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..synth.limiter import Limiter, LimiterConfig
+from .clock_books import ClockBooks, InputCount
 from .drift import DriftConfig, DriftCorrector
 from .resample import StreamResampler
 from .ring_buffer import RingBuffer
@@ -62,8 +63,10 @@ class OutputPort:
 
     def __init__(self, sr: int, *, model_sr: int, input_sr: int, margin: int, block: int,
                  drift: DriftConfig = DriftConfig(), name: str = "output",
-                 clock: Callable[[], float] = time.monotonic, ceiling_db: float = -1.0) -> None:
+                 clock: Callable[[], float] = time.monotonic, ceiling_db: float = -1.0,
+                 input_count: InputCount | None = None, upstream: Callable[[], float] | None = None) -> None:
         self.sr = int(sr)
+        self.upstream = upstream  # seconds of input not yet in the ring (the pipeline's queue), if known
         self.limiter = Limiter(self.sr, LimiterConfig(ceiling_db=ceiling_db))
         self._reduction = (0.0, -1e9)  # (deepest gain reduction in dB, when) over the last second
         self.clock = clock
@@ -74,6 +77,8 @@ class OutputPort:
         self.margin = int(margin)
         self.block = int(block)
         self.drift = DriftCorrector(self.sr, self.block, self.margin, drift)
+        self.books = ClockBooks(self.sr, input_count) if input_count is not None else None
+        self.drift.books = self.books
         self.from_model = StreamResampler(model_sr, self.sr)
         self.from_input = StreamResampler(input_sr, self.sr)
         self.primed = False
@@ -157,14 +162,21 @@ class OutputPort:
             self._write_t = self.clock()
             self._wrote = True
 
-    def level(self) -> float:
-        """The fill level as if the writer delivered continuously: the ring's content plus what
-        the input has produced since the last write (at most that write's size). Unlike the
-        raw level, which jumps by whole blocks, this does not depend on where the device's
-        periods fall relative to the worker's blocks, so the drift corrector does not chase
-        that phase."""
+    def level(self) -> tuple[float, float | None]:
+        """(The level the drift corrector follows, its upstream part), samples.
+
+        With the pipeline's queue known, the level is the whole delay: the ring plus the input
+        waiting upstream of it (captured, queued or being converted; see drift.py). A slow block
+        moves samples from one to the other and leaves the sum alone, so the corrector follows the
+        delay, not the worker's compute time. Otherwise (no upstream part): the ring's content plus
+        what the input has produced since the last write (at most that write's size). Both are
+        continuous: they do not jump by whole blocks or bursts, so the corrector does not chase
+        where the device's periods fall."""
+        if self.upstream is not None:
+            up = self.sr * self.upstream()
+            return self.available + up, up
         since = self.sr * (self.clock() - self._write_t)
-        return self.available + min(max(since, 0.0), float(self._write_n))
+        return self.available + min(max(since, 0.0), float(self._write_n)), None
 
     def set_margin(self, margin: int) -> None:
         """A new safety margin (worker side): the difference is inserted as faded silence or trimmed."""
@@ -209,6 +221,11 @@ class OutputPort:
 
     # -- callback side ---------------------------------------------------------------------
 
+    def books_lost(self) -> None:
+        """A device reported an xrun: its clock count jumped, which is not drift."""
+        if self.books is not None:
+            self.books.lost()
+
     _front = np.zeros(0, np.float32)  # a trim's crossfade, played before the ring
 
     @property
@@ -229,6 +246,10 @@ class OutputPort:
         """Fill `out` (1-D, one device period) for the device."""
         n = len(out)
         ring = self.ring
+        if self.books is not None:
+            self.books.note(n)
+        fill, upstream = self.level()
+        self.drift.watch(upstream, n)
         if self._wrote and self.primed:
             self.wait_s += 0.1 * (self.clock() - self._write_t - self.wait_s)
         self._wrote = False
@@ -250,7 +271,7 @@ class OutputPort:
             return
         self._check_backlog(n)
         settling = not self.drift.settled
-        k = self.drift.plan(self.level(), n)
+        k = self.drift.plan(fill, n)
         if settling and self.drift.settled and self.drift.excess > self.drift.start_band():
             # What the first seconds left above the target (see drift.py): cut at the next period.
             self._pending_trim += int(self.drift.excess)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..synth.levels import rms_db
 from .block_processor import BlockProcessor, gain
+from .clock_books import InputCount
 from .drift import DriftConfig
 from .output_port import OutputPort
 from .resample import StreamResampler
@@ -61,6 +62,8 @@ class Pipeline:
         self.stage = RingBuffer(4 * proc.input_sr + 2 * proc.block_in)
         self._chunk = np.zeros(self.in_ring.capacity, dtype=np.float32)
         self._block = np.zeros(proc.block_in, dtype=np.float32)
+        self.input_count = InputCount(self.sr_in, clock)
+        self._in_flight = 0  # converter-rate samples of the block being converted (read from the stage, not yet emitted)
         self.out = self._port(self.sr_out, "output")
         self.mon = self._port(self.sr_mon, "monitor") if self.sr_mon else None
         self.tap: BlockTap | None = None
@@ -88,7 +91,16 @@ class Pipeline:
         s = self.proc.settings
         return OutputPort(sr, model_sr=self.proc.output_sr, input_sr=self.sr_in, margin=s.buffer_ms * sr // 1000,
                           block=s.block_ms * sr // 1000, drift=self.drift_config, name=name, clock=self.clock,
-                          ceiling_db=s.ceiling_db)
+                          ceiling_db=s.ceiling_db, input_count=self.input_count, upstream=self.upstream_s)
+
+    def upstream_s(self) -> float:
+        """Seconds of captured input not yet in the output rings (callback side, read without locks):
+        the input ring, the block being converted, the staging ring, and what the device has
+        captured since its last buffer (so the sum does not jump with capture bursts). The input
+        resampler's hold-back is left out: it is constant, so it is part of the settled target."""
+        conv = self.proc.input_sr
+        return ((self.in_ring.available + self.input_count.pending()) / self.sr_in
+                + (self.stage.available + self._in_flight) / conv)
 
     @property
     def ports(self) -> list[OutputPort]:
@@ -98,11 +110,18 @@ class Pipeline:
 
     def on_input(self, samples: np.ndarray) -> None:
         self.in_ring.write(samples)
+        self.input_count.note(len(samples))
         self.last_input = time.monotonic()
         if len(samples) > self.max_period:
             self.max_period = len(samples)
         self._input_t = self.clock()
         self._input_n = len(samples)
+
+    def input_xrun(self) -> None:
+        """The input device reported an overflow: it lost time, so each output's clock books jump."""
+        self.input_xruns += 1
+        for port in self.ports:
+            port.books_lost()
 
     # -- worker ------------------------------------------------------------------------------
 
@@ -116,11 +135,8 @@ class Pipeline:
             self.stage.clear()
             self._block = np.zeros(self.proc.block_in, dtype=np.float32)
             for port in self.ports:
-                block = settings.block_ms * port.sr // 1000
-                if port.drift.target is not None:  # the target holds one block on top of the margin
-                    port.drift.target += block - port.block
-                port.block = block
-                port.drift.block = max(port.block, 1)
+                port.block = settings.block_ms * port.sr // 1000
+                port.drift.reshape(port.block)  # the target holds one block on top of the margin
             self.fresh = FRESH_BLOCKS
         if settings.ceiling_db != old.ceiling_db:
             for port in self.ports:
@@ -170,6 +186,7 @@ class Pipeline:
         self._skip_stale()
         while self.stage.available >= self.proc.block_in:
             self.stage.read_into(self._block)
+            self._in_flight = self.proc.block_in  # counted upstream until emitted
             self._convert(self._block)
             self._skip_stale()
             if self.between_blocks is not None:
@@ -208,9 +225,11 @@ class Pipeline:
         if self.recorder is not None:
             self.recorder.add(block, proc.input_sr, out, proc.output_sr,
                               (proc.algorithmic_latency_ms - s.block_ms) / 1000.0)
+        mon = out * gain(s.monitor_gain_db - s.output_gain_db) if self.tap is None else out * 0.0
         self.out.emit(out)
         if self.mon is not None:
-            self.mon.emit(out * gain(s.monitor_gain_db - s.output_gain_db) if self.tap is None else out * 0.0)
+            self.mon.emit(mon)
+        self._in_flight = 0
 
     def percentiles(self) -> tuple[float, float, float]:
         n = min(self.timed, STATS_WINDOW)

@@ -1,7 +1,7 @@
 """Simulated audio devices for the engine: callbacks paced by a virtual clock.
 
 An input device delivers `period` samples every `period / sr` seconds of virtual
-time; each output device asks for `period` samples on its own clock, `ppm` parts
+time (or, with `burst`, that many periods at once, as a sound server delivers capture); each output device asks for `period` samples on its own clock, `ppm` parts
 per million faster or slower than the input's. The engine runs unthreaded: the
 driver calls `Engine.pump()` and, whenever it has nothing to do, advances the clock
 to the next callback. The voice is an identity converter whose compute time is
@@ -128,7 +128,7 @@ class Output:
 class Sim:
     def __init__(self, settings: EngineSettings, *, out_ppm: float, mon_ppm: float | None = None,
                  compute=lambda k: 0.02, period: int = 320, window_every_s: float = 1.0,
-                 loop_s: float | None = None, seconds: float = 60.0) -> None:
+                 loop_s: float | None = None, seconds: float = 60.0, burst: int = 1) -> None:
         self.clock = Clock()
         # Loopback: the main output reaches the input `loop_s` later (a cable with a known delay).
         self.loop_s = loop_s or 0.0
@@ -141,6 +141,7 @@ class Sim:
                                        clock=lambda: self.clock.t)
         self.source.live = True
         self.period = period
+        self.burst = max(int(burst), 1)  # capture delivered `burst` periods at a time (a sound server's fragments)
         self.window_every = window_every_s
         self.fed = 0
         self.clock.at(period / SR, self._input)
@@ -152,16 +153,16 @@ class Sim:
         self.next_window = [0.0] * len(self.outputs)
 
     def _input(self) -> None:
-        n = self.fed
-        idx = np.arange(n, n + self.period) % len(self.table)
+        n, size = self.fed, self.period * self.burst
+        idx = np.arange(n, n + size) % len(self.table)
         x = self.table[idx]
         if self.loop is not None:  # what the main output played `loop_s` ago comes back (over quiet noise)
-            x = 0.1 * x + self.loop[n : n + self.period]
-        # Like a device's time info: the buffer's first sample was captured one period ago.
-        self.engine.delays.note_input(TimeInfo(self.clock.t + 1.0, self.clock.t + 1.0 - self.period / SR))
+            x = 0.1 * x + self.loop[n : n + size]
+        # Like a device's time info: the buffer's first sample was captured `size` samples ago.
+        self.engine.delays.note_input(TimeInfo(self.clock.t + 1.0, self.clock.t + 1.0 - size / SR))
         self.pipe.on_input(x)
-        self.fed += self.period
-        self.clock.at((self.fed + self.period) / SR, self._input)
+        self.fed += size
+        self.clock.at((self.fed + size) / SR, self._input)
 
     def _output(self, o: Output) -> None:
         buf = np.zeros(o.period, np.float32)
