@@ -27,6 +27,7 @@ import torch
 
 from ..synth.constants import HOP_16K, SR_16K
 from ..synth.features import blend_with_index, to_synth_frames
+from ..synth.heap import retain_freed_memory
 from ..synth.index import apply_protect
 from ..synth.pitch import f0_to_coarse_torch, shift_f0
 from .pitch_cache import PitchCache
@@ -97,6 +98,8 @@ class RVCBlockConverter:
         self.source = source
         self.shape = shape
         self.naive = naive
+        # Each block frees and reallocates the same large tensors: keep their pages mapped.
+        retain_freed_memory()
         self.output_sr = source.sr
         self.hop = source.sr // 100  # output samples per synthesizer frame
         dev = source.device
