@@ -60,34 +60,25 @@ class _Packed:
 
 class PackedLinear(_Packed, nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.__dict__.get("_packing_failed") or not _plain_cpu_fp32(self.weight, x):
+        if not _plain_cpu_fp32(self.weight, x):
             return F.linear(x, self.weight, self.bias)
         rows = max(1, x.numel() // max(1, x.shape[-1]))
-        try:
-            w = _packed(self, lambda w: torch.ops.mkldnn._reorder_linear_weight(w, rows))
-            return torch.ops.mkldnn._linear_pointwise(x.contiguous(), w, self.bias, "none", [], "")
-        except RuntimeError:  # a oneDNN build that cannot run this layer (some ARM builds): plain from now on
-            self.__dict__["_packing_failed"] = True
-            return F.linear(x, self.weight, self.bias)
+        w = _packed(self, lambda w: torch.ops.mkldnn._reorder_linear_weight(w, rows))
+        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), w, self.bias, "none", [], "")
 
 
 class PackedConv1d(_Packed, nn.Conv1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (self.__dict__.get("_packing_failed") or not _plain_cpu_fp32(self.weight, x) or x.dim() != 3
-                or self.padding_mode != "zeros" or isinstance(self.padding, str)
-                or x.shape[1] * x.shape[2] <= CONV_MIN_VALUES):
+        if (not _plain_cpu_fp32(self.weight, x) or x.dim() != 3 or self.padding_mode != "zeros"
+                or isinstance(self.padding, str) or x.shape[1] * x.shape[2] <= CONV_MIN_VALUES):
             return super().forward(x)
         # As a conv2d of height 1: oneDNN's packed conv takes 2-d and 3-d convolutions.
         pad, stride, dil = [0, self.padding[0]], [1, self.stride[0]], [1, self.dilation[0]]
         shape = [x.shape[0], x.shape[1], 1, x.shape[2]]
-        try:
-            w = _packed(self, lambda w: torch.ops.mkldnn._reorder_convolution_weight(
-                w.unsqueeze(2), pad, stride, dil, self.groups, shape))
-            y = torch.ops.mkldnn._convolution_pointwise(
-                x.contiguous().unsqueeze(2), w, self.bias, pad, stride, dil, self.groups, "none", [], "")
-        except RuntimeError:  # a oneDNN build that cannot run this layer: plain from now on
-            self.__dict__["_packing_failed"] = True
-            return super().forward(x)
+        w = _packed(self, lambda w: torch.ops.mkldnn._reorder_convolution_weight(
+            w.unsqueeze(2), pad, stride, dil, self.groups, shape))
+        y = torch.ops.mkldnn._convolution_pointwise(
+            x.contiguous().unsqueeze(2), w, self.bias, pad, stride, dil, self.groups, "none", [], "")
         return y.squeeze(2)
 
 

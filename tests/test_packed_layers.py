@@ -87,19 +87,3 @@ def test_the_live_converter_packs_cpu_models():
     RVCBlockConverter(Source(), BlockShape(960, 480, 160, 16000))  # type: ignore[arg-type]
     assert isinstance(enc.model.layers[0].fc1, PackedLinear)
     assert isinstance(synth.dec.conv_pre, PackedConv1d)
-
-
-def test_a_build_whose_onednn_refuses_a_layer_falls_back_to_the_plain_op(monkeypatch):
-    lin, conv = torch.nn.Linear(96, 160), torch.nn.Conv1d(64, 48, 7, padding=3)
-    ref_lin, ref_conv = copy.deepcopy(lin), copy.deepcopy(conv)
-    pack_layers(torch.nn.Sequential(lin, conv))
-
-    def refuse(*args, **kwargs):
-        raise RuntimeError("mkldnn: unsupported on this platform")
-
-    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_linear_weight", refuse)
-    monkeypatch.setattr(torch.ops.mkldnn, "_reorder_convolution_weight", refuse)
-    x, xc = torch.randn(1, 50, 96), torch.randn(1, 64, 1000)
-    with torch.inference_mode():
-        for _ in range(2):
-            assert torch.equal(lin(x), ref_lin(x)) and torch.equal(conv(xc), ref_conv(xc))
