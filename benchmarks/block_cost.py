@@ -5,8 +5,8 @@ search 10, pm pitch), one torch thread: the tiny random-weight voice the soak us
 (tests/rvc_fixtures.py + tests/hubert_fixtures.py) and a full-size random-weight v2 40k
 voice with HuBERT-base (`rvclora bench --random-model`). Each measurement runs in its own
 child process, converting blocks in a worker thread as the engine does; "before" turns
-`retain_freed_memory` (glibc's default heap) and `pack_layers` (the content encoder's
-and synthesizer's plain linear and conv layers) off; "after" is the code as it ships. The
+`retain_freed_memory` (glibc's default heap) and `pack_linears` (the content encoder's
+plain `nn.Linear` layers) off; "after" is the code as it ships. The
 variants alternate round by round so a loaded machine slows both alike.
 
 Per block it records wall time, the worker thread's CPU time (what a loaded machine's
@@ -54,9 +54,9 @@ def build_source(voice: str, tmp: Path):
 def child(voice: str, variant: str, blocks: int, warmup: int, stage_blocks: int) -> dict:
     """One measurement: `blocks` timed blocks after `warmup`, in a worker thread."""
     torch.set_num_threads(1)
-    if variant == "before":  # glibc's default heap, and plain linear/conv layers
+    if variant == "before":  # glibc's default heap, and the encoder's plain nn.Linear layers
         rvc_converter.retain_freed_memory = lambda: False  # type: ignore[attr-defined]
-        rvc_converter.pack_layers = lambda *a, **k: 0  # type: ignore[attr-defined]
+        rvc_converter.pack_linears = lambda *a, **k: 0  # type: ignore[attr-defined]
     settings = EngineSettings(f0_method="pm")
     with tempfile.TemporaryDirectory() as tmp:
         source = build_source(voice, Path(tmp))

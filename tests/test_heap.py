@@ -50,7 +50,7 @@ def test_the_rvc_converter_turns_it_on(monkeypatch):
     monkeypatch.setattr(rvc_converter, "retain_freed_memory", lambda: calls.append(1) or True)
 
     class Source:  # only what the constructor reads
-        sr, device, encoder, synth = 40000, torch.device("cpu"), None, None
+        sr, device, encoder = 40000, torch.device("cpu"), None
 
     RVCBlockConverter(Source(), BlockShape(960, 480, 160, 16000))  # type: ignore[arg-type]
     assert calls == [1]
