@@ -29,7 +29,6 @@ from ..synth.constants import HOP_16K, SR_16K
 from ..synth.features import blend_with_index, to_synth_frames
 from ..synth.heap import retain_freed_memory
 from ..synth.index import apply_protect
-from ..synth.packed_linear import pack_linears
 from ..synth.pitch import f0_to_coarse_torch, shift_f0
 from .pitch_cache import PitchCache
 from .pitch_shape import AutoPitch, autotune
@@ -101,9 +100,6 @@ class RVCBlockConverter:
         self.naive = naive
         # Each block frees and reallocates the same large tensors: keep their pages mapped.
         retain_freed_memory()
-        if isinstance(source.encoder, torch.nn.Module) and source.device.type == "cpu":
-            # Most of a CPU block is the encoder's linears: pack their weights once (idempotent).
-            pack_linears(source.encoder, rows=shape.window // (2 * HOP_16K))
         self.output_sr = source.sr
         self.hop = source.sr // 100  # output samples per synthesizer frame
         dev = source.device
