@@ -30,7 +30,7 @@ from ..errors import AudioDeviceError
 from . import libpulse as pa
 
 OPEN_TIMEOUT_S = 5.0  # a server that does not answer (paused, wedged) within this is refused
-_TARGET_S = {"low": 0.02, "high": 0.04}  # the server's whole buffer for sounddevice's latency names
+_TARGET_S = {"low": 0.02, "high": 0.05}  # the server's whole buffer for sounddevice's latency names
 _PERIODS = 4  # a target buffer is topped up in this many requests
 
 
