@@ -86,9 +86,11 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
 def load() -> ctypes.CDLL:
     """libpulse with its signatures declared (loaded once per process); raises LibpulseMissing.
     A CDLL releases the interpreter lock during each call, so a callback can take it meanwhile."""
-    name = ctypes.util.find_library("pulse") or "libpulse.so.0"
     try:
-        lib = ctypes.CDLL(name)
+        try:
+            lib = ctypes.CDLL("libpulse.so.0")  # Linux: no ldconfig subprocess as find_library runs
+        except OSError:
+            lib = ctypes.CDLL(ctypes.util.find_library("pulse") or "libpulse.so.0")
         for fn, (restype, argtypes) in _SIGNATURES.items():
             f = getattr(lib, fn)
             f.restype, f.argtypes = restype, argtypes

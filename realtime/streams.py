@@ -153,12 +153,13 @@ def resolve(devices: EngineDevices) -> tuple[AudioDevice, AudioDevice, AudioDevi
 
 
 def output_stream(dev: AudioDevice, samplerate: int, latency: str | float, callback: Callable[..., None],
-                  on_finished: Callable[[], None]) -> Any:
+                  on_finished: Callable[[], None], name: str = "rvclora output") -> Any:
     """A playback stream on `dev`: pinned (our libpulse stream) on a Pulse sink, else PortAudio's.
     Raises PulsePlaybackError when the sink refuses; sd.PortAudioError / ValueError from PortAudio."""
     if dev.pulse and libpulse.available():
         try:
-            return PulsePlayback(dev.pulse, samplerate, callback, latency=latency, finished_callback=on_finished)
+            return PulsePlayback(dev.pulse, samplerate, callback, latency=latency, finished_callback=on_finished,
+                                 name=name)
         except PulsePlaybackError:
             raise
         except AudioDeviceError:
@@ -207,7 +208,7 @@ def open_streams(
             streams.append(output_stream(out, sr_out, d.latency, on_output, on_finished))
         if mon is not None:
             current = mon
-            streams.append(output_stream(mon, sr_mon, d.latency, on_monitor, on_finished))
+            streams.append(output_stream(mon, sr_mon, d.latency, on_monitor, on_finished, "rvclora monitor"))
     except (sd.PortAudioError, ValueError, PulsePlaybackError) as e:
         for s in streams:
             s.close()

@@ -131,6 +131,26 @@ def test_pulse_sinks_get_the_pinned_stream_and_portaudio_stays_without_libpulse_
         _unload(pulse, "pp_pick")
 
 
+def test_the_engine_opens_pinned_streams_for_its_output_and_monitor(pulse):  # noqa: F811
+    """Output and monitor on Pulse sinks are both pinned streams; capture stays PortAudio's; the
+    devices' delay the latency estimate starts from is the streams' own figures."""
+    _null_sink(pulse, "pp_main")
+    _null_sink(pulse, "pp_mon")
+    _reinit_portaudio()
+    def noop(*_a):
+        return None
+    opened = streams.open_streams(streams.EngineDevices(input="vmic", output="pp_main", monitor="pp_mon"),
+                                  on_input=noop, on_output=noop, on_duplex=noop, on_monitor=noop, on_finished=noop)
+    try:
+        assert [type(s) for s in opened.streams] == [sd.InputStream, PulsePlayback, PulsePlayback]
+        assert [s.sink for s in opened.streams[1:]] == ["pp_main", "pp_mon"] and not opened.duplex
+        assert 0 < opened.device_ms < 500
+    finally:
+        opened.close()
+        _unload(pulse, "pp_main")
+        _unload(pulse, "pp_mon")
+
+
 def test_target_buffer_follows_the_latency_setting():
     assert target_seconds("low") < target_seconds("high") == target_seconds("auto")
     assert target_seconds(0.08) == 0.08 and target_seconds(0.0) == 0.005 and target_seconds(9.0) == 2.0
