@@ -8,8 +8,10 @@
 
 Why a guard: when a sink vanishes (unplugged, module unloaded, the virtual mic
 removed) the server moves every stream on it to the default sink, the user's
-speakers, and the stream plays on there. A stream cannot be opened unmovable through
-ALSA's pulse plugin, so the guard watches the server's stream events and mutes any
+speakers, and the stream plays on there. The engine's playback on a Pulse sink is its
+own unmovable stream (`pulse_playback`), which the server ends instead; the guard is
+for what still goes through PortAudio (capture, and playback where libpulse cannot be
+used). A stream cannot be opened unmovable through ALSA's pulse plugin, so the guard watches the server's stream events and mutes any
 stream of this process that lands on another sink than the one it was opened on
 (measured on the test server: about 10 ms after the move, before the default sink
 rendered any of it), then tells its owner, which closes the streams and waits for

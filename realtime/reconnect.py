@@ -85,6 +85,8 @@ class DeviceWatch:
         # stream PortAudio no longer calls active, is a lost device.
         if self._open is None or self.pipeline is None or self.pipeline.out.played == 0:
             return  # not before audio flowed once: Pulse may take ~2 s to start a stream
+        if self._lost is not None:
+            return  # a stream already said why (its sink is gone): keep that reason
         now = time.monotonic()
         limit = max(WATCHDOG_S, 4 * self._settings.block_ms / 1000)
         quiet_in = now - self.pipeline.last_input

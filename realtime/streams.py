@@ -15,6 +15,10 @@ while separate streams drained the same backlog within a second and held 5–15 
 Both directions run on the server's one clock anyway, so the drift corrector has
 nothing to correct there.
 
+On a Pulse sink (the virtual mic's included) each output is our own libpulse stream
+(`pulse_playback.PulsePlayback`), connected so that the server ends it rather than move it
+to the speakers when the sink goes; without libpulse or a server answering it, PortAudio's.
+
 A device that refuses to open gets a one-line reason and what to try (busy, rate,
 channels, permission, missing) instead of PortAudio's error code.
 """
@@ -27,8 +31,10 @@ from typing import Any
 
 import sounddevice as sd
 
-from . import pulse
+from ..errors import AudioDeviceError
+from . import libpulse, pulse
 from .devices import AudioDevice, DeviceError, find_device
+from .pulse_playback import PulsePlayback, PulsePlaybackError
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,8 @@ class OpenStreams:
         """Start the streams; with `on_moved`, pin those on named Pulse sinks/sources there (see
         `pulse.StreamGuard`): a stream the server moves elsewhere is muted and reported."""
         for s in self.streams:
+            if isinstance(s, PulsePlayback) and on_moved is not None:
+                s.on_gone = on_moved  # the sink went: the server ended the stream (it never moves it)
             s.start()
         sinks = {d.pulse for d in (self.output, self.monitor) if d is not None and d.pulse}
         sources = {self.input.pulse} if self.input.pulse else set()
@@ -142,6 +150,24 @@ def resolve(devices: EngineDevices) -> tuple[AudioDevice, AudioDevice, AudioDevi
     out = find_device(devices.output, "output")
     mon = find_device(devices.monitor, "output") if devices.monitor is not None else None
     return inp, out, mon
+
+
+def output_stream(dev: AudioDevice, samplerate: int, latency: str | float, callback: Callable[..., None],
+                  on_finished: Callable[[], None], name: str = "rvclora output") -> Any:
+    """A playback stream on `dev`: pinned (our libpulse stream) on a Pulse sink, else PortAudio's.
+    Raises PulsePlaybackError when the sink refuses; sd.PortAudioError / ValueError from PortAudio."""
+    if dev.pulse and libpulse.available():
+        try:
+            return PulsePlayback(dev.pulse, samplerate, callback, latency=latency, finished_callback=on_finished,
+                                 name=name)
+        except PulsePlaybackError:
+            raise
+        except AudioDeviceError:
+            pass  # no server answers our client: PortAudio's path, as without libpulse
+    with pulse.stream_env(sink=dev.pulse):
+        return sd.OutputStream(device=dev.index, samplerate=samplerate, channels=1, dtype="float32",
+                               latency=stream_latency(latency, dev.hostapi), callback=callback,
+                               finished_callback=on_finished)
 
 
 def open_streams(
@@ -174,20 +200,16 @@ def open_streams(
                                          latency=stream_latency(d.latency, out.hostapi), callback=on_duplex,
                                          finished_callback=on_finished))
         else:
-            plan = [(sd.InputStream, inp, "input", sr_in, on_input), (sd.OutputStream, out, "output", sr_out, on_output)]
-            for cls, dev, kind, sr, callback in plan:
-                current = dev
-                with pulse.stream_env(**{"sink" if kind == "output" else "source": dev.pulse}):
-                    streams.append(cls(device=dev.index, samplerate=sr, channels=1, dtype="float32",
-                                       latency=stream_latency(d.latency, dev.hostapi), callback=callback,
-                                       finished_callback=on_finished))
+            with pulse.stream_env(source=inp.pulse):
+                streams.append(sd.InputStream(device=inp.index, samplerate=sr_in, channels=1, dtype="float32",
+                                              latency=stream_latency(d.latency, inp.hostapi), callback=on_input,
+                                              finished_callback=on_finished))
+            current = out
+            streams.append(output_stream(out, sr_out, d.latency, on_output, on_finished))
         if mon is not None:
             current = mon
-            with pulse.stream_env(sink=mon.pulse):
-                streams.append(sd.OutputStream(device=mon.index, samplerate=sr_mon, channels=1, dtype="float32",
-                                               latency=stream_latency(d.latency, mon.hostapi), callback=on_monitor,
-                                               finished_callback=on_finished))
-    except (sd.PortAudioError, ValueError) as e:
+            streams.append(output_stream(mon, sr_mon, d.latency, on_monitor, on_finished, "rvclora monitor"))
+    except (sd.PortAudioError, ValueError, PulsePlaybackError) as e:
         for s in streams:
             s.close()
         raise refusal(current, e) from None

@@ -1,6 +1,6 @@
 """The engine's output stays on the sink the user chose: when that sink (or the virtual mic) is
-removed mid-stream, the sound server moves the stream to the default sink (the speakers); at
-most the few milliseconds it rendered before the engine muted the stream may be heard there.
+removed mid-stream, nothing of it is heard on the default sink (the speakers): the engine's
+playback stream is its own libpulse stream, which the server ends instead of moving it there.
 Uses the private server of tests/pulse_audio.py, whose default sink ``vsink`` stands for the
 speakers: its monitor is recorded for the whole test."""
 
@@ -21,7 +21,6 @@ from rvclora.realtime.virtual_mic import create_virtual_mic, remove_virtual_mic
 from tests.pulse_audio import _reinit_portaudio, pulse  # noqa: F401
 
 SILENT = 1e-3  # -60 dBFS: the loudest sample on the default sink that counts as "nothing of ours"
-LEAK_MS = 60.0  # the most of our output the default sink may play (samples above SILENT)
 
 
 def _wait(cond, timeout: float) -> float:
@@ -124,23 +123,24 @@ def test_removed_output_is_never_heard_on_the_default_sink(pulse, target):  # no
         assert engine.state == "reconnecting" and engine.running
         add()
         played = engine.pipeline.out.played
-        back = _wait(lambda: engine.state == "running" and engine.pipeline.out.played > played + 48000, 15)
+        back = _wait(lambda: engine.state == "running", 15)  # reopened on the device (asserted ≤ 5 s below)
+        _wait(lambda: engine.pipeline.out.played > played + 48000, 15)
         own = Recorder(name + ".monitor")
         time.sleep(1.0)
         own.close()
         time.sleep(0.3)
         leaked = speakers.audio()[heard:]
-        assert len(leaked) > 48000 * (1.5 + back) * 0.8, len(leaked)  # the recording covered the fault
-        leaked_ms = float(np.sum(np.abs(leaked) > SILENT)) / 48
-        # Through ALSA's pulse plugin a stream cannot be opened unmovable: the guard mutes it ~10 ms
-        # after the server moved it, and what the default sink rendered ahead before that is heard
-        # (measured 0-37 ms here; without the guard the voice played there until a check 1-2 s later).
-        assert leaked_ms <= LEAK_MS, f"{leaked_ms:.1f} ms of our output reached the default sink"
+        assert len(leaked) > 48000 * (2.5 + back) * 0.8, len(leaked)  # the recording covered the fault
+        loud = int(np.sum(np.abs(leaked) > SILENT))
+        # Through ALSA's pulse plugin (PortAudio's stream) the server moved the stream here and 0-37 ms
+        # of the voice played before the engine could mute it; a stream that cannot move plays nothing.
+        assert loud == 0, f"{loud / 48:.1f} ms of our output reached the default sink"
+        assert back <= 5.0, back
         resumed = own.audio()
         assert len(resumed) > 24000 and np.sqrt(np.mean(resumed[-24000:] ** 2)) > 0.01
         events = engine.drain_events()
         told = [e.message for e in events if e.kind == "reconnecting"]
-        assert len(told) == 1 and "vanished" in told[0] and "\n" not in told[0], told
+        assert len(told) == 1 and f"output device {name!r} is gone" in told[0] and "\n" not in told[0], told
         assert not [e for e in events if e.kind == "error"]
     finally:
         engine.stop()
