@@ -1,11 +1,11 @@
-"""Per-block compute of the RVC voice path, before and after the heap change, in one run.
+"""Per-block compute of the RVC voice path, before and after its CPU cuts, in one run.
 
 Two voices at the default live settings (60 ms block, 1000 ms context, crossfade 30,
 search 10, pm pitch), one torch thread: the tiny random-weight voice the soak uses
 (tests/rvc_fixtures.py + tests/hubert_fixtures.py) and a full-size random-weight v2 40k
 voice with HuBERT-base (`rvclora bench --random-model`). Each measurement runs in its own
 child process, converting blocks in a worker thread as the engine does; "before" turns
-`retain_freed_memory` off (glibc's default heap), "after" is the code as it ships. The
+`retain_freed_memory` off (glibc's default heap); "after" is the code as it ships. The
 variants alternate round by round so a loaded machine slows both alike.
 
 Per block it records wall time, the worker thread's CPU time (what a loaded machine's
@@ -30,17 +30,21 @@ from pathlib import Path
 
 import _repo  # noqa: F401 — puts the repository root on sys.path for `tests`
 import numpy as np
+import torch
+
+from rvclora.realtime import rvc_converter
+from rvclora.realtime.bench import make_random_source, speechlike
+from rvclora.realtime.block_converter import load_rvc_source
+from rvclora.realtime.block_processor import BlockProcessor
+from rvclora.realtime.settings import EngineSettings
+from rvclora.realtime.stage_profile import run_stages, stage_table
+from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
+from tests.rvc_fixtures import make_voice_file
 
 
 def build_source(voice: str, tmp: Path):
-    from rvclora.realtime.bench import make_random_source
-
     if voice == "full":
         return make_random_source("v2", 40000, f0_method="pm")
-    from rvclora.realtime.block_converter import load_rvc_source
-    from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
-    from tests.rvc_fixtures import make_voice_file
-
     model = make_voice_file(tmp)
     hubert = write_hubert_file(tmp / "hubert.pt", tiny_hubert_config("v2"))
     return load_rvc_source(model, hubert=hubert, device="cpu", precision="fp32")
@@ -48,14 +52,6 @@ def build_source(voice: str, tmp: Path):
 
 def child(voice: str, variant: str, blocks: int, warmup: int, stage_blocks: int) -> dict:
     """One measurement: `blocks` timed blocks after `warmup`, in a worker thread."""
-    import torch
-
-    from rvclora.realtime import rvc_converter
-    from rvclora.realtime.bench import speechlike
-    from rvclora.realtime.block_processor import BlockProcessor
-    from rvclora.realtime.settings import EngineSettings
-    from rvclora.realtime.stage_profile import run_stages
-
     torch.set_num_threads(1)
     if variant == "before":  # glibc's default heap: large tensors mapped and unmapped every block
         rvc_converter.retain_freed_memory = lambda: False  # type: ignore[attr-defined]
@@ -139,8 +135,6 @@ def main() -> int:
         per["ratio_after_before"] = {k: round(per["after"][k] / per["before"][k], 3)
                                      for k in ("wall_p50", "wall_p95", "cpu_p50", "cpu_p95") if per["before"][k]}
         result["voices"][voice] = per
-    from rvclora.realtime.stage_profile import stage_table
-
     for (voice, variant), table in stages.items():
         print(f"\n{voice} voice, {variant} (wall ms per stage):\n{stage_table(table, 60)}", file=sys.stderr)
     print(json.dumps(result, indent=2))

@@ -6,6 +6,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
+
+from rvclora.realtime import rvc_converter
+from rvclora.realtime.rvc_converter import BlockShape, RVCBlockConverter
 
 # Allocates and touches four 8 MB buffers, then frees them, as each block's large tensors live
 # together and go together; prints the minor page faults of the last 20 rounds. Run in a fresh
@@ -42,14 +46,11 @@ def test_retained_heap_stops_refaulting_large_blocks():
 
 
 def test_the_rvc_converter_turns_it_on(monkeypatch):
-    from rvclora.realtime import rvc_converter
-    from rvclora.realtime.rvc_converter import BlockShape, RVCBlockConverter
-
     calls = []
     monkeypatch.setattr(rvc_converter, "retain_freed_memory", lambda: calls.append(1) or True)
 
     class Source:  # only what the constructor reads
-        sr, device = 40000, __import__("torch").device("cpu")
+        sr, device, encoder, synth = 40000, torch.device("cpu"), None, None
 
     RVCBlockConverter(Source(), BlockShape(960, 480, 160, 16000))  # type: ignore[arg-type]
     assert calls == [1]
