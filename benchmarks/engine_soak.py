@@ -32,6 +32,7 @@ for a block it keeps up with.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -75,10 +76,32 @@ class Client:
         self.buf: dict[int, np.ndarray] = {}  # recorded windows around the clicks only
         self.pos = 0
         self.xruns = 0
+        self.restarts = 0
+        self.sink, self.source = sink, source
+        self._seen = (0, time.monotonic())
+        self.stream = self._open()
+
+    def _open(self) -> sd.Stream:
         dev = D.find_device("pulse", "output")
-        with D.temporary_env(D.pulse_device_env(sink=sink, source=source)):
-            self.stream = sd.Stream(device=(dev.index, dev.index), samplerate=SR, channels=1, dtype="float32",
-                                    callback=self._cb, latency="high")
+        with D.temporary_env(D.pulse_device_env(sink=self.sink, source=self.source)):
+            return sd.Stream(device=(dev.index, dev.index), samplerate=SR, channels=1, dtype="float32",
+                             callback=self._cb, latency="high")
+
+    def revive(self) -> None:
+        """Reopen the stream if it stopped moving for a second. PortAudio's ALSA poll sometimes fails
+        on the pulse plugin's capture side and ends the stream's thread (the server then shows both
+        halves corked); without this the clicks after it were never played."""
+        pos, then = self._seen
+        now = time.monotonic()
+        if self.pos != pos:
+            self._seen = (self.pos, now)
+        elif now - then > 1.0:
+            with contextlib.suppress(sd.PortAudioError):
+                self.stream.close()
+            self.stream = self._open()
+            self.stream.start()
+            self.restarts += 1
+            self._seen = (self.pos, now)
 
     def schedule(self, first_in_s: float, count: int = CLICKS) -> list[int]:
         """Clicks every CLICK_EVERY_S from `first_in_s` after the client's current position. On its own
@@ -174,6 +197,7 @@ def click_train(client: Client, engine: Engine, timeout: float) -> tuple[list[fl
     while client.pos < max(starts) + int(WINDOW_S * SR) and time.monotonic() < deadline:
         shown.append(engine.stats.latency_ms)
         time.sleep(0.5)
+        client.revive()
     done = client.wait_past(starts, 0.1)
     delays, far = client.delays_ms(starts) if done else ([], 0)
     return delays, shown, far
@@ -226,6 +250,7 @@ def run_one(voice: str, seconds: float, rvc_settings: dict, duplex: bool = True)
         next_line = 60.0
         while time.monotonic() - t0 < seconds - 40:
             time.sleep(1.0)
+            client.revive()
             el = time.monotonic() - t0
             if el < next_line:
                 continue
@@ -238,7 +263,7 @@ def run_one(voice: str, seconds: float, rvc_settings: dict, duplex: bool = True)
             print(f"[{el / 60:5.1f} min] {label:12s} shown {st.latency_ms:6.1f} ms | p50 {st.compute_ms_p50:5.1f} "
                   f"p95 {st.compute_ms_p95:5.1f} ms | underflows {st.underflows} skipped {st.skipped_input} "
                   f"trimmed {st.trimmed_output} | ppm {st.drift_ppm:+.1f} {books}corr {st.drift_corrections} | {room}"
-                  f"xruns {st.input_xruns}/{st.output_xruns} client {client.xruns} | {st.state}"
+                  f"xruns {st.input_xruns}/{st.output_xruns} client {client.xruns}/{client.restarts} restarts | {st.state}"
                   f"{' duplex' if st.duplex else ''} | load {loads[-1]:.1f}", flush=True)
         last, shown_last, far_last = click_train(client, engine, 90)
         m1 = probe(engine)
@@ -263,7 +288,7 @@ def run_one(voice: str, seconds: float, rvc_settings: dict, duplex: bool = True)
               f"({1000 * st.skipped_input / SR:.0f} ms), trimmed {st.trimmed_output} samples, ppm {st.drift_ppm:+.1f}, "
               f"corrections {st.drift_corrections}, blocks {st.blocks} (at start {st0.blocks}), compute p50/p95 "
               f"{st.compute_ms_p50:.1f}/{st.compute_ms_p95:.1f} ms per {st.block_ms:.0f} ms block, overruns "
-              f"{st.overruns}, device xruns {st.input_xruns}/{st.output_xruns}, client xruns {client.xruns}, "
+              f"{st.overruns}, device xruns {st.input_xruns}/{st.output_xruns}, client xruns {client.xruns} (stream reopened {client.restarts}×), "
               f"duplex {st.duplex}; 1-min load average min/median/max {min(loads):.1f}/{med(loads):.1f}/"
               f"{max(loads):.1f} on {os.cpu_count()} CPUs; events: {events}", flush=True)
 
