@@ -83,19 +83,41 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
 
 
 @functools.cache
+def _loaded_name() -> str:
+    try:
+        ctypes.CDLL("libpulse.so.0")  # Linux: no ldconfig subprocess as find_library runs
+        return "libpulse.so.0"
+    except OSError:
+        return ctypes.util.find_library("pulse") or "libpulse.so.0"
+
+
+@functools.cache
 def load() -> ctypes.CDLL:
     """libpulse with its signatures declared (loaded once per process); raises LibpulseMissing.
     A CDLL releases the interpreter lock during each call, so a callback can take it meanwhile."""
     try:
-        try:
-            lib = ctypes.CDLL("libpulse.so.0")  # Linux: no ldconfig subprocess as find_library runs
-        except OSError:
-            lib = ctypes.CDLL(ctypes.util.find_library("pulse") or "libpulse.so.0")
+        lib = ctypes.CDLL(_loaded_name())
         for fn, (restype, argtypes) in _SIGNATURES.items():
             f = getattr(lib, fn)
             f.restype, f.argtypes = restype, argtypes
     except (OSError, AttributeError) as e:
         raise LibpulseMissing(f"libpulse is not available ({e})") from None
+    return lib
+
+
+_HELD = ("pa_stream_write", "pa_stream_get_latency")  # non-blocking; called in the write callback
+
+
+@functools.cache
+def load_held() -> ctypes.PyDLL:
+    """libpulse's non-blocking stream calls through a PyDLL: they keep the interpreter lock (the
+    write callback calls them; giving the lock back and waiting for it again costs up to 5 ms)."""
+    load()
+    lib = ctypes.PyDLL(_loaded_name())
+    for fn in _HELD:
+        restype, argtypes = _SIGNATURES[fn]
+        f = getattr(lib, fn)
+        f.restype, f.argtypes = restype, argtypes
     return lib
 
 

@@ -83,8 +83,9 @@ class PulsePlayback:
         self.period = max(32, target // _PERIODS)
         self._reported = target / self.samplerate
         self._last_latency: float | None = None
-        self._buf = np.zeros((self.period, 1), np.float32)
+        self._buf = np.zeros((4 * self.period, 1), np.float32)
         self._lib = pa.load()
+        self._held = pa.load_held()
         lib = self._lib
         # Keep the callback objects alive as long as libpulse may call them.
         self._cbs = (pa.STATE_CB(self._on_state), pa.REQUEST_CB(self._on_write), pa.NOTIFY_CB(self._on_underflow),
@@ -113,7 +114,7 @@ class PulsePlayback:
         finally:
             lib.pa_threaded_mainloop_unlock(loop)
         self._wait(lambda: lib.pa_context_get_state(self._ctx), pa.CONTEXT_READY,
-                   AudioDeviceError, "no PulseAudio/PipeWire server answers")
+                   (pa.CONTEXT_FAILED, pa.CONTEXT_TERMINATED), AudioDeviceError, "no PulseAudio/PipeWire server answers")
         spec = pa.SampleSpec(pa.SAMPLE_FLOAT32LE, self.samplerate, 1)
         period_bytes = 4 * self.period
         # maxlength/prebuf/fragsize -1: the server's defaults (prebuf = tlength - minreq: playback
@@ -135,9 +136,10 @@ class PulsePlayback:
         finally:
             lib.pa_threaded_mainloop_unlock(loop)
         self._wait(lambda: lib.pa_stream_get_state(self._stream), pa.STREAM_READY,
-                   PulsePlaybackError, f"cannot open {self.sink!r}")
+                   (pa.STREAM_FAILED, pa.STREAM_TERMINATED), PulsePlaybackError, f"cannot open {self.sink!r}")
 
-    def _wait(self, state: Callable[[], int], ready: int, error: type[Exception], what: str) -> None:
+    def _wait(self, state: Callable[[], int], ready: int, failed: tuple[int, ...], error: type[Exception],
+              what: str) -> None:
         """Poll (not pa_threaded_mainloop_wait: that has no timeout) until `ready` or a failure."""
         lib, loop = self._lib, self._loop
         deadline = time.monotonic() + OPEN_TIMEOUT_S
@@ -147,8 +149,7 @@ class PulsePlayback:
                 now = state()
                 if now == ready:
                     return
-                if now in (pa.STREAM_FAILED, pa.STREAM_TERMINATED) if error is PulsePlaybackError \
-                        else now in (pa.CONTEXT_FAILED, pa.CONTEXT_TERMINATED):
+                if now in failed:
                     raise self._error(error, what)
             finally:
                 lib.pa_threaded_mainloop_unlock(loop)
@@ -182,28 +183,38 @@ class PulsePlayback:
             self._pending_underflow = True
 
     def _on_write(self, stream: Any, nbytes: int, _userdata: Any) -> None:
+        """Fill the request in periods, then hand it to the server in one write. The two calls into
+        libpulse here go through `pa.load_held()`: they keep the interpreter lock, which a busy worker
+        could otherwise hold for a switch interval (5 ms) each time it is given back."""
         frames = int(nbytes) // 4
-        while frames > 0 and not self.gone and not self._closing:
-            n = min(frames, self.period)
-            out = self._buf[:n]
-            if self._started:
+        if frames <= 0 or self.gone or self._closing:
+            return
+        if len(self._buf) < frames:
+            self._buf = np.zeros((frames, 1), np.float32)
+        buf = self._buf[:frames]
+        if not self._started:
+            buf.fill(0.0)  # opened, not started: the server fills its buffer with silence
+        else:
+            lat = self._server_latency(stream)
+            done = 0
+            while done < frames:
+                n = min(frames - done, self.period)
                 now = time.monotonic()
-                lat = self._server_latency(stream)
-                info = TimeInfo(now, now + lat if lat is not None else 0.0)
+                # The first sample of this period plays after what the server holds plus what is queued here.
+                info = TimeInfo(now, now + lat + done / self.samplerate if lat is not None else 0.0)
                 status = Status(self._pending_underflow)
                 self._pending_underflow = False
+                out = buf[done:done + n]
                 try:
                     self.callback(out, n, info, status)
                 except Exception:  # noqa: BLE001 — a callback error must not end the mainloop thread
                     out.fill(0.0)
-            else:
-                out.fill(0.0)  # opened, not started: the server fills its buffer with silence
-            self._lib.pa_stream_write(stream, out.ctypes.data, 4 * n, None, 0, pa.SEEK_RELATIVE)
-            frames -= n
+                done += n
+        self._held.pa_stream_write(stream, buf.ctypes.data, 4 * frames, None, 0, pa.SEEK_RELATIVE)
 
     def _server_latency(self, stream: Any) -> float | None:
         usec, negative = ctypes.c_uint64(0), ctypes.c_int(0)
-        if self._lib.pa_stream_get_latency(stream, ctypes.byref(usec), ctypes.byref(negative)) < 0:
+        if self._held.pa_stream_get_latency(stream, ctypes.byref(usec), ctypes.byref(negative)) < 0:
             return None  # no timing information yet
         self._last_latency = 0.0 if negative.value else usec.value / 1e6
         return self._last_latency
