@@ -53,6 +53,7 @@ from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.device import resolve_device
 from rvclora.synth.pitch import make_pitch_estimator
 from rvclora.synth.synthesizer import Synthesizer
+from rvclora.train.allocator import return_freed_memory, trim
 from rvclora.train.config import PreprocessConfig, TrainConfig, digest
 from rvclora.train.dataset import SegmentData, epoch_batches
 from rvclora.train.discriminators import MultiPeriodDiscriminator, light_training
@@ -60,7 +61,7 @@ from rvclora.train.feature_cache import FeatureExtractor, build_cache
 from rvclora.train.generator import build_generator, checkpoint_decoder
 from rvclora.train.loop import train_step
 from rvclora.train.mel import SpecConfig
-from rvclora.train.memory import discriminator_mode, precision_dtype, uses_checkpointing
+from rvclora.train.memory import discriminator_mode, drop_weight_norm_caches, precision_dtype, uses_checkpointing
 from rvclora.train.preprocess import find_audio_files, preprocess_file
 from tests.conftest import speech_path
 from tests.hubert_fixtures import tiny_hubert_config, write_hubert_file
@@ -72,6 +73,17 @@ SPEECH = ["en/quick_brown_fox.wav", "en/counting.wav", "es/pangrama.wav", "fr/pa
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def rss_parts_mb() -> dict[str, float]:
+    """Resident memory split into anonymous (heap, tensors) and file-backed (libraries) pages."""
+    kb = {}
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            p = line.split()
+            if p[0] in ("Rss:", "Anonymous:"):
+                kb[p[0][:-1]] = int(p[1])
+    return {"anon": kb["Anonymous"] / 1024, "file": (kb["Rss"] - kb["Anonymous"]) / 1024}
 
 
 def peak_rss_mb() -> float:
@@ -148,6 +160,7 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
     device = resolve_device(device_name)
+    return_freed_memory()  # as `rvclora train` does, in both modes
     plain = mode in ("full", "lora-plain")  # RVC's D and activations
     cfg = TrainConfig(full=mode.startswith("full"), batch_size=batch_size, seed=0, checkpointing=not plain, train_d="full" if plain else "light")
     setup, spec, data = load_data(kit, cfg, device)
@@ -158,6 +171,8 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
     if uses_checkpointing(cfg):
         checkpoint_decoder(setup.model)
         d.checkpointing = True
+    drop_weight_norm_caches(d)
+    trim()
     amp = precision_dtype(cfg, device)
     params = list(setup.trainable().values())
     d_params = [p for p in d.parameters() if p.requires_grad]
@@ -171,6 +186,7 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
         before = torch.cuda.memory_allocated() / 2**20
     else:
         before = rss_mb()
+    parts_before = rss_parts_mb()
     times = []
     heap = HeapPeak() if device.type == "cpu" else None
     with heap or contextlib.nullcontext():
@@ -193,6 +209,7 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
         "memory_before_mb": before, "peak_mb": peak, "growth_mb": peak - before,
         "heap_before_mb": heap.before if heap else None, "heap_peak_mb": heap.peak if heap else None,
         "heap_growth_mb": heap.peak - heap.before if heap else None,
+        "rss_parts_before_mb": parts_before, "rss_parts_end_mb": rss_parts_mb(),
         # exact fp32 bytes of gradients + AdamW's two moments of what trains
         "grad_and_adam_state_mb": {"generator": n_g * 12 / 2**20, "discriminator": n_d * 12 / 2**20},
     }
@@ -241,6 +258,9 @@ def main() -> None:
           + " (target: peak <= 0.50)")
     print(f"grads + AdamW moments (fp32): G lora {lo['grad_and_adam_state_mb']['generator']:.0f} MB, G full {fu['grad_and_adam_state_mb']['generator']:.0f} MB, "
           f"D lora {lo['grad_and_adam_state_mb']['discriminator']:.0f} MB, D full {fu['grad_and_adam_state_mb']['discriminator']:.0f} MB")
+    for r in results.values():
+        b, e = r["rss_parts_before_mb"], r["rss_parts_end_mb"]
+        print(f"{r['mode']:10} resident before the first step: anon {b['anon']:.0f} + file {b['file']:.0f}; after the last: anon {e['anon']:.0f} + file {e['file']:.0f} (MB)")
     if a.json:
         a.json.write_text(json.dumps(summary, indent=2))
 

@@ -24,6 +24,7 @@ from ..synth.output_file import check_output_path, staged_output
 from ..synth.pitch import make_pitch_estimator
 from ..synth.pitch_options import F0_METHODS, resolve_f0_method
 from ..synth.voice_file import save_voice
+from .allocator import return_freed_memory, trim
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
 from .discriminators import MultiPeriodDiscriminator, light_training, load_discriminator
@@ -32,7 +33,7 @@ from .feature_cache import FeatureExtractor, build_cache, load_item
 from .generator import GeneratorSetup, build_generator, checkpoint_decoder
 from .loop import quality_metrics, run
 from .mel import SpecConfig
-from .memory import discriminator_mode, precision_dtype, uses_checkpointing
+from .memory import discriminator_mode, drop_weight_norm_caches, precision_dtype, uses_checkpointing
 from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
 from .run_lock import training_lock
@@ -175,6 +176,7 @@ def train_voice(o: TrainOptions, say=print, world: World | None = None, hooks: H
 def _train_voice(o: TrainOptions, say, world: World, device: torch.device, hooks: Hooks) -> TrainReport | None:
     home = Home.from_env()
     work = o.work
+    return_freed_memory()  # freed activations go back to the OS, not into a growing heap
     setup = build_generator(o.base, o.train, device)
     v = setup.voice
     spec = SpecConfig.for_model(v.sr, v.config.spec_channels, v.config.hop)
@@ -227,6 +229,8 @@ def _train_voice(o: TrainOptions, say, world: World, device: torch.device, hooks
     if uses_checkpointing(o.train):
         checkpoint_decoder(setup.model)
         d.checkpointing = True
+    drop_weight_norm_caches(d)
+    trim()  # the checkpoint dicts and the extractor are gone
 
     amp_dtype = precision_dtype(o.train, device)
     result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say, world=world, amp_dtype=amp_dtype,
