@@ -172,6 +172,7 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
         checkpoint_decoder(setup.model)
         d.checkpointing = True
     drop_weight_norm_caches(d)
+    drop_weight_norm_caches(setup.model)
     trim()
     amp = precision_dtype(cfg, device)
     params = list(setup.trainable().values())

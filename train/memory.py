@@ -6,12 +6,14 @@ and the discriminators' feature maps, and (b) the discriminator's gradients and
 AdamW moments (3 x 71 M fp32 values for RVC's v2 D).  Activation checkpointing
 trades (a) for a second forward pass; light discriminator training removes (b).
 (c) Legacy weight norm keeps each layer's last computed weight between forwards:
-a second copy of the discriminator's 71 M values; it is dropped after each forward.
+a second copy of nearly all of G and D (29 M + 71 M values for v2); it is dropped
+after each forward.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -58,19 +60,27 @@ def _drop_cached_weight(module: nn.Module, args, output, *, name: str):
     return None
 
 
-def drop_weight_norm_caches(model: nn.Module) -> int:
+def drop_weight_norm_caches(model: nn.Module) -> Callable[[], None]:
     """Legacy weight norm recomputes a layer's weight (g * v / |v|) before each forward and
     keeps it as a plain attribute until the next one: a full copy of every weight-normed
-    tensor that stays resident between steps, and during the backward pass on top of the
+    tensor that stays resident between steps, and during the backward pass beside the
     copy a checkpointed layer recomputes.  Drop it after each forward (and now); the
-    pre-hook computes it again before the next, so results do not change.  For models
-    read only through forward and state_dict (the discriminator: `remove_weight_norm`
-    needs the attribute).  Returns how many layers it watches."""
-    n = 0
+    pre-hook computes it again before the next, so results do not change.  Returns
+    `restore`: removes the hooks and computes the attribute again (`remove_weight_norm`
+    and other readers outside a forward expect it)."""
+    watched, handles = [], []
     for m in model.modules():
         for hook in list(m._forward_pre_hooks.values()):
             if isinstance(hook, WeightNorm):
                 vars(m).pop(hook.name, None)
-                m.register_forward_hook(functools.partial(_drop_cached_weight, name=hook.name))
-                n += 1
-    return n
+                handles.append(m.register_forward_hook(functools.partial(_drop_cached_weight, name=hook.name)))
+                watched.append((m, hook))
+
+    def restore() -> None:
+        for h in handles:
+            h.remove()
+        with torch.no_grad():
+            for m, hook in watched:
+                setattr(m, hook.name, hook.compute_weight(m))
+
+    return restore

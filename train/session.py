@@ -229,12 +229,16 @@ def _train_voice(o: TrainOptions, say, world: World, device: torch.device, hooks
     if uses_checkpointing(o.train):
         checkpoint_decoder(setup.model)
         d.checkpointing = True
-    drop_weight_norm_caches(d)
+    drop_weight_norm_caches(d)  # D is thrown away: no restore
+    restore_g = drop_weight_norm_caches(setup.model)
     trim()  # the checkpoint dicts and the extractor are gone
 
     amp_dtype = precision_dtype(o.train, device)
-    result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say, world=world, amp_dtype=amp_dtype,
-                 on_step=hooks.on_step, should_stop=hooks.should_stop)
+    try:
+        result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say, world=world, amp_dtype=amp_dtype,
+                     on_step=hooks.on_step, should_stop=hooks.should_stop)
+    finally:
+        restore_g()
     del d  # thrown away: only the generator's adapter is the product
     if not world.main:
         return None
