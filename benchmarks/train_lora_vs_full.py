@@ -9,15 +9,20 @@ the cost of a step).
 
 Each mode runs in its own fresh process, so one mode's allocations cannot hide
 in the other's peak.  Reported per mode:
-- s/step: median over the timed steps (after warm-up steps), wall clock;
+- s/step: median over the timed steps (after warm-up steps), wall clock, and
+  CPU s: the same in CPU seconds of the process (user + system; robust to load);
 - CPU: peak RSS of the process (ru_maxrss), and the training growth = peak RSS
   minus the RSS just before the first step (models, data and libraries loaded).
   The growth is what training itself costs (gradients, optimizer states,
-  activations); the peak also counts the ~1 GB of code and weights both modes share;
+  activations); the peak also counts the code and weights both modes share;
+  what is resident before the first step and after the last is split into
+  anonymous (heap, tensors) and file-backed (libraries) pages;
 - CUDA: torch.cuda.max_memory_allocated, reset before the first step (peak) and
   its growth over the allocated memory at that point.
 The target: LoRA's peak at most 50 % of full fine-tuning's.
 
+Every mode sets up memory as `rvclora-train` does in both modes: fixed glibc
+mmap/trim thresholds (`train.allocator`) and no cached weight-norm copies.
 Modes (the random D stands for a pretrained D*.pth, as `--base-d` gives):
 - lora: what `rvclora-train` does in LoRA mode: activation checkpointing in the
   decoder and discriminator, light discriminator training (gains, biases, output layers);
@@ -188,16 +193,17 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
     else:
         before = rss_mb()
     parts_before = rss_parts_mb()
-    times = []
+    times, cpu_times = [], []
     heap = HeapPeak() if device.type == "cpu" else None
     with heap or contextlib.nullcontext():
         for i in range(warmup + steps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             train_step(setup, d, batches[i % len(batches)], opt_g, opt_d, scaler, cfg, spec, device, amp_dtype=amp)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
+                cpu_times.append(time.process_time() - c0)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
     n_g, n_d = sum(p.numel() for p in params), sum(p.numel() for p in d_params)
     return {
@@ -207,6 +213,8 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
         "trainable_params_g": n_g,
         "params_g": sum(p.numel() for p in setup.model.parameters()), "params_d": sum(p.numel() for p in d.parameters()),
         "s_per_step_median": statistics.median(times), "s_per_step_all": times,
+        # CPU seconds (user + system, all threads): robust to other load on the machine
+        "cpu_s_per_step_median": statistics.median(cpu_times),
         "memory_before_mb": before, "peak_mb": peak, "growth_mb": peak - before,
         "heap_before_mb": heap.before if heap else None, "heap_peak_mb": heap.peak if heap else None,
         "heap_growth_mb": heap.peak - heap.before if heap else None,
@@ -243,16 +251,17 @@ def main() -> None:
         "results": results,
         "lora_vs_full": {
             "s_per_step_ratio": lo["s_per_step_median"] / fu["s_per_step_median"],
+            "cpu_s_per_step_ratio": lo["cpu_s_per_step_median"] / fu["cpu_s_per_step_median"],
             "peak_ratio": lo["peak_mb"] / fu["peak_mb"],
             "growth_ratio": lo["growth_mb"] / fu["growth_mb"],
             **({"heap_peak_ratio": lo["heap_peak_mb"] / fu["heap_peak_mb"], "heap_growth_ratio": lo["heap_growth_mb"] / fu["heap_growth_mb"]} if lo["heap_peak_mb"] else {}),
         },
     }
     print(f"device {lo['device']}, {lo['threads']} threads, batch {lo['batch_size']}, v2 40k full-size, D {lo['params_d'] / 1e6:.1f} M params")
-    print(f"{'mode':10} {'trainable G':>12} {'s/step':>8} {'RSS before':>10} {'RSS peak':>9} {'growth':>7} {'heap before':>11} {'heap peak':>9} {'growth':>7}  (MB)")
+    print(f"{'mode':10} {'trainable G':>12} {'s/step':>8} {'CPU s':>6} {'RSS before':>10} {'RSS peak':>9} {'growth':>7} {'heap before':>11} {'heap peak':>9} {'growth':>7}  (MB)")
     for r in results.values():
         h = [r[k] or float("nan") for k in ("heap_before_mb", "heap_peak_mb", "heap_growth_mb")]
-        print(f"{r['mode']:10} {r['trainable_params_g']:>12,} {r['s_per_step_median']:>8.2f} {r['memory_before_mb']:>10.0f} {r['peak_mb']:>9.0f} {r['growth_mb']:>7.0f} {h[0]:>11.0f} {h[1]:>9.0f} {h[2]:>7.0f}")
+        print(f"{r['mode']:10} {r['trainable_params_g']:>12,} {r['s_per_step_median']:>8.2f} {r['cpu_s_per_step_median']:>6.1f} {r['memory_before_mb']:>10.0f} {r['peak_mb']:>9.0f} {r['growth_mb']:>7.0f} {h[0]:>11.0f} {h[1]:>9.0f} {h[2]:>7.0f}")
     rr = summary["lora_vs_full"]
     print(f"LoRA/full: s/step {rr['s_per_step_ratio']:.2f}, RSS peak {rr['peak_ratio']:.2f}, RSS growth {rr['growth_ratio']:.2f}"
           + (f", heap peak {rr['heap_peak_ratio']:.2f}, heap growth {rr['heap_growth_ratio']:.2f}" if "heap_peak_ratio" in rr else "")
