@@ -22,7 +22,8 @@ in the other's peak.  Reported per mode:
 The target: LoRA's peak at most 50 % of full fine-tuning's.
 
 Every mode sets up memory as `rvclora-train` does in both modes: fixed glibc
-mmap/trim thresholds (`train.allocator`) and no cached weight-norm copies.
+mmap/trim thresholds and a heap trim after each step (`train.allocator`), and no
+cached weight-norm copies.
 Modes (the random D stands for a pretrained D*.pth, as `--base-d` gives):
 - lora: what `rvclora-train` does in LoRA mode: activation checkpointing in the
   decoder and discriminator, light discriminator training (gains, biases, output layers);
@@ -199,6 +200,7 @@ def worker(mode: str, kit: dict, steps: int, warmup: int, batch_size: int, devic
         for i in range(warmup + steps):
             t0, c0 = time.perf_counter(), time.process_time()
             train_step(setup, d, batches[i % len(batches)], opt_g, opt_d, scaler, cfg, spec, device, amp_dtype=amp)
+            trim()  # as the training loop does after each step
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if i >= warmup:
