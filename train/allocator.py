@@ -7,10 +7,10 @@ unmaps them on free, but the threshold is dynamic: each freed mmapped block
 raises it to that block's size, so after the first large frees later tensors
 come from the heap, and the heap keeps freed pages resident (fragmented between
 live blocks, or above the trim threshold).  On a full-size RVC model this kept
-~1.2 GB more resident than the tensors in use at LoRA's peak.  A fixed threshold
+~1.5 GB more resident than the tensors in use at LoRA's peak.  A fixed threshold
 turns the dynamic rule off: every tensor over it is mapped and unmapped, so
 resident memory follows the tensors in use.  The cost is a fresh, zeroed mapping
-per large allocation (a few percent of a step on the CPU).
+per large allocation: system time, a few CPU seconds per full-size CPU step.
 
 Hand-written with ctypes: Python has no binding for mallopt/malloc_trim, and
 this is two calls.  Elsewhere (musl, macOS, Windows) nothing changes.
