@@ -24,7 +24,7 @@ from ..synth.output_file import check_output_path, staged_output
 from ..synth.pitch import make_pitch_estimator
 from ..synth.pitch_options import F0_METHODS, resolve_f0_method
 from ..synth.voice_file import save_voice
-from .allocator import return_freed_memory, trim
+from .allocator import trim
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
 from .discriminators import MultiPeriodDiscriminator, light_training, load_discriminator
@@ -176,7 +176,6 @@ def train_voice(o: TrainOptions, say=print, world: World | None = None, hooks: H
 def _train_voice(o: TrainOptions, say, world: World, device: torch.device, hooks: Hooks) -> TrainReport | None:
     home = Home.from_env()
     work = o.work
-    return_freed_memory()  # freed activations go back to the OS, not into a growing heap
     setup = build_generator(o.base, o.train, device)
     v = setup.voice
     spec = SpecConfig.for_model(v.sr, v.config.spec_channels, v.config.hop)
