@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
@@ -10,7 +15,7 @@ from rvclora.train.dataset import Batch
 from rvclora.train.discriminators import DiscriminatorWidths, MultiPeriodDiscriminator, light_training
 from rvclora.train.generator import build_generator, checkpoint_decoder
 from rvclora.train.mel import SpecConfig
-from rvclora.train.memory import discriminator_mode, precision_dtype, uses_checkpointing
+from rvclora.train.memory import discriminator_mode, drop_weight_norm_caches, precision_dtype, uses_checkpointing
 from rvclora.train.step import train_step
 from tests.rvc_fixtures import make_base_file
 
@@ -33,15 +38,29 @@ def _step(tmp_path, *, saving: bool):
     spec = SpecConfig.for_model(setup.voice.sr, setup.voice.config.spec_channels, setup.voice.config.hop)
     torch.manual_seed(0)
     d = MultiPeriodDiscriminator("v2", DiscriminatorWidths.scaled(16))
-    if saving:
+    if saving:  # what `rvclora train` does in LoRA mode
         checkpoint_decoder(setup.model)
         d.checkpointing = True
+        drop_weight_norm_caches(d)
+        restore_g = drop_weight_norm_caches(setup.model)
     params = setup.trainable()
     opt_g = torch.optim.SGD(list(params.values()), lr=1e-2)
     opt_d = torch.optim.SGD(d.parameters(), lr=1e-2)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     losses = train_step(setup, d, [_batch(setup, spec)], opt_g, opt_d, scaler, cfg, spec, torch.device("cpu"), seeds=[11])
+    if saving:  # between steps G and D hold their parameters, not a second copy of their weights
+        # (a checkpointed block's recomputation stops inside its last conv: that one weight may stay)
+        assert len(_cached_weights(setup.model)) <= len(setup.model.dec.resblocks)
+        assert len(_cached_weights(d)) <= len(d.discriminators)
+        restore_g()  # what reads the weight outside a forward finds it again
+        setup.model.remove_weight_norm()
     return losses, {n: p.detach().clone() for n, p in params.items()}, {n: p.detach().clone() for n, p in d.named_parameters()}
+
+
+def _cached_weights(model: torch.nn.Module) -> list[str]:
+    """Layers holding a tensor that is neither a parameter nor a buffer (legacy weight norm's weight)."""
+    own = {id(t) for t in [*model.parameters(), *model.buffers()]}
+    return [f"{name}.{k}" for name, m in model.named_modules() for k, t in vars(m).items() if isinstance(t, torch.Tensor) and id(t) not in own]
 
 
 def test_activation_checkpointing_gives_the_same_step(tmp_path):
@@ -77,3 +96,38 @@ def test_memory_defaults_and_refusals():
     assert discriminator_mode(TrainConfig(full=True), pretrained=True) == "full"
     with pytest.raises(ValueError, match="needs a pretrained discriminator"):
         discriminator_mode(TrainConfig(train_d="light"), pretrained=False)
+
+
+# A fresh process (the allocator's settings are per process; numpy, which imports in a
+# fraction of torch's time, allocates large arrays with malloc as torch does): arrays of
+# 8 MB are freed while the last one stays alive.  Once a 30 MB block has been freed, glibc's dynamic
+# threshold serves 8 MB from the heap, and the freed ones below the live one stay resident.
+_FRAGMENT = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    from rvclora.train.allocator import return_freed_memory
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    if sys.argv[1] == "on":
+        assert return_freed_memory()
+    big = np.ones(30 << 17)  # 30 MB, mapped; freeing it raises the dynamic threshold
+    del big
+    ts = [np.ones(1 << 20) for _ in range(30)]  # 30 x 8 MB, each written
+    peak = rss()
+    keep = ts[-1]
+    del ts
+    print(peak - rss())
+""")
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
+def test_freed_tensors_go_back_to_the_os():
+    def returned(policy: str) -> float:
+        out = subprocess.run([sys.executable, "-c", _FRAGMENT, policy], check=True, capture_output=True, text=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    assert returned("on") > 200  # 29 of the 30 blocks (232 MB) leave the resident set at once
+    assert returned("off") < 50  # the reference: glibc's default keeps them

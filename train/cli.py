@@ -115,6 +115,7 @@ def _without_nproc(argv: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .allocator import return_freed_memory
     from .distributed import launch, world_from_env
     from .session import check_options, train_voice
 
@@ -126,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
         check_options(options)  # refuse bad input before starting processes
         # every process runs this same command line through the front door, less --nproc-per-node
         return launch(_without_nproc(list(args.argv)), args.nproc_per_node, "rvclora.cli")
+    # This process trains: freed activations go back to the OS rather than into a growing
+    # heap (a process-wide allocator setting, so not in train_voice, which tests call in-process).
+    return_freed_memory()
     try:
         report = train_voice(options, world=world)
     except KeyboardInterrupt:

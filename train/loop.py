@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import TrainingError
+from .allocator import trim
 from .config import TrainConfig
 from .dataset import SegmentData, epoch_batches
 from .discriminators import MultiPeriodDiscriminator
@@ -194,6 +195,7 @@ def run(
                 setup, d, [train.batch(parts[j]).to(device) for j in mine], opt_g, opt_d, scaler, cfg, spec, device,
                 seeds=[micro_seed(cfg.seed, step, j) for j in mine], n_micro=len(parts), world=world, amp_dtype=amp_dtype,
             )
+            trim()  # the step's small freed blocks leave the heap instead of piling up step after step
             step += 1
             steps_timed += 1
             if not all(math.isfinite(v) for v in losses.values()):

@@ -5,11 +5,19 @@ In LoRA mode the generator's trainable tensors are a few MB, so a step's memory 
 and the discriminators' feature maps, and (b) the discriminator's gradients and
 AdamW moments (3 x 71 M fp32 values for RVC's v2 D).  Activation checkpointing
 trades (a) for a second forward pass; light discriminator training removes (b).
+(c) Legacy weight norm keeps each layer's last computed weight between forwards:
+a second copy of nearly all of G and D (29 M + 71 M values for v2); it is dropped
+after each forward.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
+from torch import nn
+from torch.nn.utils.weight_norm import WeightNorm
 
 from ..errors import UsageError
 from .config import TrainConfig
@@ -45,3 +53,34 @@ def discriminator_mode(cfg: TrainConfig, pretrained: bool) -> str:
     if cfg.train_d == "light" and not pretrained:
         raise UsageError("--train-d light needs a pretrained discriminator (--base-d D*.pth); a fresh one must train fully")
     return cfg.train_d
+
+
+def _drop_cached_weight(module: nn.Module, args, output, *, name: str):
+    vars(module).pop(name, None)
+    return None
+
+
+def drop_weight_norm_caches(model: nn.Module) -> Callable[[], None]:
+    """Legacy weight norm recomputes a layer's weight (g * v / |v|) before each forward and
+    keeps it as a plain attribute until the next one: a full copy of every weight-normed
+    tensor that stays resident between steps, and during the backward pass beside the
+    copy a checkpointed layer recomputes.  Drop it after each forward (and now); the
+    pre-hook computes it again before the next, so results do not change.  Returns
+    `restore`: removes the hooks and computes the attribute again (`remove_weight_norm`
+    and other readers outside a forward expect it)."""
+    watched, handles = [], []
+    for m in model.modules():
+        for hook in list(m._forward_pre_hooks.values()):
+            if isinstance(hook, WeightNorm):
+                vars(m).pop(hook.name, None)
+                handles.append(m.register_forward_hook(functools.partial(_drop_cached_weight, name=hook.name)))
+                watched.append((m, hook))
+
+    def restore() -> None:
+        for h in handles:
+            h.remove()
+        with torch.no_grad():
+            for m, hook in watched:
+                setattr(m, hook.name, hook.compute_weight(m))
+
+    return restore

@@ -24,6 +24,7 @@ from ..synth.output_file import check_output_path, staged_output
 from ..synth.pitch import make_pitch_estimator
 from ..synth.pitch_options import F0_METHODS, resolve_f0_method
 from ..synth.voice_file import save_voice
+from .allocator import trim
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
 from .discriminators import MultiPeriodDiscriminator, light_training, load_discriminator
@@ -32,7 +33,7 @@ from .feature_cache import FeatureExtractor, build_cache, load_item
 from .generator import GeneratorSetup, build_generator, checkpoint_decoder
 from .loop import quality_metrics, run
 from .mel import SpecConfig
-from .memory import discriminator_mode, precision_dtype, uses_checkpointing
+from .memory import discriminator_mode, drop_weight_norm_caches, precision_dtype, uses_checkpointing
 from .preprocess import find_audio_files, preprocess_file
 from .report import TrainReport, peak_memory_mb, write_preprocess_report
 from .run_lock import training_lock
@@ -227,10 +228,16 @@ def _train_voice(o: TrainOptions, say, world: World, device: torch.device, hooks
     if uses_checkpointing(o.train):
         checkpoint_decoder(setup.model)
         d.checkpointing = True
+    drop_weight_norm_caches(d)  # D is thrown away: no restore
+    restore_g = drop_weight_norm_caches(setup.model)
+    trim()  # the checkpoint dicts and the extractor are gone
 
     amp_dtype = precision_dtype(o.train, device)
-    result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say, world=world, amp_dtype=amp_dtype,
-                 on_step=hooks.on_step, should_stop=hooks.should_stop)
+    try:
+        result = run(setup, d, train_data, val_data, o.train, spec, device, work, resume=o.resume, progress=progress, say=say, world=world, amp_dtype=amp_dtype,
+                     on_step=hooks.on_step, should_stop=hooks.should_stop)
+    finally:
+        restore_g()
     del d  # thrown away: only the generator's adapter is the product
     if not world.main:
         return None
