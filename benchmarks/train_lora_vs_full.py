@@ -22,7 +22,7 @@ in the other's peak.  Reported per mode:
 The target: LoRA's peak at most 50 % of full fine-tuning's.
 
 Every mode sets up memory as `rvclora-train` does in both modes: fixed glibc
-mmap/trim thresholds and a heap trim after each step (`train.allocator`), and no
+mmap/trim thresholds and a heap trim after each step (`synth.heap`), and no
 cached weight-norm copies.
 Modes (the random D stands for a pretrained D*.pth, as `--base-d` gives):
 - lora: what `rvclora-train` does in LoRA mode: activation checkpointing in the
@@ -57,9 +57,9 @@ import torch
 from rvclora.synth.configs import official_config
 from rvclora.synth.content_encoder import load_content_encoder
 from rvclora.synth.device import resolve_device
+from rvclora.synth.heap import return_freed_memory, trim
 from rvclora.synth.pitch import make_pitch_estimator
 from rvclora.synth.synthesizer import Synthesizer
-from rvclora.train.allocator import return_freed_memory, trim
 from rvclora.train.config import PreprocessConfig, TrainConfig, digest
 from rvclora.train.dataset import SegmentData, epoch_batches
 from rvclora.train.discriminators import MultiPeriodDiscriminator, light_training

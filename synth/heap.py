@@ -1,42 +1,81 @@
-"""Keep freed memory in the process for repeated per-block inference (glibc only).
+"""glibc's heap thresholds, set for what a process does (Linux/glibc only; elsewhere nothing).
 
-A full-size voice's block allocates tens of megabytes of short-lived tensors (the content
-encoder's conv features are 3–7 MB each). With glibc's defaults those large blocks are
-mapped fresh and handed back to the kernel on every free, so each block pays thousands of
-page faults and the kernel's page zeroing again: measured ~5000 faults and ~24 ms of
-system time per 60 ms block on a 2-core CPU, ~7 % of the block's compute. Raising the
-mmap and trim thresholds keeps those pages in the heap for the next block; the cost is
-that the process keeps its peak heap (what one block needed) mapped.
+glibc serves blocks above its mmap threshold with their own mapping and unmaps them on
+free; the threshold is dynamic (each freed mapped block raises it to that block's size),
+and free memory at the heap's top goes back to the kernel above the trim threshold. The
+two kinds of process rvclora runs want opposite things:
 
-Hand-written because no packaged allocator switch exists that can be turned on from
-inside a running Python process; `mallopt` is glibc's documented knob, reached through
-ctypes. Elsewhere (macOS, Windows, musl) this does nothing.
+- Live inference (`retain_freed_memory`): each block frees and reallocates the same large
+  tensors (the content encoder's conv features are 3-7 MB each). With glibc's defaults they
+  are mapped fresh on every block: ~5000 page faults and ~24 ms of system time per 60 ms
+  block for a full-size voice on a 2-core CPU. High thresholds keep those pages in the heap
+  for the next block; the process keeps the heap one block needed.
+- Training (`return_freed_memory`): a step allocates and frees gigabytes of activations
+  (freed and made again under activation checkpointing). With the dynamic threshold, later
+  1-32 MB tensors come from the heap and stay resident: on a full-size model ~1.5 GB more
+  than the tensors in use at LoRA's peak. A fixed 1 MB threshold turns the dynamic rule off,
+  so resident memory follows the tensors in use, at the cost of a fresh zeroed mapping per
+  large tensor (measured ~35 % more CPU per LoRA step on a loaded 2-core machine).
+
+The setting is process-wide and is made once by the process's entry point (the live
+converter; the training command and the panel's training job), never by a library call
+that might run inside another kind of process.
+
+Hand-written with ctypes: Python has no binding for mallopt/malloc_trim, and each use is
+two calls.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import sys
+import platform
 
-M_TRIM_THRESHOLD = -1
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
-# glibc caps the mmap threshold at 32 MB on 64-bit (HEAP_MAX_SIZE / 2); larger tensors stay mapped.
-MMAP_THRESHOLD = 32 << 20
-TRIM_THRESHOLD = 256 << 20
+
+# Live: glibc caps the mmap threshold at 32 MB on 64-bit (HEAP_MAX_SIZE / 2); larger tensors stay mapped.
+LIVE_MMAP_THRESHOLD = 32 << 20
+LIVE_TRIM_THRESHOLD = 256 << 20
+# Training: tensors of 1 MB and more get their own mapping; free heap top above 16 MB goes back at once.
+TRAIN_MMAP_THRESHOLD = 1 << 20
+TRAIN_TRIM_THRESHOLD = 16 << 20
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def set_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Fix glibc's mmap and trim thresholds for this process; False where the C library is not glibc."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    libc.mallopt.restype = ctypes.c_int
+    ok = libc.mallopt(M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
+    return libc.mallopt(M_TRIM_THRESHOLD, int(trim_threshold)) == 1 and ok
 
 
 def retain_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds for this process (idempotent).
+    """For repeated per-block inference: keep freed large blocks in the heap (idempotent)."""
+    return set_thresholds(LIVE_MMAP_THRESHOLD, LIVE_TRIM_THRESHOLD)
 
-    Returns whether the allocator took the settings (False off glibc)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+def return_freed_memory(mmap_threshold: int = TRAIN_MMAP_THRESHOLD, trim_threshold: int = TRAIN_TRIM_THRESHOLD) -> bool:
+    """For training: resident memory follows the tensors in use; gives back what is free now."""
+    ok = set_thresholds(mmap_threshold, trim_threshold)
+    trim()
+    return ok
+
+
+def trim() -> None:
+    """Give the free pages of the heap back now (after loading, after a step)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)

@@ -105,7 +105,7 @@ def test_memory_defaults_and_refusals():
 _FRAGMENT = textwrap.dedent("""
     import os, sys
     import numpy as np
-    from rvclora.train.allocator import return_freed_memory
+    from rvclora.synth.heap import return_freed_memory
 
     def rss():
         with open("/proc/self/statm") as f:

@@ -115,7 +115,7 @@ def _without_nproc(argv: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .allocator import return_freed_memory
+    from ..synth.heap import return_freed_memory
     from .distributed import launch, world_from_env
     from .session import check_options, train_voice
 

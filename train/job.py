@@ -32,8 +32,8 @@ from ..errors import UserError
 from ..library.home import Home
 from ..library.voice_library import VoiceLibraryError, check_name
 from ..synth.cli_options import parents
+from ..synth.heap import return_freed_memory
 from ..synth.output_file import replaced_atomically
-from .allocator import return_freed_memory
 from .cli import add_arguments, options_from_args
 from .loop import TrainingCancelled
 from .session import Hooks, train_voice
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if home.voice_dir(name).exists():
             raise VoiceLibraryError(f"a voice named '{name}' is already in the library; choose another name")
-        return_freed_memory()  # this child process trains (see train.allocator)
+        return_freed_memory()  # this child process trains (see synth.heap)
         report = train_voice(
             options_from_args(args), say=lambda m: print(m, flush=True),
             hooks=Hooks(on_preprocessed=job.preprocessed, on_step=job.step, should_stop=lambda: job.cancel),

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import TrainingError
-from .allocator import trim
+from ..synth.heap import trim
 from .config import TrainConfig
 from .dataset import SegmentData, epoch_batches
 from .discriminators import MultiPeriodDiscriminator

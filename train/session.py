@@ -19,12 +19,12 @@ from ..lora import extract_adapter, save_adapter
 from ..synth.content_encoder import load_content_encoder
 from ..synth.device import resolve_device
 from ..synth.file_hash import sha256_file
+from ..synth.heap import trim
 from ..synth.index import build_index
 from ..synth.output_file import check_output_path, staged_output
 from ..synth.pitch import make_pitch_estimator
 from ..synth.pitch_options import F0_METHODS, resolve_f0_method
 from ..synth.voice_file import save_voice
-from .allocator import trim
 from .config import PreprocessConfig, TrainConfig, digest
 from .dataset import DataError, SegmentData, split_items
 from .discriminators import MultiPeriodDiscriminator, light_training, load_discriminator
