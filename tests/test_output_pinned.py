@@ -6,6 +6,7 @@ speakers: its monitor is recorded for the whole test."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 
@@ -33,28 +34,30 @@ def _wait(cond, timeout: float) -> float:
 
 
 class Recorder:
-    """Records a Pulse source (through ALSA "pulse", like the engine) into a list of blocks."""
+    """Records a Pulse source with the server's own `parec` (not PortAudio: independent of the code
+    under test, and a PortAudio capture thread can end under load, cutting the recording short)."""
 
     def __init__(self, source: str) -> None:
-        self.blocks: list[np.ndarray] = []
-        self.lock = threading.Lock()
-        dev = devices.find_device("pulse", "input")
-        with devices.temporary_env({"PULSE_SOURCE": source}):
-            self.stream = sd.InputStream(device=dev.index, samplerate=48000, channels=1, dtype="float32",
-                                         latency="high", callback=self._take)
-        self.stream.start()
+        self.chunks: list[bytes] = []
+        self.proc = subprocess.Popen(
+            ["parec", "--raw", "--format=float32le", "--channels=1", "--rate=48000", "--latency-msec=20",
+             "-d", source], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
-    def _take(self, indata, frames, t, status) -> None:
-        with self.lock:
-            self.blocks.append(indata[:, 0].copy())
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while chunk := self.proc.stdout.read1(4800):
+            self.chunks.append(chunk)
 
     def audio(self) -> np.ndarray:
-        with self.lock:
-            return np.concatenate(self.blocks) if self.blocks else np.zeros(0, np.float32)
+        data = b"".join(list(self.chunks))
+        return np.frombuffer(data[: len(data) // 4 * 4], np.float32)
 
     def close(self) -> None:
-        self.stream.stop()
-        self.stream.close()
+        self.proc.terminate()
+        self.proc.wait(5)
+        self.reader.join(5)
 
 
 def _player(sink: str) -> sd.OutputStream:
