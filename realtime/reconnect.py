@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from .devices import DeviceError, find_device
+from .pulse_playback import PulsePlayback
 
 CHECK_TIMEOUT_S = 15.0
 WATCHDOG_S = 5.0  # output not called for this long (and at least 4 blocks) = device gone; a loaded
@@ -91,7 +92,10 @@ class DeviceWatch:
         limit = max(WATCHDOG_S, 4 * self._settings.block_ms / 1000)
         quiet_in = now - self.pipeline.last_input
         quiet_out = now - self._last_output
-        if quiet_out > limit or not all(s.active for s in self._open.streams):
+        # A pinned stream whose sink went says so itself (on_gone, then `gone`): not ours to report,
+        # even when this check began before its message landed.
+        ended = [s for s in self._open.streams if not s.active and not (isinstance(s, PulsePlayback) and s.gone)]
+        if quiet_out > limit or ended:
             self._lost = f"the output device stopped asking for audio ({quiet_out:.1f} s; unplugged?)"
         elif quiet_in > 2 * limit and not self._warned_quiet:
             self._warned_quiet = True
