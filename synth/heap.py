@@ -28,8 +28,7 @@ two calls.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import platform
+import os
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -43,11 +42,13 @@ TRAIN_TRIM_THRESHOLD = 16 << 20
 
 
 def _glibc() -> ctypes.CDLL | None:
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
+    # Called after every training step: confstr and a dlopen of the loaded libc are cheap, where
+    # platform.libc_ver() reads the interpreter's binary and find_library runs ldconfig.
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return None
+        return ctypes.CDLL("libc.so.6")
+    except (ValueError, OSError, AttributeError):  # not glibc (musl, macOS, Windows)
         return None
 
 

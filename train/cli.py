@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from ..synth.heap import return_freed_memory
 from ..synth.pitch_options import F0_METHODS
 from .config import TrainConfig
 
@@ -115,7 +116,6 @@ def _without_nproc(argv: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..synth.heap import return_freed_memory
     from .distributed import launch, world_from_env
     from .session import check_options, train_voice
 
