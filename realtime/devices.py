@@ -45,6 +45,7 @@ class AudioDevice:
     default_samplerate: float
     virtual: str | None
     pulse: str | None = None  # Pulse sink/source name, for entries reached through ALSA "pulse"
+    null_sink: bool = False  # a Pulse null sink: it plays nowhere, its monitor's readers hear it
 
     def can(self, kind: str) -> bool:
         return (self.max_input_channels if kind == "input" else self.max_output_channels) > 0
@@ -174,7 +175,7 @@ def list_devices(include_pulse: bool = True) -> list[AudioDevice]:
                     # The node's own rate: a stream at another rate makes Pulse resample, and
                     # capture through ALSA's pulse plugin then starves.
                     default_samplerate=float(node.rate or pulse.default_samplerate), virtual=node.virtual,
-                    pulse=node.name,
+                    pulse=node.name, null_sink=is_out and "null-sink" in node.driver,
                 ))
     return devices
 

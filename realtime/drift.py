@@ -19,7 +19,11 @@ and skips that the port and the pipeline make and count.
 The target: the upstream queue's peak (a block plus the worker's compute time, more
 with capture bursts and slow blocks) on top of one device period on top of the safety
 margin, so that when the slowest block arrives the ring still holds the margin beyond
-the next period. The peak is watched over 2.5 s windows and the room follows it
+the next period. The peak is taken just before each write, where it is whatever the
+device's periods do (watched only at the periods it depended on their phase against the
+blocks: up to a period or two less on some starts, too little room once two clocks slid
+the phase); while settling, the second-highest block's, so that one slow block does not
+set the delay of a whole start. The peak is watched over 2.5 s windows and the room follows it
 slowly (see LAG_WINDOWS): a steady voice keeps the delay it always had, a voice whose
 blocks take 20 to 90 ms gets the room its slower blocks need instead of an underflow
 for each, and one stall changes nothing. The target is not the level the stream
@@ -85,6 +89,8 @@ class DriftCorrector:
         self.books: ClockBooks | None = None  # the devices' frame counts, where the port keeps them
         self.lag = 0.0  # the upstream queue's peak kept in the target (samples)
         self._peak = 0.0  # the upstream queue's peak while settling or over the current window
+        self._block_peak = 0.0  # its peak since the last write (a block's worth)
+        self._settle_peaks: list[float] = []  # the two highest block peaks while settling
         self._windows = [0.0] * LAG_WINDOWS  # its peaks over the last windows
         self._window_at = 0  # samples played in the current window
         self._settled = False
@@ -120,11 +126,20 @@ class DriftCorrector:
         # More than the pipeline's skip level (a block converting, two waiting and a period) is skipped,
         # not played late: the ring never has to bridge more.
         up = float(self.block) if upstream is None else min(upstream, 3.0 * self.block + self.period)
+        self._block_peak = max(self._block_peak, up)
         if self.target is None:
             if self._elapsed > self.config.settle_skip_s * self.sr:
                 self._peak = max(self._peak, up)
             return
         self._follow_lag(up, frames)
+
+    def watch_write(self, upstream: float) -> None:
+        """Just before each write (worker side): the upstream queue is at its peak then (the block still
+        counts as in flight), wherever the device's periods fall around the write. Closes a block's peak."""
+        self.watch(upstream, 0)
+        if self.target is None and self._elapsed > self.config.settle_skip_s * self.sr:
+            self._settle_peaks = sorted([*self._settle_peaks, self._block_peak])[-2:]
+        self._block_peak = 0.0
 
     def plan(self, fill: float, frames: int) -> int:
         """Before a device period of `frames`: samples to drop (> 0) or repeat (< 0) in it. `fill` is the
@@ -144,7 +159,11 @@ class DriftCorrector:
                 if self.target is None:
                     # The peak, not the mean: the ring must bridge the slowest blocks and the latest
                     # capture bursts too, not only the typical ones.
-                    self.lag = self._peak
+                    # One slow block while settling is not kept for a minute (as after settling, see
+                    # RAISE_WINDOWS): the second-highest block peak, so that every start keeps one delay.
+                    peaks = self._settle_peaks
+                    self.lag = peaks[0] if len(peaks) == 2 else self._peak
+                    self._settle_peaks = []
                     self._windows = [self.lag] * LAG_WINDOWS
                     self.target = float(self.margin + self.period) + self.lag
                     self._peak = 0.0

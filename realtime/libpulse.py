@@ -29,6 +29,7 @@ INTERPOLATE_TIMING = 0x0002
 AUTO_TIMING_UPDATE = 0x0008
 DONT_MOVE = 0x0200
 ADJUST_LATENCY = 0x2000
+EARLY_REQUESTS = 0x4000
 
 
 class LibpulseMissing(AudioDeviceError):
@@ -42,6 +43,17 @@ class SampleSpec(ctypes.Structure):
 class BufferAttr(ctypes.Structure):
     _fields_ = [("maxlength", ctypes.c_uint32), ("tlength", ctypes.c_uint32), ("prebuf", ctypes.c_uint32),
                 ("minreq", ctypes.c_uint32), ("fragsize", ctypes.c_uint32)]
+
+
+class TimingInfo(ctypes.Structure):
+    """pa_timing_info (a struct timeval first, then the server's figures)."""
+
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long), ("synchronized_clocks", ctypes.c_int),
+                ("sink_usec", ctypes.c_uint64), ("source_usec", ctypes.c_uint64), ("transport_usec", ctypes.c_uint64),
+                ("playing", ctypes.c_int), ("write_index_corrupt", ctypes.c_int), ("write_index", ctypes.c_int64),
+                ("read_index_corrupt", ctypes.c_int), ("read_index", ctypes.c_int64),
+                ("configured_sink_usec", ctypes.c_uint64), ("configured_source_usec", ctypes.c_uint64),
+                ("since_underrun", ctypes.c_int64)]
 
 
 VOIDP = ctypes.c_void_p
@@ -74,6 +86,7 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "pa_stream_get_state": (ctypes.c_int, [VOIDP]),
     "pa_stream_write": (ctypes.c_int, [VOIDP, VOIDP, ctypes.c_size_t, VOIDP, ctypes.c_int64, ctypes.c_int]),
     "pa_stream_get_latency": (ctypes.c_int, [VOIDP, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_int)]),
+    "pa_stream_get_timing_info": (ctypes.POINTER(TimingInfo), [VOIDP]),
     "pa_stream_get_buffer_attr": (ctypes.POINTER(BufferAttr), [VOIDP]),
     "pa_stream_cork": (VOIDP, [VOIDP, ctypes.c_int, VOIDP, VOIDP]),
     "pa_operation_unref": (None, [VOIDP]),
@@ -105,7 +118,7 @@ def load() -> ctypes.CDLL:
     return lib
 
 
-_HELD = ("pa_stream_write", "pa_stream_get_latency")  # non-blocking; called in the write callback
+_HELD = ("pa_stream_write", "pa_stream_get_latency", "pa_stream_get_timing_info")  # non-blocking; called in the write callback
 
 
 @functools.cache

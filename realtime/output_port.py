@@ -142,6 +142,8 @@ class OutputPort:
         self._write(self.from_input.process(audio))
 
     def _write(self, audio: np.ndarray) -> None:
+        if self.upstream is not None and len(audio):
+            self.drift.watch_write(self.sr * self.upstream())  # the room the ring needs (see drift.py)
         if self.starved:
             self.starved = False
             # At least one device period: else, as the clocks' phases slide, some period

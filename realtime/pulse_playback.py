@@ -14,6 +14,19 @@ libpulse's mainloop thread. Requests are cut into fixed periods of `minreq` fram
 output port sizes its margin from the largest period it is asked for), and each call's
 `time_info.outputBufferDacTime - currentTime` is the server's own latency for the
 first sample of it (`pa_stream_get_latency`), as PortAudio reports its devices' delay.
+
+The server asks for data every `minreq` (≤ 5 ms) with `PA_STREAM_EARLY_REQUESTS`, which
+also sets the sink's own latency to `minreq`, while the stream keeps its whole target
+buffer against a late callback. With `PA_STREAM_ADJUST_LATENCY` instead the server gives
+the sink (tlength − 2·minreq)/2: 12.5 ms at a 50 ms target, and a null sink (the virtual
+mic) then renders, and hands its monitor, 17 ms at once. Measured through a null sink's
+monitor, that made the input arrive in bursts whose device times do not line up, the
+engine's delay estimate 10–15 ms above the delay measured, and the delay the engine
+settles at differ by up to 16 ms from one start to the next.
+
+On a null sink (`heard_at_render`) the time info leaves the sink's own latency out: a
+null sink plays nowhere, and its monitor, the only way it is heard, gets each piece when
+the sink renders it, the sink's latency before it would "play".
 """
 
 from __future__ import annotations
@@ -30,8 +43,11 @@ from ..errors import AudioDeviceError
 from . import libpulse as pa
 
 OPEN_TIMEOUT_S = 5.0  # a server that does not answer (paused, wedged) within this is refused
-_TARGET_S = {"low": 0.02, "high": 0.05}  # the server's whole buffer for sounddevice's latency names
-_PERIODS = 4  # a target buffer is topped up in this many requests
+# The server-side buffer for sounddevice's latency names; "auto" is what PortAudio's ALSA "pulse"
+# device reported at its default (34.5 ms on a null sink).
+_TARGET_S = {"low": 0.02, "auto": 0.035, "high": 0.05}
+_PERIODS = 4  # a target buffer is topped up in at least this many requests…
+_MAX_PERIOD_S = 0.005  # …each at most this long (it is the sink's latency too: see the module docstring)
 
 
 class PulsePlaybackError(AudioDeviceError):
@@ -41,7 +57,7 @@ class PulsePlaybackError(AudioDeviceError):
 def target_seconds(latency: str | float) -> float:
     """The server-side buffer (tlength) for an engine latency setting ("low"/"high"/"auto"/seconds)."""
     if isinstance(latency, str):
-        return _TARGET_S.get(latency, _TARGET_S["high"])
+        return _TARGET_S.get(latency, _TARGET_S["auto"])
     return min(max(float(latency), 0.005), 2.0)
 
 
@@ -70,8 +86,9 @@ class PulsePlayback:
 
     def __init__(self, sink: str, samplerate: int, callback: Callable[..., None], *,
                  latency: str | float = "auto", finished_callback: Callable[[], None] | None = None,
-                 name: str = "rvclora output") -> None:
+                 name: str = "rvclora output", heard_at_render: bool = False) -> None:
         self.sink, self.samplerate = sink, int(samplerate)
+        self.heard_at_render = heard_at_render  # a null sink: heard from its monitor (module docstring)
         self.callback, self.finished_callback = callback, finished_callback
         self.on_gone: Callable[[str], None] | None = None  # set by the owner: the sink vanished
         self.gone = False
@@ -80,7 +97,7 @@ class PulsePlayback:
         self._started = False
         self._closing = False
         target = int(round(target_seconds(latency) * self.samplerate))
-        self.period = max(32, target // _PERIODS)
+        self.period = max(32, min(target // _PERIODS, int(_MAX_PERIOD_S * self.samplerate)))
         self._reported = target / self.samplerate
         self._last_latency: float | None = None
         self._buf = np.zeros((4 * self.period, 1), np.float32)
@@ -120,7 +137,7 @@ class PulsePlayback:
         # maxlength/prebuf/fragsize -1: the server's defaults (prebuf = tlength - minreq: playback
         # waits until the buffer is nearly full again after an underflow).
         attr = pa.BufferAttr(0xFFFFFFFF, 4 * target, 0xFFFFFFFF, period_bytes, 0xFFFFFFFF)
-        flags = (pa.DONT_MOVE | pa.ADJUST_LATENCY | pa.AUTO_TIMING_UPDATE | pa.INTERPOLATE_TIMING
+        flags = (pa.DONT_MOVE | pa.EARLY_REQUESTS | pa.AUTO_TIMING_UPDATE | pa.INTERPOLATE_TIMING
                  | pa.START_CORKED)
         lib.pa_threaded_mainloop_lock(loop)
         try:
@@ -216,8 +233,13 @@ class PulsePlayback:
         usec, negative = ctypes.c_uint64(0), ctypes.c_int(0)
         if self._held.pa_stream_get_latency(stream, ctypes.byref(usec), ctypes.byref(negative)) < 0:
             return None  # no timing information yet
-        self._last_latency = 0.0 if negative.value else usec.value / 1e6
-        return self._last_latency
+        latency = 0.0 if negative.value else usec.value / 1e6
+        if self.heard_at_render:
+            timing = self._held.pa_stream_get_timing_info(stream)
+            if timing:
+                latency = max(latency - timing.contents.sink_usec / 1e6, 0.0)
+        self._last_latency = latency
+        return latency
 
     # -- what sounddevice's streams offer ------------------------------------------------------
 

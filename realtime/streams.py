@@ -159,7 +159,7 @@ def output_stream(dev: AudioDevice, samplerate: int, latency: str | float, callb
     if dev.pulse and libpulse.available():
         try:
             return PulsePlayback(dev.pulse, samplerate, callback, latency=latency, finished_callback=on_finished,
-                                 name=name)
+                                 name=name, heard_at_render=dev.null_sink)
         except PulsePlaybackError:
             raise
         except AudioDeviceError:

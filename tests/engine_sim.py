@@ -128,7 +128,7 @@ class Output:
 class Sim:
     def __init__(self, settings: EngineSettings, *, out_ppm: float, mon_ppm: float | None = None,
                  compute=lambda k: 0.02, period: int = 320, window_every_s: float = 1.0,
-                 loop_s: float | None = None, seconds: float = 60.0, burst: int = 1) -> None:
+                 loop_s: float | None = None, seconds: float = 60.0, burst: int = 1, out_phase_s: float = 0.0) -> None:
         self.clock = Clock()
         # Loopback: the main output reaches the input `loop_s` later (a cable with a known delay).
         self.loop_s = loop_s or 0.0
@@ -148,8 +148,9 @@ class Sim:
         self.outputs = [Output(out_ppm, self.pipe.out.read, period)]
         if mon_ppm is not None:
             self.outputs.append(Output(mon_ppm, self.pipe.mon.read, period))
-        for o in self.outputs:
-            self.clock.at(0.0, lambda o=o: self._output(o))
+        for o in self.outputs:  # `out_phase_s`: where the output's periods fall against the input's
+            o.held = out_phase_s
+            self.clock.at(out_phase_s, lambda o=o: self._output(o))
         self.next_window = [0.0] * len(self.outputs)
 
     def _input(self) -> None:

@@ -304,3 +304,18 @@ def test_a_device_that_loses_time_does_not_tilt_the_clock_estimate():
         sim.hold_output(o, 0.008)
     sim.run(20.0)
     assert abs(sim.pipe.out.drift.ppm - 100) <= 10, sim.pipe.out.drift.ppm
+
+
+def test_the_delay_kept_does_not_depend_on_where_the_periods_fall():
+    """Input and output devices start at unrelated moments, and with two clocks the phase between
+    their periods slides anyway. The room the ring keeps for the worker's queue is its peak just
+    before each write, so every phase settles at the same delay (watched only at the device's
+    periods, the peak missed up to a period of it, depending on the phase, and a start could keep
+    a delay a period shorter, the room too small once the phase slid)."""
+    period = 480
+    settled = []
+    for phase in (0.0, 0.25, 0.5, 0.75):
+        sim = Sim(SETTINGS, out_ppm=0, period=period, out_phase_s=phase * period / SR)
+        sim.run(8.0)
+        settled.append(float(np.median([d for t, d in sim.delays(sim.outputs[0]) if t > 5.0])))
+    assert max(settled) - min(settled) <= 0.25 * period / SR, settled
