@@ -9,7 +9,10 @@ phase `x = played/sr_out − captured/sr_in` (seconds) grows by the clock differ
 nothing the engine does; its slope against the input's time is the clock ratio − 1.
 
 Capture arrives in bursts (a sound server's fragments): the input count is taken as if it
-were continuous (the last burst spread over the time until the next is due). What is left
+were continuous (the last burst spread over the time until the next is due). A burst that
+PortAudio hands over in pieces (measured through a Pulse monitor: 417 frames, then 63 a
+tenth of a millisecond later, every 10 ms) is one burst: a piece that comes within a
+quarter of the previous piece's duration joins it. What is left
 is jitter, averaged by 1-second bins and a least-squares slope. A device that loses time
 (an xrun, a stalled stream, a reopened device) shifts the phase for good: a bin that jumps
 from the line (by more than 4 times the segment's scatter about it, at most `STEP_S`:
@@ -32,6 +35,7 @@ STEP_S = 0.005  # a bin this far off the line: a device lost time (an xrun); sta
 MIN_STEP_S = 0.001  # … or, once the segment's own scatter is known, 4 times that scatter, down to this
 MIN_SPAN_S = 20.0  # fitted time needed before the estimate is shown (before that jitter outweighs drift)
 SKIP_S = 10.0  # input time left out at the start: a sound server sizes its buffers in the first seconds
+JOIN_SHARE = 0.25  # a callback this soon after the last (a share of its duration) is the same burst
 
 
 class InputCount:
@@ -43,8 +47,10 @@ class InputCount:
         self.state = (0, 0.0, 0)  # (frames so far, when the last burst came, its size): one atomic store
 
     def note(self, frames: int) -> None:
-        total = self.state[0] + int(frames)
-        self.state = (total, self.clock(), int(frames))
+        total, t, n = self.state
+        now = self.clock()
+        joined = n > 0 and now - t < JOIN_SHARE * n / self.sr  # the rest of the same burst (module docstring)
+        self.state = (total + int(frames), now, n + int(frames) if joined else int(frames))
 
     @property
     def total(self) -> int:
