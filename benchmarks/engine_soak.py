@@ -258,7 +258,7 @@ def run_one(voice: str, seconds: float, rvc_settings: dict, duplex: bool = True)
             loads.append(os.getloadavg()[0])
             st = engine.stats
             out = engine.pipeline.out
-            books = f"seg {out.books.segments} " if out.books is not None else ""
+            books = f"seg {out.books.segments} "
             room = f"room {1000 * out.drift.lag / out.sr:.0f} ms | "  # the upstream queue's peak the target keeps
             print(f"[{el / 60:5.1f} min] {label:12s} shown {st.latency_ms:6.1f} ms | p50 {st.compute_ms_p50:5.1f} "
                   f"p95 {st.compute_ms_p95:5.1f} ms | underflows {st.underflows} skipped {st.skipped_input} "

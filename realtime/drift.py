@@ -36,7 +36,7 @@ faded trim) and the corrector closes a shortfall to within `stop` at a faster ra
 smoothed level leaves the target by more than `start` it edits until it is back
 within `stop` (hysteresis: no hunting around the target).
 
-The clock estimate in ppm comes from the devices' own frame counts (`ClockBooks`),
+The clock estimate in ppm comes from the devices' own frame counts (the port's `ClockBooks`),
 not from the corrector's edits: it stays true whatever the worker, the ring or the
 corrector do.
 
@@ -47,8 +47,6 @@ ring; the arithmetic is a few lines and is tested against simulated clocks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from .clock_books import ClockBooks
 
 # The room kept for the upstream queue follows its peaks over 2.5 s windows, never for one window alone
 # (a stall): it rises to the second-highest peak of the last RAISE_WINDOWS (two slower windows in 25 s),
@@ -86,7 +84,6 @@ class DriftCorrector:
         self.period = 0  # largest device period seen (samples)
         self.held = False  # True while the latency probe runs: no edits, so its bursts keep their spacing
         self.corrections = 0  # samples dropped + repeated, all told
-        self.books: ClockBooks | None = None  # the devices' frame counts, where the port keeps them
         self.lag = 0.0  # the upstream queue's peak kept in the target (samples)
         self._peak = 0.0  # the upstream queue's peak while settling or over the current window
         self._block_peak = 0.0  # its peak since the last write (a block's worth)
@@ -106,12 +103,6 @@ class DriftCorrector:
         self.active = 0
 
     @property
-    def ppm(self) -> float:
-        """Output clock relative to the input's, parts per million (+ = output faster), from the
-        devices' frame counts; 0 until enough time is counted."""
-        return self.books.ppm if self.books is not None else 0.0
-
-    @property
     def settled(self) -> bool:
         return self._settled
 
@@ -119,13 +110,12 @@ class DriftCorrector:
         """The port removed (−) or inserted (+) samples on purpose (a trim): the level moves at once."""
         self.level += samples
 
-    def watch(self, upstream: float | None, frames: int) -> None:
+    def watch(self, upstream: float, frames: int) -> None:
         """Every device period, primed or not (the slowest blocks are those during which the ring runs
-        dry): the part of the level not yet in the ring. None: the level is the ring's own, made
-        continuous, and the target holds a block for the worker's queue."""
+        dry): the part of the level not yet in the ring."""
         # More than the pipeline's skip level (a block converting, two waiting and a period) is skipped,
         # not played late: the ring never has to bridge more.
-        up = float(self.block) if upstream is None else min(upstream, 3.0 * self.block + self.period)
+        up = min(upstream, 3.0 * self.block + self.period)
         self._block_peak = max(self._block_peak, up)
         if self.target is None:
             if self._elapsed > self.config.settle_skip_s * self.sr:

@@ -64,21 +64,19 @@ class OutputPort:
     def __init__(self, sr: int, *, model_sr: int, input_sr: int, margin: int, block: int,
                  drift: DriftConfig = DriftConfig(), name: str = "output",
                  clock: Callable[[], float] = time.monotonic, ceiling_db: float = -1.0,
-                 input_count: InputCount | None = None, upstream: Callable[[], float] | None = None) -> None:
+                 input_count: InputCount, upstream: Callable[[], float]) -> None:
         self.sr = int(sr)
-        self.upstream = upstream  # seconds of input not yet in the ring (the pipeline's queue), if known
+        self.upstream = upstream  # seconds of input not yet in the ring (the pipeline's queue)
         self.limiter = Limiter(self.sr, LimiterConfig(ceiling_db=ceiling_db))
         self._reduction = (0.0, -1e9)  # (deepest gain reduction in dB, when) over the last second
         self.clock = clock
         self._write_t = clock()
-        self._write_n = 0
         self.name = name
         self.ring = RingBuffer(4 * self.sr)
         self.margin = int(margin)
         self.block = int(block)
         self.drift = DriftCorrector(self.sr, self.block, self.margin, drift)
-        self.books = ClockBooks(self.sr, input_count) if input_count is not None else None
-        self.drift.books = self.books
+        self.books = ClockBooks(self.sr, input_count)
         self.from_model = StreamResampler(model_sr, self.sr)
         self.from_input = StreamResampler(input_sr, self.sr)
         self.primed = False
@@ -142,7 +140,7 @@ class OutputPort:
         self._write(self.from_input.process(audio))
 
     def _write(self, audio: np.ndarray) -> None:
-        if self.upstream is not None and len(audio):
+        if len(audio):
             self.drift.watch_write(self.sr * self.upstream())  # the room the ring needs (see drift.py)
         if self.starved:
             self.starved = False
@@ -160,25 +158,19 @@ class OutputPort:
             self._reduction = (gr, now)
         self.ring.write(audio)
         if len(audio):
-            self._write_n = len(audio)
             self._write_t = self.clock()
             self._wrote = True
 
-    def level(self) -> tuple[float, float | None]:
+    def level(self) -> tuple[float, float]:
         """(The level the drift corrector follows, its upstream part), samples.
 
-        With the pipeline's queue known, the level is the whole delay: the ring plus the input
-        waiting upstream of it (captured, queued or being converted; see drift.py). A slow block
-        moves samples from one to the other and leaves the sum alone, so the corrector follows the
-        delay, not the worker's compute time. Otherwise (no upstream part): the ring's content plus
-        what the input has produced since the last write (at most that write's size). Both are
-        continuous: they do not jump by whole blocks or bursts, so the corrector does not chase
-        where the device's periods fall."""
-        if self.upstream is not None:
-            up = self.sr * self.upstream()
-            return self.available + up, up
-        since = self.sr * (self.clock() - self._write_t)
-        return self.available + min(max(since, 0.0), float(self._write_n)), None
+        The level is the whole delay: the ring plus the input waiting upstream of it (captured,
+        queued or being converted; see drift.py). A slow block moves samples from one to the
+        other and leaves the sum alone, so the corrector follows the delay, not the worker's
+        compute time; and the sum does not jump by whole blocks or bursts, so the corrector does
+        not chase where the device's periods fall."""
+        up = self.sr * self.upstream()
+        return self.available + up, up
 
     def set_margin(self, margin: int) -> None:
         """A new safety margin (worker side): the difference is inserted as faded silence or trimmed."""
@@ -225,8 +217,7 @@ class OutputPort:
 
     def books_lost(self) -> None:
         """A device reported an xrun: its clock count jumped, which is not drift."""
-        if self.books is not None:
-            self.books.lost()
+        self.books.lost()
 
     _front = np.zeros(0, np.float32)  # a trim's crossfade, played before the ring
 
@@ -248,8 +239,7 @@ class OutputPort:
         """Fill `out` (1-D, one device period) for the device."""
         n = len(out)
         ring = self.ring
-        if self.books is not None:
-            self.books.note(n)
+        self.books.note(n)
         fill, upstream = self.level()
         self.drift.watch(upstream, n)
         if self._wrote and self.primed:
