@@ -59,12 +59,15 @@ class InputCount:
     def pending(self) -> float:
         """Frames the device has captured since its last burst and not delivered yet (at most that burst's size)."""
         _, t, n = self.state
-        return min(max(self.clock() - t, 0.0) * self.sr, float(n))
+        return self._since(t, n)
 
     def now(self) -> float:
         """Frames captured by now, as if capture were continuous."""
-        total, t, n = self.state
-        return total + min(max(self.clock() - t, 0.0) * self.sr, float(n))
+        total, t, n = self.state  # one read: the three belong to the same burst
+        return total + self._since(t, n)
+
+    def _since(self, t: float, n: int) -> float:
+        return min(max(self.clock() - t, 0.0) * self.sr, float(n))
 
 
 class _Fit:

@@ -225,10 +225,9 @@ class Pipeline:
         if self.recorder is not None:
             self.recorder.add(block, proc.input_sr, out, proc.output_sr,
                               (proc.algorithmic_latency_ms - s.block_ms) / 1000.0)
-        mon = out * gain(s.monitor_gain_db - s.output_gain_db) if self.tap is None else out * 0.0
         self.out.emit(out)
         if self.mon is not None:
-            self.mon.emit(mon)
+            self.mon.emit(out * gain(s.monitor_gain_db - s.output_gain_db) if self.tap is None else out * 0.0)
         self._in_flight = 0
 
     def percentiles(self) -> tuple[float, float, float]:
