@@ -28,7 +28,6 @@ START_CORKED = 0x0001
 INTERPOLATE_TIMING = 0x0002
 AUTO_TIMING_UPDATE = 0x0008
 DONT_MOVE = 0x0200
-ADJUST_LATENCY = 0x2000
 EARLY_REQUESTS = 0x4000
 
 
@@ -87,7 +86,6 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "pa_stream_write": (ctypes.c_int, [VOIDP, VOIDP, ctypes.c_size_t, VOIDP, ctypes.c_int64, ctypes.c_int]),
     "pa_stream_get_latency": (ctypes.c_int, [VOIDP, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_int)]),
     "pa_stream_get_timing_info": (ctypes.POINTER(TimingInfo), [VOIDP]),
-    "pa_stream_get_buffer_attr": (ctypes.POINTER(BufferAttr), [VOIDP]),
     "pa_stream_cork": (VOIDP, [VOIDP, ctypes.c_int, VOIDP, VOIDP]),
     "pa_operation_unref": (None, [VOIDP]),
     "pa_stream_disconnect": (ctypes.c_int, [VOIDP]),

@@ -104,9 +104,9 @@ class PulsePlayback:
         self._lib = pa.load()
         self._held = pa.load_held()
         lib = self._lib
-        # Keep the callback objects alive as long as libpulse may call them.
-        self._cbs = (pa.STATE_CB(self._on_state), pa.REQUEST_CB(self._on_write), pa.NOTIFY_CB(self._on_underflow),
-                     pa.STATE_CB(self._on_state))
+        # Keep the callback objects alive as long as libpulse may call them (the state one serves
+        # the context and the stream).
+        self._cbs = (pa.STATE_CB(self._on_state), pa.REQUEST_CB(self._on_write), pa.NOTIFY_CB(self._on_underflow))
         self._loop = lib.pa_threaded_mainloop_new()
         self._ctx = self._stream = None
         if not self._loop:
@@ -125,7 +125,7 @@ class PulsePlayback:
         lib.pa_threaded_mainloop_lock(loop)
         try:
             self._ctx = lib.pa_context_new(lib.pa_threaded_mainloop_get_api(loop), b"rvclora")
-            lib.pa_context_set_state_callback(self._ctx, self._cbs[3], None)
+            lib.pa_context_set_state_callback(self._ctx, self._cbs[0], None)
             if lib.pa_context_connect(self._ctx, None, 0, None) < 0:
                 raise self._error(AudioDeviceError, "no PulseAudio/PipeWire server answers")
         finally:
@@ -200,7 +200,7 @@ class PulsePlayback:
             self._pending_underflow = True
 
     def _on_write(self, stream: Any, nbytes: int, _userdata: Any) -> None:
-        """Fill the request in periods, then hand it to the server in one write. The two calls into
+        """Fill the request in periods, then hand it to the server in one write. The calls into
         libpulse here go through `pa.load_held()`: they keep the interpreter lock, which a busy worker
         could otherwise hold for a switch interval (5 ms) each time it is given back."""
         frames = int(nbytes) // 4
