@@ -28,6 +28,7 @@ two calls.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
@@ -41,15 +42,19 @@ TRAIN_MMAP_THRESHOLD = 1 << 20
 TRAIN_TRIM_THRESHOLD = 16 << 20
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
-    # Called after every training step: confstr and a dlopen of the loaded libc are cheap, where
-    # platform.libc_ver() reads the interpreter's binary and find_library runs ldconfig.
+    """The loaded glibc with mallopt declared, once per process (trim runs after every training step);
+    confstr, not platform.libc_ver(), which reads the interpreter's binary."""
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
             return None
-        return ctypes.CDLL("libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")
     except (ValueError, OSError, AttributeError):  # not glibc (musl, macOS, Windows)
         return None
+    libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    libc.mallopt.restype = ctypes.c_int
+    return libc
 
 
 def set_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
@@ -57,8 +62,6 @@ def set_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
     libc = _glibc()
     if libc is None:
         return False
-    libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    libc.mallopt.restype = ctypes.c_int
     ok = libc.mallopt(M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
     return libc.mallopt(M_TRIM_THRESHOLD, int(trim_threshold)) == 1 and ok
 
